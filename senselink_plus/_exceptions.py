@@ -1,0 +1,176 @@
+"""The errors senselink-plus raises.
+
+```
+SenseLinkError
+├── ValidationError (also ValueError)   bad input; nothing was sent
+├── ClientClosedError                   the client was closed
+├── TransportError                      the request may or may not have reached the server
+│   ├── ConnectError                    it did not: any call is safe to retry
+│   └── RequestTimeout                  no answer in time
+├── ResponseError                       the response could not be understood
+└── APIError                            the service refused (code, message, desc, status)
+    ├── AuthenticationError             bad key, bad sign, stale timestamp, API not allowed
+    ├── InvalidParameterError           30001 "Param Invalid"
+    ├── NoFaceDetectedError             30003 "No Face Detected In The Image"
+    ├── NotFoundError                   unknown image id or path
+    ├── RateLimitError                  too many requests (retry_after, when the server says)
+    └── ServerError                     the service failed (5xx or a server-error envelope)
+```
+
+Every error raised for a request carries ``request`` (a `RequestInfo`: method, path
+and the non-secret query parameters) and says it in its message. No error ever holds
+the app secret, a sign, or image bytes.
+"""
+
+from __future__ import annotations
+
+from ._http import RequestInfo
+
+__all__ = [
+    "APIError",
+    "AuthenticationError",
+    "ClientClosedError",
+    "ConnectError",
+    "InvalidParameterError",
+    "NoFaceDetectedError",
+    "NotFoundError",
+    "RateLimitError",
+    "RequestTimeout",
+    "ResponseError",
+    "SenseLinkError",
+    "ServerError",
+    "TransportError",
+    "ValidationError",
+]
+
+_MAY_EXIST = (
+    "the record may have been created: create_record is not retried once a request "
+    "may have reached the server; list records to check before uploading again"
+)
+
+
+class SenseLinkError(Exception):
+    """Base class of every error senselink-plus raises.
+
+    ``request`` says what was asked; ``record_may_exist`` is True only for a failed
+    `create_record` whose request may have reached the server.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        request: RequestInfo | None = None,
+        record_may_exist: bool = False,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.request = request
+        self.record_may_exist = record_may_exist
+
+    def __str__(self) -> str:
+        text = self.message
+        if self.request is not None:
+            text = f"{text} [{self.request}]"
+        if self.record_may_exist:
+            text = f"{text}; {_MAY_EXIST}"
+        return text
+
+
+class ValidationError(SenseLinkError, ValueError):
+    """An argument is invalid; nothing was sent. ``field`` names the argument."""
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class ClientClosedError(SenseLinkError):
+    """The client was closed before or during the call."""
+
+
+class TransportError(SenseLinkError):
+    """The exchange failed on the wire; the request may or may not have been processed."""
+
+
+class ConnectError(TransportError):
+    """No connection was made, so the server never saw the request: safe to retry."""
+
+
+class RequestTimeout(TransportError):
+    """No complete answer arrived in time."""
+
+
+class ResponseError(SenseLinkError):
+    """The response could not be understood (bad JSON, wrong shape, unexpected type)."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        request: RequestInfo | None = None,
+        status: int | None = None,
+        record_may_exist: bool = False,
+    ) -> None:
+        super().__init__(message, request=request, record_may_exist=record_may_exist)
+        self.status = status
+
+
+class APIError(SenseLinkError):
+    """The service refused the request.
+
+    ``code``, ``message`` and ``desc`` come from the response envelope (``code`` is the
+    HTTP status when there was none); ``status`` is the HTTP status.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: int,
+        status: int,
+        desc: str | None = None,
+        retry_after: float | None = None,
+        request: RequestInfo | None = None,
+        record_may_exist: bool = False,
+    ) -> None:
+        super().__init__(message, request=request, record_may_exist=record_may_exist)
+        self.code = code
+        self.status = status
+        self.desc = desc
+        self.retry_after = retry_after
+
+    def __str__(self) -> str:
+        head = f"{self.code} {self.message!r}"
+        if self.desc:
+            head = f"{head} ({self.desc})"
+        text = f"{head} [HTTP {self.status}]"
+        if self.request is not None:
+            text = f"{text} [{self.request}]"
+        if self.record_may_exist:
+            text = f"{text}; {_MAY_EXIST}"
+        return text
+
+
+class AuthenticationError(APIError):
+    """The credentials were refused (or the key may not call this API)."""
+
+
+class InvalidParameterError(APIError):
+    """30001: a parameter (or the photo's type) was refused."""
+
+
+class NoFaceDetectedError(APIError):
+    """30003: the service found no face in the image."""
+
+
+class NotFoundError(APIError):
+    """The image id (or path) does not exist."""
+
+
+class RateLimitError(APIError):
+    """Too many requests; ``retry_after`` is the wait in seconds the server asked for."""
+
+
+class ServerError(APIError):
+    """The service failed; GET calls retry it."""

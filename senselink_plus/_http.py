@@ -1,0 +1,94 @@
+"""Plain values that cross the transport boundary: one request in, one response out."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from urllib.parse import urlencode, urlsplit
+
+import attrs
+
+__all__ = ["AUTH_PARAMS", "HttpRequest", "HttpResponse", "RequestInfo"]
+
+Params = tuple[tuple[str, str], ...]
+
+_SECRET_PARAMS = frozenset({"sign"})
+
+#: Query parameters added by signing; never part of an error's request context.
+AUTH_PARAMS = frozenset({"app_key", "timestamp", "sign"})
+
+
+def _to_params(value: Iterable[tuple[str, str]] | Mapping[str, str]) -> Params:
+    items = value.items() if isinstance(value, Mapping) else value
+    return tuple((str(k), str(v)) for k, v in items)
+
+
+def _to_headers(value: Mapping[str, str] | Iterable[tuple[str, str]]) -> Mapping[str, str]:
+    items = value.items() if isinstance(value, Mapping) else value
+    return {str(k).lower(): str(v) for k, v in items}
+
+
+def _redacted_params(params: Params) -> str:
+    shown = tuple((k, "***" if k in _SECRET_PARAMS else v) for k, v in params)
+    return repr(shown)
+
+
+def _content_repr(content: bytes | None) -> str:
+    return "None" if content is None else f"<{len(content)} bytes>"
+
+
+@attrs.frozen
+class HttpRequest:
+    """One HTTP request as the client hands it to a transport.
+
+    ``params`` is the query string as ordered pairs; ``content`` the raw body. The repr
+    hides the ``sign`` parameter and shows the body as a length only.
+
+    >>> HttpRequest("GET", "https://example.test/api", params={"page": "1"})
+    HttpRequest(method='GET', url='https://example.test/api', params=(('page', '1'),), ...)
+    """
+
+    method: str
+    url: str
+    params: Params = attrs.field(default=(), converter=_to_params, repr=_redacted_params)
+    headers: Mapping[str, str] = attrs.field(factory=dict, converter=_to_headers)
+    content: bytes | None = attrs.field(default=None, repr=_content_repr)
+
+    @property
+    def path(self) -> str:
+        return urlsplit(self.url).path
+
+    def info(self) -> RequestInfo:
+        """What this request asked, without auth parameters or body."""
+        kept = tuple(p for p in self.params if p[0] not in AUTH_PARAMS)
+        return RequestInfo(self.method, self.path, kept)
+
+
+@attrs.frozen
+class HttpResponse:
+    """One HTTP response as a transport returns it; header names are lower-cased.
+
+    >>> HttpResponse(200, {"Content-Type": "image/jpeg"}, b"...").content_type
+    'image/jpeg'
+    """
+
+    status: int
+    headers: Mapping[str, str] = attrs.field(factory=dict, converter=_to_headers)
+    content: bytes = attrs.field(default=b"", repr=_content_repr)
+
+    @property
+    def content_type(self) -> str:
+        """The media type without parameters, lower-cased ('' when absent)."""
+        return self.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+
+
+@attrs.frozen
+class RequestInfo:
+    """The non-secret description of a request that every error carries."""
+
+    method: str
+    path: str
+    params: Params = ()
+
+    def __str__(self) -> str:
+        query = f"?{urlencode(self.params)}" if self.params else ""
+        return f"{self.method} {self.path}{query}"

@@ -1,0 +1,37 @@
+"""A transport that answers from a function: the client's tests need no network."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Awaitable, Callable
+
+from .._http import HttpRequest, HttpResponse
+
+__all__ = ["MockTransport"]
+
+Handler = Callable[[HttpRequest], "HttpResponse | Awaitable[HttpResponse]"]
+
+
+class MockTransport:
+    """Send each request to ``handler`` (sync or async) and remember it.
+
+    The handler may raise a `TransportError` to simulate a failure on the wire.
+
+    >>> mock = MockTransport(lambda request: HttpResponse(200, content=b'{"code":200}'))
+    >>> client = Client("key", "secret", transport=mock)  # doctest: +SKIP
+    """
+
+    def __init__(self, handler: Handler) -> None:
+        self.handler = handler
+        self.requests: list[HttpRequest] = []
+        self.closed = False
+
+    async def send(self, request: HttpRequest) -> HttpResponse:
+        self.requests.append(request)
+        result = self.handler(request)
+        if inspect.isawaitable(result):
+            result = await result
+        return result
+
+    async def aclose(self) -> None:
+        self.closed = True
