@@ -59,8 +59,7 @@ class Credentials:
                 f"missing credentials: pass {' and '.join(missing)}",
                 field="app_key" if not key else "app_secret",
             )
-        assert key is not None and secret is not None
-        return cls(key, secret)
+        return cls(str(key), str(secret))
 
 
 def sign_request(request: HttpRequest, credentials: Credentials, now_ms: int) -> HttpRequest:

@@ -1,0 +1,79 @@
+"""senselink-plus: an asyncio SDK for the SenseLink Cloud Authentication Record Plus API.
+
+>>> import senselink_plus as slp
+>>> async with slp.Client(app_key, app_secret) as client:  # doctest: +SKIP
+...     created = await client.create_record("JKQ00009234", "face.jpg")
+"""
+
+from ._auth import compute_sign
+from ._client import DEFAULT_BASE_URL, Client
+from ._exceptions import (
+    APIError,
+    AuthenticationError,
+    ClientClosedError,
+    ConnectError,
+    InvalidParameterError,
+    NoFaceDetectedError,
+    NotFoundError,
+    RateLimitError,
+    RequestTimeout,
+    ResponseError,
+    SenseLinkError,
+    ServerError,
+    TransportError,
+    ValidationError,
+)
+from ._http import HttpRequest, HttpResponse, RequestInfo
+from ._models import (
+    MAX_EXTEND_BYTES,
+    MAX_IMAGE_BYTES,
+    CreatedRecord,
+    FaceImage,
+    Order,
+    Record,
+    RecordPage,
+    Rectangle,
+)
+from ._pagination import RecordPager
+from ._retry import RetryPolicy, Timeout
+from ._timeutil import split_time_range
+from ._transport import AiohttpTransport, Transport
+from ._version import __version__
+
+__all__ = [
+    "DEFAULT_BASE_URL",
+    "MAX_EXTEND_BYTES",
+    "MAX_IMAGE_BYTES",
+    "APIError",
+    "AiohttpTransport",
+    "AuthenticationError",
+    "Client",
+    "ClientClosedError",
+    "ConnectError",
+    "CreatedRecord",
+    "FaceImage",
+    "HttpRequest",
+    "HttpResponse",
+    "InvalidParameterError",
+    "NoFaceDetectedError",
+    "NotFoundError",
+    "Order",
+    "RateLimitError",
+    "Record",
+    "RecordPage",
+    "RecordPager",
+    "Rectangle",
+    "RequestInfo",
+    "RequestTimeout",
+    "ResponseError",
+    "RetryPolicy",
+    "SenseLinkError",
+    "ServerError",
+    "Timeout",
+    "Transport",
+    "TransportError",
+    "ValidationError",
+    "__version__",
+    "compute_sign",
+    "split_time_range",
+]

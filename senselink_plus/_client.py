@@ -1,0 +1,393 @@
+"""The client: signs, sends through a transport, retries by policy, parses."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import random
+import tempfile
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import datetime
+from types import TracebackType
+from typing import IO, Any, TypeVar
+from urllib.parse import urlsplit
+
+from . import _endpoints as ep
+from ._auth import Credentials, sign_request
+from ._exceptions import (
+    APIError,
+    ClientClosedError,
+    ConnectError,
+    RateLimitError,
+    RequestTimeout,
+    ResponseError,
+    SenseLinkError,
+    ServerError,
+    TransportError,
+    ValidationError,
+)
+from ._http import HttpRequest, HttpResponse
+from ._limits import RateLimiter, make_semaphore
+from ._models import CreatedRecord, FaceImage, Order, RecordPage, Rectangle
+from ._pagination import RecordPager
+from ._retry import RetryPolicy, Timeout, is_retryable
+from ._transport import AiohttpTransport, Transport
+from ._wire import DEFAULT_ERROR_CODES, ErrorCodes
+
+__all__ = ["DEFAULT_BASE_URL", "Client"]
+
+T = TypeVar("T")
+
+DEFAULT_BASE_URL = "https://link.japancv.co.jp"
+ENV_BASE_URL = "SENSELINK_BASE_URL"
+DEFAULT_MAX_CONCURRENCY = 16
+
+logger = logging.getLogger("senselink_plus")
+
+Parser = Callable[[HttpResponse, HttpRequest], T]
+
+
+def _check_base_url(base_url: str, allow_insecure_http: bool) -> str:
+    parts = urlsplit(base_url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValidationError(
+            f"base_url {base_url!r} must be an http(s) URL such as {DEFAULT_BASE_URL}",
+            field="base_url",
+        )
+    loopback = parts.hostname in ("localhost", "::1") or parts.hostname.startswith("127.")
+    if parts.scheme == "http" and not loopback and not allow_insecure_http:
+        raise ValidationError(
+            f"base_url {base_url!r} is plain http: a sign is valid for 30 minutes and anyone "
+            "on the path could replay it; use https, or pass allow_insecure_http=True",
+            field="base_url",
+        )
+    return base_url.rstrip("/")
+
+
+class Client:
+    """An asyncio client for the SenseLink Cloud Authentication Record Plus API.
+
+    Credentials fall back to ``SENSELINK_APP_KEY`` / ``SENSELINK_APP_SECRET`` and the
+    base URL to ``SENSELINK_BASE_URL`` (default ``https://link.japancv.co.jp``).
+
+    >>> async with Client() as client:  # doctest: +SKIP
+    ...     created = await client.create_record("JKQ00009234", "face.jpg")
+    ...     async for record in client.records(t0, t0 + timedelta(days=7)):
+    ...         print(record.record_id, record.user_id)
+
+    ``clock`` (wall time, for signing), ``timer`` (monotonic, for deadlines), ``sleep``
+    and ``rng`` are injectable so tests run without real waits.
+    """
+
+    def __init__(
+        self,
+        app_key: str | None = None,
+        app_secret: str | None = None,
+        *,
+        base_url: str | None = None,
+        transport: Transport | None = None,
+        timeout: Timeout | None = None,
+        retry: RetryPolicy | None = None,
+        max_concurrency: int | None = DEFAULT_MAX_CONCURRENCY,
+        rate_limit: float | None = None,
+        error_codes: Mapping[int, type[APIError]] | None = None,
+        allow_insecure_http: bool = False,
+        clock: Callable[[], float] = time.time,
+        timer: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._credentials = Credentials.resolve(app_key, app_secret)
+        url = base_url if base_url is not None else os.environ.get(ENV_BASE_URL) or DEFAULT_BASE_URL
+        self.base_url = _check_base_url(url, allow_insecure_http)
+        self.timeout = timeout if timeout is not None else Timeout()
+        self.retry = retry if retry is not None else RetryPolicy()
+        if not isinstance(self.timeout, Timeout):
+            raise ValidationError("timeout must be a Timeout", field="timeout")
+        if not isinstance(self.retry, RetryPolicy):
+            raise ValidationError("retry must be a RetryPolicy", field="retry")
+        self._codes: ErrorCodes = {**DEFAULT_ERROR_CODES, **(error_codes or {})}
+        self._semaphore = make_semaphore(max_concurrency)
+        self._clock = clock
+        self._timer = timer
+        self._sleep = sleep
+        self._rng = rng if rng is not None else random.Random()
+        self._limiter = (
+            None if rate_limit is None else RateLimiter(rate_limit, timer=timer, sleep=sleep)
+        )
+        self._owns_transport = transport is None
+        self._transport: Transport = (
+            transport if transport is not None else AiohttpTransport(timeout=self.timeout)
+        )
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return f"Client(app_key={self._credentials.app_key!r}, base_url={self.base_url!r})"
+
+    @property
+    def app_key(self) -> str:
+        return self._credentials.app_key
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    async def __aenter__(self) -> Client:
+        self._check_open()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the client (and its own transport; a transport passed in stays open)."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._owns_transport:
+            await self._transport.aclose()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ClientClosedError("the client is closed")
+
+    # --- the three endpoints ------------------------------------------------------------
+
+    async def create_record(
+        self,
+        sn: str,
+        image: bytes | str | os.PathLike[str] | FaceImage,
+        *,
+        timestamp: datetime | int | None = None,
+        timezone: str | None = None,
+        threshold: float | None = None,
+        rectangle: Rectangle | Mapping[str, int] | None = None,
+        extend: Mapping[str, Any] | str | None = None,
+        process_mode: int | None = None,
+    ) -> CreatedRecord:
+        """Upload a face snapshot; the cloud searches it 1:N and stores a record.
+
+        ``timestamp``: an aware datetime (sent as unix seconds, and the source of
+        ``timezone`` when none is given) or an int sent as is; None means now.
+        Retried only when the request provably did not reach the server; any other
+        failure raises at once with ``record_may_exist`` set when it might have landed.
+
+        >>> created = await client.create_record("JKQ00009234", "face.jpg",
+        ...                                      extend={"gate": "north"})  # doctest: +SKIP
+        """
+        self._check_open()
+        now = datetime.fromtimestamp(self._clock()).astimezone()
+        request = ep.build_create_record(
+            self.base_url,
+            sn,
+            image,
+            now=now,
+            timestamp=timestamp,
+            timezone=timezone,
+            threshold=threshold,
+            rectangle=rectangle,
+            extend=extend,
+            process_mode=process_mode,
+        )
+        return await self._call(request, ep.parse_created_record, idempotent=False)
+
+    async def list_records(
+        self,
+        time_from: datetime | str,
+        time_to: datetime | str,
+        *,
+        sn: str | None = None,
+        order: Order | int = Order.ASCENDING,
+        page: int = 1,
+        size: int = ep.MAX_PAGE_SIZE,
+    ) -> RecordPage:
+        """Fetch one page of records stored in ``[time_from, time_to]`` (at most 24 h).
+
+        Exactly one API call (plus retries). For longer ranges or every page, use
+        `records`.
+
+        >>> page = await client.list_records(t0, t0 + timedelta(hours=1), size=50)  # doctest: +SKIP
+        """
+        self._check_open()
+        request = ep.build_list_records(
+            self.base_url, time_from, time_to, sn=sn, order=order, page=page, size=size
+        )
+        return await self._call(request, ep.parse_record_page, idempotent=True)
+
+    def records(
+        self,
+        time_from: datetime | str,
+        time_to: datetime | str,
+        *,
+        sn: str | None = None,
+        order: Order | int = Order.ASCENDING,
+        page_size: int = ep.MAX_PAGE_SIZE,
+        concurrency: int = 4,
+        max_items: int | None = None,
+    ) -> RecordPager:
+        """Every record in ``[time_from, time_to]``, any length, lazily.
+
+        >>> async for record in client.records(t0, t0 + timedelta(days=90)):  # doctest: +SKIP
+        ...     ...
+        >>> async for page in client.records(t0, t1).pages():  # doctest: +SKIP
+        ...     ...
+        """
+        self._check_open()
+        return RecordPager(
+            self,
+            time_from,
+            time_to,
+            sn=sn,
+            order=order,
+            page_size=page_size,
+            concurrency=concurrency,
+            max_items=max_items,
+        )
+
+    async def get_image(self, image_id: str) -> bytes:
+        """Download a record's snapshot (JPEG or PNG bytes).
+
+        >>> jpeg = await client.get_image(record.image_id)  # doctest: +SKIP
+        """
+        self._check_open()
+        request = ep.build_get_image(self.base_url, image_id)
+        return await self._call(request, ep.parse_image, idempotent=True)
+
+    async def download_image(
+        self, image_id: str, destination: str | os.PathLike[str] | IO[bytes]
+    ) -> int:
+        """Write a snapshot to a path (atomically) or a binary file; return its size.
+
+        >>> await client.download_image(record.image_id, "snap.jpg")  # doctest: +SKIP
+        """
+        if not isinstance(destination, (str, os.PathLike)) and not hasattr(destination, "write"):
+            raise ValidationError(
+                "destination must be a path or a binary file object", field="destination"
+            )
+        data = await self.get_image(image_id)
+        if isinstance(destination, (str, os.PathLike)):
+            _write_atomically(os.fspath(destination), data)
+        else:
+            destination.write(data)
+        return len(data)
+
+    # --- the request loop ---------------------------------------------------------------
+
+    async def _fetch_page(self, request: HttpRequest) -> RecordPage:
+        return await self._call(request, ep.parse_record_page, idempotent=True)
+
+    def _parse(self, parser: Callable[..., T], response: HttpResponse, request: HttpRequest) -> T:
+        return parser(response, request, codes=self._codes, now=self._clock())
+
+    async def _call(self, request: HttpRequest, parser: Callable[..., T], *, idempotent: bool) -> T:
+        started = self._timer()
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                response = await self._attempt(request, attempt, started)
+                return self._parse(parser, response, request)
+            except SenseLinkError as error:
+                if self._closed:
+                    raise ClientClosedError(
+                        "the client was closed during the call", request=request.info()
+                    ) from None
+                if error.request is None:
+                    error.request = request.info()
+                if not idempotent and _may_have_landed(error):
+                    error.record_may_exist = True
+                delay = self._next_delay(error, attempt, started, idempotent)
+                if delay is None:
+                    raise
+                logger.debug(
+                    "%s %s retry attempt=%d in %.3fs after %s",
+                    request.method,
+                    request.path,
+                    attempt + 1,
+                    delay,
+                    type(error).__name__,
+                )
+                await self._sleep(delay)
+                self._check_open()
+
+    def _next_delay(
+        self, error: SenseLinkError, attempt: int, started: float, idempotent: bool
+    ) -> float | None:
+        policy = self.retry
+        if attempt >= policy.max_attempts or not is_retryable(error, idempotent=idempotent):
+            return None
+        delay = policy.delay(error, attempt, self._rng)
+        if delay is None:
+            return None
+        if policy.deadline is not None and self._timer() - started + delay > policy.deadline:
+            return None
+        return delay
+
+    async def _attempt(self, request: HttpRequest, attempt: int, started: float) -> HttpResponse:
+        if self._limiter is not None:
+            await self._limiter.acquire()
+        self._check_open()
+        if self._semaphore is None:
+            return await self._send_signed(request, attempt, started)
+        async with self._semaphore:
+            self._check_open()
+            return await self._send_signed(request, attempt, started)
+
+    async def _send_signed(
+        self, request: HttpRequest, attempt: int, started: float
+    ) -> HttpResponse:
+        # A fresh timestamp and sign for every attempt: the server refuses stale ones.
+        signed = sign_request(request, self._credentials, int(self._clock() * 1000))
+        sent = self._timer()
+        deadline = self.retry.deadline
+        try:
+            if deadline is None:
+                response = await self._transport.send(signed)
+            else:
+                remaining = deadline - (sent - started)
+                if remaining <= 0:
+                    raise asyncio.TimeoutError
+                response = await asyncio.wait_for(self._transport.send(signed), remaining)
+        except asyncio.TimeoutError:
+            reason = "no answer in time" if deadline is None else f"deadline of {deadline}s passed"
+            raise RequestTimeout(reason, request=request.info()) from None
+        except OSError as exc:  # a custom transport that lets a socket error through
+            raise TransportError(f"transport failure: {type(exc).__name__}: {exc}") from None
+        logger.debug(
+            "%s %s status=%d attempt=%d elapsed_ms=%.1f bytes=%d",
+            request.method,
+            request.path,
+            response.status,
+            attempt,
+            (self._timer() - sent) * 1000,
+            len(response.content),
+        )
+        return response
+
+
+def _may_have_landed(error: SenseLinkError) -> bool:
+    """Whether a failed create may still have stored its record."""
+    if isinstance(error, (ConnectError, RateLimitError)):
+        return False
+    if isinstance(error, (TransportError, ResponseError, ServerError)):
+        return True
+    return isinstance(error, APIError) and error.status >= 500
+
+
+def _write_atomically(path: str, data: bytes) -> None:
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".senselink-", suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise

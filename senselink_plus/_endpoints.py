@@ -1,0 +1,345 @@
+"""Pure request builders and response parsers for the three Record Plus endpoints.
+
+No I/O and no awaits: arguments go in, an `HttpRequest` comes out (or a
+`ValidationError`, before anything is sent); an `HttpResponse` goes in, a model comes
+out (or a typed error).
+"""
+
+from __future__ import annotations
+
+import base64
+import math
+import os
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any, Union
+from urllib.parse import quote
+
+import orjson
+
+from ._exceptions import ResponseError, ValidationError
+from ._http import HttpRequest, HttpResponse
+from ._models import (
+    MAX_EXTEND_BYTES,
+    CreatedRecord,
+    FaceImage,
+    Order,
+    RecordPage,
+    Rectangle,
+    image_type,
+)
+from ._timeutil import MAX_WINDOW, ceil_second, floor_second, gmt_label, to_aware, to_wire_time
+from ._wire import DEFAULT_ERROR_CODES, ErrorCodes, parse_envelope, structure
+
+__all__ = [
+    "IMAGE_PATH",
+    "RECORD_PATH",
+    "build_create_record",
+    "build_get_image",
+    "build_list_records",
+    "parse_created_record",
+    "parse_image",
+    "parse_record_page",
+    "window_bounds",
+]
+
+RECORD_PATH = "/api/v1/plus/record"
+IMAGE_PATH = "/api/v1/plus/image/"
+MAX_PAGE_SIZE = 100
+
+ImageInput = Union[bytes, bytearray, memoryview, str, "os.PathLike[str]", FaceImage]
+TimeInput = datetime | str
+
+_JSON_HEADERS = {"content-type": "application/json"}
+
+
+def _url(base_url: str, path: str) -> str:
+    return base_url.rstrip("/") + path
+
+
+# --- argument checks -----------------------------------------------------------------
+
+
+def check_sn(sn: object, field: str = "sn") -> str:
+    if not isinstance(sn, str):
+        raise ValidationError(f"{field} must be a string, not {type(sn).__name__}", field=field)
+    if not sn.strip():
+        raise ValidationError(f"{field} is empty; pass the device serial number", field=field)
+    return sn
+
+
+def _check_positive_int(value: object, field: str, *, maximum: int | None = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValidationError(f"{field} must be an int, not {type(value).__name__}", field=field)
+    if value < 1 or (maximum is not None and value > maximum):
+        limit = f"1..{maximum}" if maximum is not None else ">= 1"
+        raise ValidationError(f"{field} is {value}; it must be {limit}", field=field)
+    return value
+
+
+def check_order(order: object) -> Order:
+    if isinstance(order, bool) or not isinstance(order, int):
+        raise ValidationError(
+            f"order must be Order.ASCENDING or Order.DESCENDING, not {order!r}", field="order"
+        )
+    try:
+        return Order(order)
+    except ValueError:
+        raise ValidationError(
+            f"order is {order!r}; it must be 0 (descending) or 1 (ascending)", field="order"
+        ) from None
+
+
+def check_page_size(size: object, field: str = "size") -> int:
+    return _check_positive_int(size, field, maximum=MAX_PAGE_SIZE)
+
+
+def _face_image(image: object, rectangle: Rectangle | Mapping[str, int] | None) -> FaceImage:
+    rect = _rectangle(rectangle)
+    if isinstance(image, FaceImage):
+        return image if rect is None else FaceImage(image.data, rect)
+    if isinstance(image, (bytes, bytearray, memoryview)):
+        return FaceImage(bytes(image), rect)
+    if isinstance(image, (str, os.PathLike)):
+        return FaceImage.from_path(image, rectangle=rect)
+    raise ValidationError(
+        f"image must be bytes, a path or a FaceImage, not {type(image).__name__}", field="image"
+    )
+
+
+def _rectangle(value: object) -> Rectangle | None:
+    if value is None or isinstance(value, Rectangle):
+        return value
+    if isinstance(value, Mapping):
+        try:
+            return Rectangle(**value)
+        except TypeError:
+            raise ValidationError(
+                "rectangle needs exactly top, left, width and height", field="rectangle"
+            ) from None
+    raise ValidationError(
+        f"rectangle must be a Rectangle, not {type(value).__name__}", field="rectangle"
+    )
+
+
+def _threshold(value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValidationError(
+            f"threshold must be a number in [0, 1], not {type(value).__name__}", field="threshold"
+        )
+    if not math.isfinite(value) or not 0.0 <= value <= 1.0:
+        raise ValidationError(f"threshold is {value}; it must be in [0, 1]", field="threshold")
+    return float(value)
+
+
+def encode_extend(value: object) -> str:
+    """The ``extend`` JSON string: a mapping is serialised compactly; a string must be JSON."""
+    if isinstance(value, str):
+        try:
+            orjson.loads(value)
+        except orjson.JSONDecodeError:
+            raise ValidationError(
+                "extend is a string but not valid JSON; pass a dict or a JSON string",
+                field="extend",
+            ) from None
+        text = value
+    elif isinstance(value, Mapping):
+        try:
+            text = orjson.dumps(value).decode()
+        except TypeError as exc:
+            raise ValidationError(f"extend cannot be serialised: {exc}", field="extend") from None
+    else:
+        raise ValidationError(
+            f"extend must be a dict or a JSON string, not {type(value).__name__}", field="extend"
+        )
+    size = len(text.encode())
+    if size > MAX_EXTEND_BYTES:
+        raise ValidationError(
+            f"extend is {size} bytes; the limit is {MAX_EXTEND_BYTES}", field="extend"
+        )
+    return text
+
+
+def _device_time(
+    timestamp: datetime | int | None, timezone: str | None, now: datetime
+) -> tuple[int, str | None]:
+    if timestamp is None:
+        timestamp = now
+    if isinstance(timestamp, datetime):
+        aware = to_aware(timestamp, "timestamp")
+        return int(aware.timestamp()), timezone if timezone is not None else gmt_label(aware)
+    if isinstance(timestamp, bool) or not isinstance(timestamp, int):
+        raise ValidationError(
+            f"timestamp must be an aware datetime or an int, not {type(timestamp).__name__}",
+            field="timestamp",
+        )
+    if timestamp < 0:
+        raise ValidationError(f"timestamp is {timestamp}; it must be >= 0", field="timestamp")
+    return timestamp, timezone
+
+
+# --- create a record -----------------------------------------------------------------
+
+
+def build_create_record(
+    base_url: str,
+    sn: str,
+    image: ImageInput,
+    *,
+    now: datetime,
+    timestamp: datetime | int | None = None,
+    timezone: str | None = None,
+    threshold: float | None = None,
+    rectangle: Rectangle | Mapping[str, int] | None = None,
+    extend: Mapping[str, Any] | str | None = None,
+    process_mode: int | None = None,
+) -> HttpRequest:
+    """Build ``POST /api/v1/plus/record``; every argument is checked first.
+
+    ``timestamp``: an aware datetime is sent as unix seconds and gives ``timezone``
+    (``GMT+9:00``) when none is passed; an int is sent as given; None means ``now``.
+    """
+    body: dict[str, Any] = {"sn": check_sn(sn)}
+    face = _face_image(image, rectangle)
+    if timezone is not None and (not isinstance(timezone, str) or not timezone.strip()):
+        raise ValidationError(
+            "timezone must be a non-empty string like 'GMT+9:00'", field="timezone"
+        )
+    body["timestamp"], zone = _device_time(timestamp, timezone, now)
+    if zone is not None:
+        body["timezone"] = zone
+    if threshold is not None:
+        body["threshold"] = _threshold(threshold)
+    image_obj: dict[str, Any] = {"data": base64.b64encode(face.data).decode("ascii")}
+    if face.rectangle is not None:
+        r = face.rectangle
+        image_obj["rectangle"] = {
+            "top": r.top,
+            "left": r.left,
+            "width": r.width,
+            "height": r.height,
+        }
+    body["image"] = image_obj
+    if process_mode is not None:
+        if isinstance(process_mode, bool) or process_mode != 0:
+            raise ValidationError(
+                f"process_mode is {process_mode!r}; the service supports only 0 (asynchronous)",
+                field="process_mode",
+            )
+        body["process_mode"] = 0
+    if extend is not None:
+        body["extend"] = encode_extend(extend)
+    return HttpRequest(
+        "POST", _url(base_url, RECORD_PATH), headers=_JSON_HEADERS, content=orjson.dumps(body)
+    )
+
+
+def parse_created_record(
+    response: HttpResponse,
+    request: HttpRequest,
+    *,
+    codes: ErrorCodes = DEFAULT_ERROR_CODES,
+    now: float = 0.0,
+) -> CreatedRecord:
+    info = request.info()
+    data = parse_envelope(response, info, codes=codes, now=now)
+    return structure(data, CreatedRecord, info, response.status)
+
+
+# --- list records --------------------------------------------------------------------
+
+
+def window_bounds(time_from: TimeInput, time_to: TimeInput) -> tuple[datetime, datetime]:
+    """The window as sent: ``time_from`` rounded down and ``time_to`` up to whole seconds."""
+    start = floor_second(to_aware(time_from, "time_from"))
+    end = ceil_second(to_aware(time_to, "time_to"))
+    if end <= start:
+        raise ValidationError(
+            f"time_to {to_wire_time(end)} must be after time_from {to_wire_time(start)}",
+            field="time_to",
+        )
+    return start, end
+
+
+def build_list_records(
+    base_url: str,
+    time_from: TimeInput,
+    time_to: TimeInput,
+    *,
+    sn: str | None = None,
+    order: Order | int = Order.ASCENDING,
+    page: int = 1,
+    size: int = MAX_PAGE_SIZE,
+) -> HttpRequest:
+    """Build ``GET /api/v1/plus/record`` for one window of at most 24 hours."""
+    start, end = window_bounds(time_from, time_to)
+    if end - start > MAX_WINDOW:
+        raise ValidationError(
+            f"the window {to_wire_time(start)} .. {to_wire_time(end)} is {end - start}; "
+            f"one call may span at most {MAX_WINDOW} (use client.records() for longer ranges)",
+            field="time_to",
+        )
+    params = [("time_from", to_wire_time(start)), ("time_to", to_wire_time(end))]
+    if sn is not None:
+        params.append(("sn", check_sn(sn)))
+    params.append(("order", str(int(check_order(order)))))
+    params.append(("page", str(_check_positive_int(page, "page"))))
+    params.append(("size", str(check_page_size(size))))
+    return HttpRequest("GET", _url(base_url, RECORD_PATH), params=params)
+
+
+def parse_record_page(
+    response: HttpResponse,
+    request: HttpRequest,
+    *,
+    codes: ErrorCodes = DEFAULT_ERROR_CODES,
+    now: float = 0.0,
+) -> RecordPage:
+    info = request.info()
+    data = parse_envelope(response, info, codes=codes, now=now)
+    return structure(data, RecordPage, info, response.status)
+
+
+# --- get a snapshot --------------------------------------------------------------------
+
+
+def build_get_image(base_url: str, image_id: str) -> HttpRequest:
+    """Build ``GET /api/v1/plus/image/{image_id}``."""
+    if not isinstance(image_id, str):
+        raise ValidationError(
+            f"image_id must be a string, not {type(image_id).__name__}", field="image_id"
+        )
+    if not image_id.strip():
+        raise ValidationError("image_id is empty", field="image_id")
+    return HttpRequest("GET", _url(base_url, IMAGE_PATH + quote(image_id, safe="")))
+
+
+def parse_image(
+    response: HttpResponse,
+    request: HttpRequest,
+    *,
+    codes: ErrorCodes = DEFAULT_ERROR_CODES,
+    now: float = 0.0,
+) -> bytes:
+    """The snapshot's bytes; a JSON envelope in place of an image is an error.
+
+    Decided by Content-Type first (``image/*`` is an image, JSON is an envelope), then by
+    magic bytes.
+    """
+    content = response.content
+    kind = response.content_type
+    ok_status = 200 <= response.status <= 299
+    looks_like_image = kind.startswith("image/") or (
+        "json" not in kind and not kind.startswith("text/") and image_type(content) is not None
+    )
+    if ok_status and content and looks_like_image:
+        return content
+    info = request.info()
+    # An envelope here is an error; parse_envelope raises for it, and a success
+    # envelope without an image is a shape error.
+    parse_envelope(response, info, codes=codes, now=now)
+    raise ResponseError(
+        f"expected image bytes, got {kind or 'no content type'} ({len(content)} bytes)",
+        request=info,
+        status=response.status,
+    )

@@ -1,0 +1,223 @@
+"""The values the API speaks in: records, pages, face images and their checks."""
+
+from __future__ import annotations
+
+import enum
+import os
+from datetime import datetime
+from typing import Any
+
+import attrs
+import orjson
+
+from ._exceptions import ValidationError
+from ._timeutil import from_wire_timestamp
+
+__all__ = [
+    "MAX_EXTEND_BYTES",
+    "MAX_IMAGE_BYTES",
+    "CreatedRecord",
+    "FaceImage",
+    "Order",
+    "Record",
+    "RecordPage",
+    "Rectangle",
+    "image_type",
+]
+
+#: The largest image the service accepts (raw bytes, before base64).
+MAX_IMAGE_BYTES = 1_048_576
+#: The largest ``extend`` JSON string (UTF-8 bytes).
+MAX_EXTEND_BYTES = 1024
+
+_JPEG_MAGIC = b"\xff\xd8\xff"
+_PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+class Order(enum.IntEnum):
+    """Sort order of a record listing, by ``record_id``."""
+
+    DESCENDING = 0
+    ASCENDING = 1
+
+
+def image_type(data: bytes) -> str | None:
+    """'image/jpeg' or 'image/png' by magic bytes; None for anything else."""
+    if data.startswith(_JPEG_MAGIC):
+        return "image/jpeg"
+    if data.startswith(_PNG_MAGIC):
+        return "image/png"
+    return None
+
+
+def _check_int(name: str, value: object, *, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValidationError(
+            f"rectangle.{name} must be an int, not {type(value).__name__}",
+            field=f"rectangle.{name}",
+        )
+    if value < minimum:
+        raise ValidationError(
+            f"rectangle.{name} is {value}; it must be >= {minimum}", field=f"rectangle.{name}"
+        )
+
+
+@attrs.frozen
+class Rectangle:
+    """The region of the image to search for a face (the largest face in it is used).
+
+    >>> Rectangle(top=12, left=32, width=84, height=23)
+    Rectangle(top=12, left=32, width=84, height=23)
+    """
+
+    top: int
+    left: int
+    width: int
+    height: int
+
+    def __attrs_post_init__(self) -> None:
+        _check_int("top", self.top, minimum=0)
+        _check_int("left", self.left, minimum=0)
+        _check_int("width", self.width, minimum=1)
+        _check_int("height", self.height, minimum=1)
+
+
+def _bytes_repr(data: bytes) -> str:
+    return f"<{len(data)} bytes>"
+
+
+@attrs.frozen
+class FaceImage:
+    """A JPEG or PNG face photo of at most 1 MiB, checked when it is made.
+
+    >>> FaceImage(b"\\xff\\xd8\\xff\\xe0" + bytes(16)).content_type
+    'image/jpeg'
+    >>> FaceImage.from_path("face.jpg", rectangle=Rectangle(0, 0, 64, 64))  # doctest: +SKIP
+    """
+
+    data: bytes = attrs.field(repr=_bytes_repr)
+    rectangle: Rectangle | None = None
+
+    def __attrs_post_init__(self) -> None:
+        if not isinstance(self.data, (bytes, bytearray, memoryview)):
+            raise ValidationError(
+                f"image data must be bytes, not {type(self.data).__name__}", field="image"
+            )
+        if isinstance(self.data, (bytearray, memoryview)):
+            object.__setattr__(self, "data", bytes(self.data))
+        size = len(self.data)
+        if size == 0:
+            raise ValidationError("image is empty", field="image")
+        if size > MAX_IMAGE_BYTES:
+            raise ValidationError(
+                f"image is {size} bytes; the limit is {MAX_IMAGE_BYTES}", field="image"
+            )
+        if image_type(self.data) is None:
+            raise ValidationError(
+                "image is not a JPEG or PNG (checked by its first bytes)", field="image"
+            )
+        if self.rectangle is not None and not isinstance(self.rectangle, Rectangle):
+            raise ValidationError(
+                f"rectangle must be a Rectangle, not {type(self.rectangle).__name__}",
+                field="rectangle",
+            )
+
+    @property
+    def content_type(self) -> str:
+        kind = image_type(self.data)
+        assert kind is not None
+        return kind
+
+    @classmethod
+    def from_path(
+        cls, path: str | os.PathLike[str], *, rectangle: Rectangle | None = None
+    ) -> FaceImage:
+        """Read a photo from disk; a file over the limit is refused before it is read whole."""
+        try:
+            size = os.path.getsize(path)
+            if size > MAX_IMAGE_BYTES:
+                raise ValidationError(
+                    f"image {os.fspath(path)!r} is {size} bytes; the limit is {MAX_IMAGE_BYTES}",
+                    field="image",
+                )
+            with open(path, "rb") as handle:
+                data = handle.read()
+        except OSError as exc:
+            raise ValidationError(
+                f"cannot read image {os.fspath(path)!r}: {exc.strerror}", field="image"
+            ) from None
+        return cls(data, rectangle)
+
+
+@attrs.frozen
+class CreatedRecord:
+    """What `Client.create_record` returns: the new record's id and its snapshot's id."""
+
+    record_id: int
+    image_id: str
+
+
+@attrs.frozen
+class Record:
+    """One authentication record as the service lists it.
+
+    The wire fields are kept as sent; ``created_at``, ``device_time``, ``extend_data``
+    and ``matched`` are typed views of them.
+    """
+
+    record_id: int
+    sn: str
+    image_id: str
+    create_at: int
+    user_id: int | None = None
+    verify_score: float | None = None
+    device_timestamp: int | None = None
+    timezone: str | None = None
+    extend: str | None = None
+
+    @property
+    def created_at(self) -> datetime:
+        """When the service stored the record, as aware UTC.
+
+        ``create_at`` has no documented unit: values >= 10**11 are read as
+        milliseconds, smaller ones as seconds.
+        """
+        return from_wire_timestamp(self.create_at)
+
+    @property
+    def device_time(self) -> datetime | None:
+        """The device's ``device_timestamp`` as aware UTC (same unit rule as ``created_at``)."""
+        if self.device_timestamp is None:
+            return None
+        return from_wire_timestamp(self.device_timestamp)
+
+    @property
+    def matched(self) -> bool:
+        """True when the face search found a user."""
+        return self.user_id is not None
+
+    @property
+    def extend_data(self) -> Any:
+        """``extend`` parsed from its JSON string; None when absent or empty.
+
+        Raises ValueError when the device stored something that is not JSON.
+        """
+        if not self.extend:
+            return None
+        try:
+            return orjson.loads(self.extend)
+        except orjson.JSONDecodeError as exc:
+            raise ValueError(f"record {self.record_id}: extend is not JSON: {exc}") from None
+
+
+@attrs.frozen
+class RecordPage:
+    """One page of a listing: ``records`` in the order the server sent them."""
+
+    page_num: int
+    page_size: int
+    total: int
+    records: tuple[Record, ...] = ()
+
+    def __len__(self) -> int:
+        return len(self.records)

@@ -1,0 +1,125 @@
+"""Timeouts and the retry policy: which failures are retried, and how long to wait."""
+
+from __future__ import annotations
+
+import random
+
+import attrs
+
+from ._exceptions import (
+    APIError,
+    ConnectError,
+    RateLimitError,
+    ResponseError,
+    SenseLinkError,
+    ServerError,
+    TransportError,
+    ValidationError,
+)
+
+__all__ = ["RetryPolicy", "Timeout", "is_retryable"]
+
+
+def _positive(_: object, attribute: attrs.Attribute[float], value: float) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise ValidationError(
+            f"{attribute.name} must be > 0 seconds, not {value!r}", field=attribute.name
+        )
+
+
+def _non_negative(_: object, attribute: attrs.Attribute[float], value: float) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
+        raise ValidationError(
+            f"{attribute.name} must be >= 0 seconds, not {value!r}", field=attribute.name
+        )
+
+
+@attrs.frozen
+class Timeout:
+    """Per-attempt time limits in seconds: ``connect`` to open a connection, ``total`` for
+    the whole exchange.
+
+    >>> Timeout(connect=5.0, total=30.0)
+    Timeout(connect=5.0, total=30.0)
+    """
+
+    connect: float = attrs.field(default=10.0, validator=_positive)
+    total: float = attrs.field(default=60.0, validator=_positive)
+
+
+_RETRYABLE_STATUS = frozenset({408, 429})
+
+
+def is_retryable(error: SenseLinkError, *, idempotent: bool) -> bool:
+    """Whether a failed attempt may be sent again.
+
+    A GET is retried on anything transient. ``create_record`` is not idempotent: it is
+    retried only when the server provably did not take the request (no connection was
+    made, or it refused with a rate limit).
+    """
+    if isinstance(error, (ConnectError, RateLimitError)):
+        return True
+    if not idempotent:
+        return False
+    if isinstance(error, (TransportError, ResponseError, ServerError)):
+        return True
+    return isinstance(error, APIError) and (
+        error.status in _RETRYABLE_STATUS or error.status >= 500
+    )
+
+
+@attrs.frozen
+class RetryPolicy:
+    """How failed attempts are retried: capped exponential backoff with jitter.
+
+    ``max_attempts`` counts the first try. A ``Retry-After`` up to ``max_retry_after``
+    seconds is honoured; a longer one raises at once. ``deadline`` (seconds) bounds a
+    whole call, retries and waits included.
+
+    >>> RetryPolicy(max_attempts=5, deadline=30.0).max_attempts
+    5
+    >>> RetryPolicy.none().max_attempts
+    1
+    """
+
+    max_attempts: int = attrs.field(default=3)
+    initial_delay: float = attrs.field(default=0.5, validator=_non_negative)
+    max_delay: float = attrs.field(default=8.0, validator=_non_negative)
+    max_retry_after: float = attrs.field(default=60.0, validator=_non_negative)
+    deadline: float | None = attrs.field(default=None)
+
+    @max_attempts.validator
+    def _check_attempts(self, _: object, value: int) -> None:
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValidationError(
+                f"max_attempts must be an int >= 1, not {value!r}", field="max_attempts"
+            )
+
+    @deadline.validator
+    def _check_deadline(self, _: object, value: float | None) -> None:
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0
+        ):
+            raise ValidationError(
+                f"deadline must be > 0 seconds or None, not {value!r}", field="deadline"
+            )
+
+    @classmethod
+    def none(cls) -> RetryPolicy:
+        """A policy that never retries."""
+        return cls(max_attempts=1)
+
+    def backoff(self, attempt: int, rng: random.Random) -> float:
+        """The wait before attempt ``attempt + 1``: half fixed, half jitter, capped."""
+        ceiling: float = min(self.max_delay, self.initial_delay * 2.0 ** (attempt - 1))
+        return ceiling / 2 + rng.uniform(0, ceiling / 2)
+
+    def delay(self, error: SenseLinkError, attempt: int, rng: random.Random) -> float | None:
+        """Seconds to wait before the next attempt, or None when the server asked for a
+        longer wait than ``max_retry_after``."""
+        retry_after = error.retry_after if isinstance(error, APIError) else None
+        if retry_after is None:
+            return self.backoff(attempt, rng)
+        if retry_after > self.max_retry_after:
+            return None
+        return float(retry_after)

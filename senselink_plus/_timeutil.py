@@ -1,0 +1,132 @@
+"""Time conversions the wire needs: ISO windows, unix seconds, GMT labels, 24 h splits."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+from ._exceptions import ValidationError
+
+__all__ = [
+    "MAX_WINDOW",
+    "ceil_second",
+    "floor_second",
+    "from_wire_timestamp",
+    "gmt_label",
+    "split_time_range",
+    "to_aware",
+    "to_wire_time",
+]
+
+#: The longest window one list call may ask for.
+MAX_WINDOW = timedelta(hours=24)
+
+_MS_THRESHOLD = 10**11
+
+
+def to_aware(value: datetime | str, field: str) -> datetime:
+    """Return ``value`` as an aware datetime; a naive one or a bad string is refused."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text.endswith(("Z", "z")):
+            text = text[:-1] + "+00:00"
+        try:
+            parsed = datetime.fromisoformat(text)
+        except ValueError:
+            raise ValidationError(
+                f"{field} {value!r} is not an ISO-8601 time (e.g. 2022-12-11T00:00:00+09:00)",
+                field=field,
+            ) from None
+        value = parsed
+    elif not isinstance(value, datetime):
+        raise ValidationError(
+            f"{field} must be an aware datetime or an ISO-8601 string, not {type(value).__name__}",
+            field=field,
+        )
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValidationError(
+            f"{field} {value.isoformat()} has no time zone; pass an aware datetime "
+            "(e.g. datetime.now(timezone.utc)) so no zone is guessed",
+            field=field,
+        )
+    return value
+
+
+def floor_second(value: datetime) -> datetime:
+    """Drop the microseconds."""
+    return value.replace(microsecond=0)
+
+
+def ceil_second(value: datetime) -> datetime:
+    """Round up to the next whole second unless already whole."""
+    if value.microsecond == 0:
+        return value
+    return _add(value.replace(microsecond=0), timedelta(seconds=1))
+
+
+def _add(value: datetime, delta: timedelta) -> datetime:
+    # Aware arithmetic with one tzinfo is wall-clock arithmetic; go through UTC so a
+    # DST change never makes a 24 h window 23 or 25 real hours long.
+    tz = value.tzinfo
+    return (value.astimezone(timezone.utc) + delta).astimezone(tz)
+
+
+def to_wire_time(value: datetime) -> str:
+    """Format as the spec does: whole seconds with the offset (2022-12-11T00:00:00+09:00)."""
+    return value.isoformat(timespec="seconds")
+
+
+def gmt_label(value: datetime) -> str:
+    """The spec's timezone label for an aware datetime: ``GMT+9:00``, ``GMT-3:30``."""
+    offset = value.utcoffset()
+    assert offset is not None
+    minutes = round(offset.total_seconds() / 60)
+    sign = "-" if minutes < 0 else "+"
+    hours, mins = divmod(abs(minutes), 60)
+    return f"GMT{sign}{hours}:{mins:02d}"
+
+
+def from_wire_timestamp(value: int | float) -> datetime:
+    """A raw record timestamp as an aware UTC datetime.
+
+    The unit is not documented: values >= 10**11 are read as milliseconds, smaller
+    ones as seconds (10**11 seconds is the year 5138; 10**11 ms is 1973).
+    """
+    seconds = value / 1000 if value >= _MS_THRESHOLD else value
+    return datetime.fromtimestamp(seconds, timezone.utc)
+
+
+def split_time_range(
+    start: datetime | str,
+    end: datetime | str,
+    span: timedelta = MAX_WINDOW,
+) -> list[tuple[datetime, datetime]]:
+    """Split ``[start, end]`` into consecutive windows of at most ``span``.
+
+    Neighbours share their boundary instant (the server's filter includes both ends).
+    Each window keeps the time zone of ``start``.
+
+    >>> from datetime import datetime, timedelta, timezone
+    >>> t0 = datetime(2024, 1, 1, tzinfo=timezone.utc)
+    >>> [(a.day, b.day) for a, b in split_time_range(t0, t0 + timedelta(days=2, hours=1))]
+    [(1, 2), (2, 3), (3, 3)]
+    """
+    start = to_aware(start, "time_from")
+    end = to_aware(end, "time_to")
+    if not isinstance(span, timedelta) or span <= timedelta(0):
+        raise ValidationError(f"span must be a positive timedelta, not {span!r}", field="span")
+    if end <= start:
+        raise ValidationError(
+            f"time_to {end.isoformat()} must be after time_from {start.isoformat()}",
+            field="time_to",
+        )
+    tz = start.tzinfo
+    utc_end = end.astimezone(timezone.utc)
+    windows: list[tuple[datetime, datetime]] = []
+    lo = start.astimezone(timezone.utc)
+    whole, rest = divmod(utc_end - lo, span)
+    count = whole + (1 if rest else 0)
+    for index in range(count):
+        hi = lo + span if index < count - 1 else utc_end
+        windows.append((lo.astimezone(tz), hi.astimezone(tz)))
+        lo = hi
+    return windows

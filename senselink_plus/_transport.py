@@ -1,0 +1,106 @@
+"""Transports send one request and return one response; `AiohttpTransport` is the default."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import ssl
+from typing import Protocol, runtime_checkable
+
+import aiohttp
+
+from ._exceptions import ConnectError, RequestTimeout, TransportError
+from ._http import HttpRequest, HttpResponse
+from ._retry import Timeout
+
+__all__ = ["AiohttpTransport", "Transport"]
+
+
+@runtime_checkable
+class Transport(Protocol):
+    """Send one request and return its response, or raise a `TransportError`.
+
+    A transport never retries, signs or parses: the client does. Any object with these
+    two methods works (``senselink_plus.testing.MockTransport`` is one).
+    """
+
+    async def send(self, request: HttpRequest) -> HttpResponse: ...
+
+    async def aclose(self) -> None: ...
+
+
+class AiohttpTransport:
+    """The default transport, on an `aiohttp.ClientSession`.
+
+    Without ``session`` it makes its own inside the running event loop on first use and
+    closes it in `aclose`. A session passed in is the caller's: it is never closed here.
+
+    >>> async with aiohttp.ClientSession() as session:  # doctest: +SKIP
+    ...     client = Client(transport=AiohttpTransport(session))
+    """
+
+    def __init__(
+        self,
+        session: aiohttp.ClientSession | None = None,
+        *,
+        timeout: Timeout | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
+        self._session = session
+        self._owns_session = session is None
+        self._ssl = ssl_context
+        timeout = timeout or Timeout()
+        self._timeout = aiohttp.ClientTimeout(total=timeout.total, sock_connect=timeout.connect)
+        self._closed = False
+
+    def _get_session(self) -> aiohttp.ClientSession:
+        if self._closed:
+            raise TransportError("the transport is closed")
+        if self._session is None:
+            connector = aiohttp.TCPConnector(ssl=self._ssl if self._ssl is not None else True)
+            # The session decodes no JSON and keeps no cookies: the client parses bodies
+            # itself and the API is stateless.
+            self._session = aiohttp.ClientSession(
+                connector=connector, cookie_jar=aiohttp.DummyCookieJar()
+            )
+        return self._session
+
+    async def send(self, request: HttpRequest) -> HttpResponse:
+        session = self._get_session()
+        try:
+            async with session.request(
+                request.method,
+                request.url,
+                params=request.params,
+                headers=request.headers,
+                data=request.content,
+                timeout=self._timeout,
+            ) as response:
+                content = await response.read()
+                return HttpResponse(response.status, response.headers.items(), content)
+        except aiohttp.ConnectionTimeoutError as exc:
+            raise ConnectError(f"timed out connecting: {_describe(exc)}") from None
+        except aiohttp.ClientConnectorError as exc:
+            raise ConnectError(f"cannot connect: {_describe(exc)}") from None
+        except (asyncio.TimeoutError, aiohttp.ServerTimeoutError) as exc:
+            raise RequestTimeout(f"no answer in time: {_describe(exc)}") from None
+        except aiohttp.ServerDisconnectedError as exc:
+            raise TransportError(f"the server closed the connection: {_describe(exc)}") from None
+        except (aiohttp.ClientError, OSError) as exc:
+            raise TransportError(f"transport failure: {_describe(exc)}") from None
+
+    async def aclose(self) -> None:
+        self._closed = True
+        if self._owns_session and self._session is not None:
+            session, self._session = self._session, None
+            await session.close()
+
+
+_SIGN = re.compile(r"(sign=)[^&\s'\"]*", re.IGNORECASE)
+
+
+def _describe(exc: BaseException) -> str:
+    # aiohttp's messages can hold the full URL, whose query has the sign; the original
+    # exception is not chained for the same reason.
+    text = _SIGN.sub(r"\1***", str(exc))
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
