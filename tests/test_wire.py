@@ -1,0 +1,249 @@
+"""The envelope, the error mapping and the record converter."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from senselink_plus import (
+    APIError,
+    AuthenticationError,
+    InvalidParameterError,
+    NoFaceDetectedError,
+    NotFoundError,
+    RateLimitError,
+    Record,
+    RecordPage,
+    RequestInfo,
+    ResponseError,
+    SenseLinkError,
+    ServerError,
+)
+from senselink_plus._http import HttpResponse
+from senselink_plus._wire import error_class, parse_envelope, parse_retry_after, structure
+from tests.conftest import envelope, error, ok
+
+INFO = RequestInfo("GET", "/api/v1/plus/record", (("page", "1"),))
+
+WIRE_RECORD: dict[str, Any] = {
+    "record_id": 1392523,
+    "sn": "SN1234012345123",
+    "image_id": "5fceef6e1ddb2800010d1409",
+    "user_id": 123,
+    "verify_score": 0.959,
+    "device_timestamp": 130000000,
+    "timezone": "GMT+9:00",
+    "create_at": 1700000000123,
+    "extend": '{"device_name":"x"}',
+}
+
+
+class TestEnvelope:
+    def test_success_returns_data(self) -> None:
+        assert parse_envelope(ok({"a": 1}), INFO) == {"a": 1}
+
+    @pytest.mark.parametrize(
+        ("code", "status", "cls"),
+        [
+            (30001, 200, InvalidParameterError),
+            (30003, 200, NoFaceDetectedError),
+            (30001, 400, InvalidParameterError),
+            (401, 200, AuthenticationError),
+            (403, 200, AuthenticationError),
+            (404, 200, NotFoundError),
+            (429, 200, RateLimitError),
+            (500, 200, ServerError),
+            (503, 200, ServerError),
+            (99999, 200, APIError),
+            (99999, 401, AuthenticationError),
+            (99999, 429, RateLimitError),
+            (99999, 502, ServerError),
+            (99999, 400, APIError),
+        ],
+    )
+    def test_both_error_shapes_map_to_types(self, code: int, status: int, cls: type) -> None:
+        with pytest.raises(APIError) as info:
+            parse_envelope(error(code, "boom", status=status, desc="why"), INFO)
+        exc = info.value
+        assert type(exc) is cls
+        assert (exc.code, exc.message, exc.desc, exc.status) == (code, "boom", "why", status)
+        assert exc.request == INFO
+        assert "boom" in str(exc)
+        assert "GET /api/v1/plus/record?page=1" in str(exc)
+
+    @pytest.mark.parametrize(
+        ("status", "body", "cls"),
+        [
+            (401, b"", AuthenticationError),
+            (404, b"<html>not found</html>", NotFoundError),
+            (429, b"slow down", RateLimitError),
+            (503, b"", ServerError),
+            (418, b"{}", APIError),
+        ],
+    )
+    def test_error_status_without_an_envelope(self, status: int, body: bytes, cls: type) -> None:
+        with pytest.raises(APIError) as info:
+            parse_envelope(HttpResponse(status, {}, body), INFO)
+        assert type(info.value) is cls
+        assert (info.value.code, info.value.status) == (status, status)
+
+    def test_error_status_around_a_success_envelope(self) -> None:
+        with pytest.raises(ServerError) as info:
+            parse_envelope(HttpResponse(500, {}, envelope({"x": 1})), INFO)
+        assert info.value.code == 500
+
+    @pytest.mark.parametrize("body", [b"", b"not json", b"[1,2]", b'{"code":"200"}', b'{"data":1}'])
+    def test_success_status_without_an_envelope_is_a_response_error(self, body: bytes) -> None:
+        with pytest.raises(ResponseError) as info:
+            parse_envelope(HttpResponse(200, {}, body), INFO)
+        assert info.value.request == INFO
+        assert info.value.status == 200
+
+    def test_custom_codes(self) -> None:
+        codes = {40001: AuthenticationError}
+        with pytest.raises(AuthenticationError):
+            parse_envelope(error(40001), INFO, codes=codes)
+        assert error_class(40001, 200) is APIError
+
+    def test_retry_after_is_read(self) -> None:
+        response = error(429, status=429, headers={"Retry-After": "7"})
+        with pytest.raises(RateLimitError) as info:
+            parse_envelope(response, INFO)
+        assert info.value.retry_after == 7.0
+
+
+class TestRetryAfter:
+    @pytest.mark.parametrize(
+        ("value", "expected"),
+        [
+            (None, None),
+            ("", None),
+            ("3", 3.0),
+            ("2.5", 2.5),
+            ("-4", 0.0),
+            ("nan", None),
+            ("soon", None),
+            ("Tue, 14 Nov 2023 22:13:30 GMT", 10.0),
+            ("Tue, 14 Nov 2023 22:13:00 GMT", 0.0),
+        ],
+    )
+    def test_values(self, value: str | None, expected: float | None) -> None:
+        now = 1700000000.0  # 2023-11-14T22:13:20Z
+        assert parse_retry_after(value, now) == expected
+
+
+class TestConverter:
+    def test_record_round_trip(self) -> None:
+        record = structure(WIRE_RECORD, Record, INFO, 200)
+        assert record == Record(**WIRE_RECORD)
+        assert record.created_at.year == 2023
+
+    def test_optional_fields_may_be_missing_or_null(self) -> None:
+        data = {k: WIRE_RECORD[k] for k in ("record_id", "sn", "image_id", "create_at")}
+        data["user_id"] = None
+        record = structure(data, Record, INFO, 200)
+        assert record.user_id is None
+        assert not record.matched
+        assert record.verify_score is None
+
+    def test_int_score_becomes_float_and_object_extend_becomes_a_string(self) -> None:
+        record = structure(
+            {**WIRE_RECORD, "verify_score": 1, "extend": {"a": 1}}, Record, INFO, 200
+        )
+        assert record.verify_score == 1.0
+        assert isinstance(record.verify_score, float)
+        assert record.extend == '{"a":1}'
+
+    @pytest.mark.parametrize(
+        ("change", "fragment"),
+        [
+            ({"record_id": "1"}, "record_id must be an integer"),
+            ({"record_id": True}, "record_id must be an integer"),
+            ({"sn": None}, "sn must be a string"),
+            ({"create_at": 1.5}, "create_at must be an integer"),
+            ({"user_id": "u"}, "user_id must be an integer or null"),
+            ({"verify_score": "high"}, "verify_score must be a number"),
+            ({"timezone": 9}, "timezone must be a string or null"),
+            ({"extend": 5}, "extend must be a JSON string"),
+        ],
+    )
+    def test_wrong_types_name_the_field(self, change: dict[str, Any], fragment: str) -> None:
+        with pytest.raises(ResponseError, match=fragment) as info:
+            structure({**WIRE_RECORD, **change}, Record, INFO, 200)
+        assert info.value.request == INFO
+
+    def test_page(self) -> None:
+        page = structure(
+            {"page_num": 1, "page_size": 100, "total": 1, "list": [WIRE_RECORD]},
+            RecordPage,
+            INFO,
+            200,
+        )
+        assert page.records == (Record(**WIRE_RECORD),)
+        empty = structure(
+            {"page_num": 1, "page_size": 100, "total": 0, "list": None}, RecordPage, INFO, 200
+        )
+        assert empty.records == ()
+
+    @pytest.mark.parametrize(
+        "data",
+        [
+            None,
+            [],
+            {"page_num": 1, "page_size": 1, "total": -1, "list": []},
+            {"page_num": 1, "page_size": 1, "total": 1, "list": {}},
+            {"page_num": 1, "page_size": 1, "list": []},
+            {"page_num": 1, "page_size": 1, "total": 1, "list": [None]},
+        ],
+    )
+    def test_bad_pages(self, data: Any) -> None:
+        with pytest.raises(ResponseError):
+            structure(data, RecordPage, INFO, 200)
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=5),
+    lambda children: (
+        st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=5), children, max_size=3)
+    ),
+    max_leaves=10,
+)
+record_like = st.fixed_dictionaries(
+    {}, optional={key: json_values | st.just(value) for key, value in WIRE_RECORD.items()}
+)
+page_like = st.fixed_dictionaries(
+    {},
+    optional={
+        "page_num": json_values | st.integers(0, 3),
+        "page_size": json_values | st.integers(0, 100),
+        "total": json_values | st.integers(-1, 10),
+        "list": json_values | st.lists(record_like, max_size=3),
+    },
+)
+
+
+@given(
+    status=st.sampled_from([200, 200, 400, 404, 429, 500]),
+    body=st.binary(max_size=40)
+    | st.builds(
+        lambda d, c: orjson.dumps({"code": c, "message": "m", "data": d}),
+        page_like | json_values,
+        st.sampled_from([200, 200, 30001, 0]),
+    ),
+)
+def test_any_response_gives_a_page_or_a_senselink_error(status: int, body: bytes) -> None:
+    from senselink_plus._endpoints import parse_record_page
+    from senselink_plus._http import HttpRequest
+
+    request = HttpRequest("GET", "https://api.test/api/v1/plus/record")
+    try:
+        page = parse_record_page(HttpResponse(status, {}, body), request)
+    except SenseLinkError as exc:
+        assert exc.request is not None
+    else:
+        assert isinstance(page, RecordPage)
+        assert all(isinstance(r, Record) for r in page.records)
