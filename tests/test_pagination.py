@@ -1,0 +1,219 @@
+"""RecordPager: windows, paging, exactly-once, misbehaving servers."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from senselink_plus import Client, HttpRequest, HttpResponse, Order, ResponseError, ValidationError
+from senselink_plus.testing import MockTransport
+from tests.conftest import APP_KEY, APP_SECRET, ok
+
+T0 = datetime(2024, 3, 1, tzinfo=timezone(timedelta(hours=9)))
+T0_MS = int(T0.timestamp() * 1000)
+
+
+def wire(record_id: int, create_at_ms: int, sn: str = "SN1") -> dict[str, Any]:
+    return {
+        "record_id": record_id,
+        "sn": sn,
+        "image_id": f"{record_id:024x}",
+        "user_id": None,
+        "verify_score": 0.3,
+        "device_timestamp": create_at_ms // 1000,
+        "timezone": "GMT+9:00",
+        "create_at": create_at_ms,
+        "extend": None,
+    }
+
+
+class FakeServer:
+    """A list endpoint over an in-memory table, as the spec describes it."""
+
+    def __init__(self, records: list[dict[str, Any]]) -> None:
+        self.records = sorted(records, key=lambda r: r["record_id"])
+        self.calls: list[dict[str, str]] = []
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        q = dict(request.params)
+        self.calls.append(q)
+        lo = int(datetime.fromisoformat(q["time_from"]).timestamp() * 1000)
+        hi = int(datetime.fromisoformat(q["time_to"]).timestamp() * 1000)
+        assert hi - lo <= 24 * 3600 * 1000
+        rows = [
+            r
+            for r in self.records
+            if lo <= r["create_at"] <= hi and ("sn" not in q or r["sn"] == q["sn"])
+        ]
+        if q["order"] == "0":
+            rows.reverse()
+        page, size = int(q["page"]), int(q["size"])
+        chunk = rows[(page - 1) * size : page * size]
+        return ok({"page_num": page, "page_size": size, "total": len(rows), "list": chunk})
+
+
+def client_for(handler: Callable[[HttpRequest], HttpResponse]) -> Client:
+    return Client(
+        APP_KEY, APP_SECRET, base_url="https://api.test", transport=MockTransport(handler)
+    )
+
+
+async def collect(client: Client, *args: Any, **kwargs: Any) -> list[int]:
+    return [r.record_id async for r in client.records(*args, **kwargs)]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    offsets=st.lists(
+        st.integers(0, 3 * 86400)
+        | st.sampled_from([0, 86399, 86400, 86401, 2 * 86400, 3 * 86400, 3 * 86400 + 1]),
+        max_size=120,
+    ),
+    page_size=st.integers(1, 100),
+    order=st.sampled_from(Order),
+    days=st.integers(1, 3),
+)
+async def test_every_record_exactly_once_in_order(
+    offsets: list[int], page_size: int, order: Order, days: int
+) -> None:
+    # Offsets are whole seconds, so many records sit exactly on window boundaries.
+    records = [wire(1000 + i, T0_MS + off * 1000) for i, off in enumerate(sorted(offsets))]
+    server = FakeServer(records)
+    async with client_for(server) as client:
+        got = await collect(client, T0, T0 + timedelta(days=days), order=order, page_size=page_size)
+    expected = [r["record_id"] for r in records if r["create_at"] <= T0_MS + days * 86400_000]
+    if order is Order.DESCENDING:
+        expected.reverse()
+    assert got == expected
+    assert all(int(call["size"]) == page_size for call in server.calls)
+
+
+async def test_a_90_day_range_is_walked_window_by_window() -> None:
+    records = [wire(i, T0_MS + i * 3600_000) for i in range(90 * 24)]
+    server = FakeServer(records)
+    async with client_for(server) as client:
+        got = await collect(client, T0, T0 + timedelta(days=90))
+    assert got == [r["record_id"] for r in records]
+    windows = {(c["time_from"], c["time_to"]) for c in server.calls}
+    assert len(windows) == 90
+    assert ("2024-03-01T00:00:00+09:00", "2024-03-02T00:00:00+09:00") in windows
+
+
+async def test_descending_starts_with_the_latest_window() -> None:
+    server = FakeServer([wire(1, T0_MS), wire(2, T0_MS + 30 * 3600_000)])
+    async with client_for(server) as client:
+        assert await collect(client, T0, T0 + timedelta(days=2), order=Order.DESCENDING) == [2, 1]
+    assert server.calls[0]["time_from"] == "2024-03-02T00:00:00+09:00"
+    assert server.calls[0]["order"] == "0"
+
+
+async def test_max_items_stops_early_and_sends_no_more() -> None:
+    server = FakeServer([wire(i, T0_MS + i * 1000) for i in range(250)])
+    async with client_for(server) as client:
+        assert await collect(client, T0, T0 + timedelta(hours=1), max_items=150) == list(range(150))
+        assert len(server.calls) == 2
+        assert await collect(client, T0, T0 + timedelta(hours=1), max_items=0) == []
+        assert len(server.calls) == 2
+
+
+async def test_pages_are_deduplicated_and_truncated() -> None:
+    server = FakeServer([wire(i, T0_MS + i * 1000) for i in range(25)])
+    async with client_for(server) as client:
+        pages = [
+            p
+            async for p in client.records(
+                T0, T0 + timedelta(hours=1), page_size=10, max_items=23
+            ).pages()
+        ]
+    assert [len(p) for p in pages] == [10, 10, 3]
+    assert all(p.total == 25 for p in pages)
+
+
+async def test_filters_by_sn() -> None:
+    server = FakeServer([wire(1, T0_MS, "A"), wire(2, T0_MS + 1000, "B")])
+    async with client_for(server) as client:
+        assert await collect(client, T0, T0 + timedelta(hours=1), sn="B") == [2]
+    assert server.calls[0]["sn"] == "B"
+
+
+async def test_nothing_is_sent_until_iterated() -> None:
+    server = FakeServer([])
+    async with client_for(server) as client:
+        pager = client.records(T0, T0 + timedelta(days=3))
+        assert server.calls == []
+        assert "windows=3" in repr(pager)
+        assert await collect(client, T0, T0 + timedelta(days=3)) == []
+    assert len(server.calls) == 3
+
+
+async def test_a_page_that_does_not_advance_is_an_error() -> None:
+    rows = [wire(i, T0_MS) for i in range(3)]
+
+    def stuck(request: HttpRequest) -> HttpResponse:
+        return ok({"page_num": 1, "page_size": 3, "total": 10, "list": rows})
+
+    async with client_for(stuck) as client:
+        with pytest.raises(ResponseError, match="not advancing"):
+            await collect(client, T0, T0 + timedelta(hours=1), page_size=3)
+
+
+async def test_more_pages_than_total_allows_is_an_error() -> None:
+    def endless(request: HttpRequest) -> HttpResponse:
+        page = int(dict(request.params)["page"])
+        return ok({"page_num": page, "page_size": 100, "total": 150, "list": [wire(page, T0_MS)]})
+
+    async with client_for(endless) as client:
+        with pytest.raises(ResponseError, match="total=150 allows only 2 pages"):
+            await collect(client, T0, T0 + timedelta(hours=1))
+
+
+async def test_a_server_capping_the_page_size_is_followed() -> None:
+    records = [wire(i, T0_MS + i) for i in range(120)]
+
+    def capped(request: HttpRequest) -> HttpResponse:
+        page = int(dict(request.params)["page"])
+        chunk = records[(page - 1) * 50 : page * 50]
+        return ok({"page_num": page, "page_size": 50, "total": 120, "list": chunk})
+
+    async with client_for(capped) as client:
+        assert await collect(client, T0, T0 + timedelta(hours=1)) == list(range(120))
+
+
+async def test_total_growing_under_descending_writes_loses_nothing() -> None:
+    records = [wire(i, T0_MS + i * 1000) for i in range(250)]
+    server = FakeServer(records)
+    inner = server.__call__
+
+    def with_writes(request: HttpRequest) -> HttpResponse:
+        response = inner(request)
+        if dict(request.params)["page"] == "1":  # 10 new records land after page 1
+            server.records.extend(wire(1000 + i, T0_MS + 300_000 + i) for i in range(10))
+        return response
+
+    async with client_for(with_writes) as client:
+        got = await collect(client, T0, T0 + timedelta(hours=1), order=Order.DESCENDING)
+    assert len(got) == len(set(got))
+    assert set(range(250)) <= set(got)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"page_size": 0}, "page_size"),
+        ({"page_size": 101}, "page_size"),
+        ({"concurrency": 0}, "concurrency"),
+        ({"max_items": -1}, "max_items"),
+        ({"order": 3}, "order"),
+        ({"sn": ""}, "sn"),
+    ],
+)
+async def test_bad_arguments_fail_at_the_call(kwargs: dict[str, Any], field: str) -> None:
+    async with client_for(FakeServer([])) as client:
+        with pytest.raises(ValidationError) as info:
+            client.records(T0, T0 + timedelta(days=1), **kwargs)
+    assert info.value.field == field
