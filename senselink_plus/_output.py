@@ -1,0 +1,86 @@
+"""Writing records for people and programs: JSON lines, CSV, or an aligned table."""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterable
+from typing import IO, Any
+
+import attrs
+import orjson
+
+from ._models import Record
+
+__all__ = ["FORMATS", "RecordWriter"]
+
+FORMATS = ("jsonl", "csv", "table")
+FIELDS = tuple(field.name for field in attrs.fields(Record))
+
+_TABLE_COLUMNS: tuple[tuple[str, int], ...] = (
+    ("record_id", 10),
+    ("stored (UTC)", 19),
+    ("sn", 16),
+    ("user_id", 8),
+    ("score", 5),
+    ("image_id", 24),
+    ("extend", 24),
+)
+
+
+def _table_cells(record: Record) -> tuple[str, ...]:
+    return (
+        str(record.record_id),
+        record.created_at.strftime("%Y-%m-%d %H:%M:%S"),
+        record.sn,
+        "-" if record.user_id is None else str(record.user_id),
+        "" if record.verify_score is None else f"{record.verify_score:.2f}",
+        record.image_id,
+        record.extend or "",
+    )
+
+
+class RecordWriter:
+    """Stream records to ``out`` in one of `FORMATS`, one at a time (nothing is held).
+
+    >>> writer = RecordWriter(sys.stdout, "table")  # doctest: +SKIP
+    >>> writer.write_all(records)  # doctest: +SKIP
+    """
+
+    def __init__(self, out: IO[str], fmt: str) -> None:
+        if fmt not in FORMATS:
+            raise ValueError(f"format must be one of {', '.join(FORMATS)}, not {fmt!r}")
+        self._out = out
+        self._fmt = fmt
+        self._csv: Any = None
+        self.count = 0
+
+    def header(self) -> None:
+        if self._fmt == "csv":
+            self._csv = csv.writer(self._out, lineterminator="\n")
+            self._csv.writerow(FIELDS)
+        elif self._fmt == "table":
+            self._row(tuple(name for name, _ in _TABLE_COLUMNS))
+            self._row(tuple("-" * width for _, width in _TABLE_COLUMNS))
+
+    def write(self, record: Record) -> None:
+        self.count += 1
+        if self._fmt == "jsonl":
+            values = attrs.astuple(record, recurse=False)
+            self._out.write(orjson.dumps(dict(zip(FIELDS, values, strict=True))).decode())
+            self._out.write("\n")
+        elif self._fmt == "csv":
+            self._csv.writerow(["" if v is None else v for v in attrs.astuple(record)])
+        else:
+            self._row(_table_cells(record))
+
+    def write_all(self, records: Iterable[Record]) -> None:
+        self.header()
+        for record in records:
+            self.write(record)
+
+    def _row(self, cells: tuple[str, ...]) -> None:
+        parts = [
+            cell.ljust(width) if len(cell) <= width else cell[: width - 1] + "…"
+            for cell, (_, width) in zip(cells, _TABLE_COLUMNS, strict=True)
+        ]
+        self._out.write("  ".join(parts).rstrip() + "\n")
