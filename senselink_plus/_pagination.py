@@ -1,13 +1,35 @@
-"""`RecordPager`: every record of any time range, page by page, each exactly once."""
+"""`RecordPager`: every record of any time range, page by page, each exactly once.
+
+What is guaranteed while records are being written to the range being read:
+
+- Every record present when the walk starts, and still present when it ends, is
+  yielded exactly once, in the requested order.
+- Records are deduplicated by ``record_id``. New records land at one end of the
+  ``record_id`` order: in descending order they push older ones onto later pages (seen
+  again, dropped), in ascending order they extend the last page. Records expiring out
+  of retention leave from the oldest end, which in ascending order pulls later records
+  onto earlier pages; a falling ``total`` is the sign, and the walker re-reads the pages
+  a shift may have skipped before going on.
+- A page fetched ahead (``concurrency`` > 1) is used only if it was read in the same or
+  a later state of the listing than the page before it (judged by ``total``); otherwise
+  it is fetched again.
+- A record added during the walk may or may not be yielded: in ascending order it
+  usually is (the walk follows the growing ``total``); in descending order it is not,
+  since the top of the listing has already been read. Use ``watch`` to follow new
+  records.
+"""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+import contextlib
+from collections.abc import AsyncGenerator, AsyncIterator
 from datetime import datetime
 from typing import TYPE_CHECKING
 
 from . import _endpoints as ep
 from ._exceptions import ResponseError, ValidationError
+from ._http import HttpRequest
 from ._models import Order, Record, RecordPage
 from ._timeutil import MAX_WINDOW, split_time_range
 
@@ -24,15 +46,22 @@ def _seconds(raw: int) -> int:
     return raw // 1000 if raw >= _MS_THRESHOLD else raw
 
 
+def _ceil_div(a: int, b: int) -> int:
+    return -(-a // b)
+
+
 class RecordPager:
     """A lazy walk over the records of a time range; nothing is sent until iterated.
 
     ``async for record in pager`` yields `Record`s; ``pager.pages()`` yields
-    `RecordPage`s (deduplicated). A range over 24 h is walked window by window
-    (`split_time_range`) in the requested order. The walk stops at the latest
-    ``total``, on an empty page, or at ``max_items``; a ``record_id`` is never yielded
-    twice; a server that does not advance pages, or sends more pages than its ``total``
-    allows, raises `ResponseError`.
+    `RecordPage`s holding only records not yielded before. A range over 24 h is walked
+    window by window (`split_time_range`) in the requested order. Within a window, once
+    the first page gives ``total``, up to ``concurrency`` pages are fetched at once and
+    yielded in order (so about that many pages are held in memory, whatever the range).
+    The walk stops at the latest ``total``, on an empty page, or at ``max_items``; a
+    ``record_id`` is never yielded twice; a server that does not advance pages, or sends
+    more pages than its ``total`` allows, raises `ResponseError`. Breaking out of the
+    loop cancels any page still in flight.
 
     >>> async for record in client.records(t0, t0 + timedelta(days=3)):  # doctest: +SKIP
     ...     print(record.record_id)
@@ -77,86 +106,174 @@ class RecordPager:
         hi = max(first[1], last[1]).isoformat()
         return (
             f"RecordPager({lo} .. {hi}, sn={self.sn!r}, order={self.order.name}, "
-            f"windows={len(self.windows)}, page_size={self.page_size})"
+            f"windows={len(self.windows)}, page_size={self.page_size}, "
+            f"concurrency={self.concurrency})"
         )
 
     def __aiter__(self) -> AsyncIterator[Record]:
         return self._iter_records()
 
-    async def _iter_records(self) -> AsyncIterator[Record]:
-        async for page in self._iter_pages():
-            for record in page.records:
-                yield record
+    async def _iter_records(self) -> AsyncGenerator[Record, None]:
+        async with contextlib.aclosing(self._iter_pages()) as pages:
+            async for page in pages:
+                for record in page.records:
+                    yield record
 
     def pages(self) -> AsyncIterator[RecordPage]:
         """Iterate page by page; each page holds only records not yielded before."""
         return self._iter_pages()
 
-    async def _iter_pages(self) -> AsyncIterator[RecordPage]:
+    async def _iter_pages(self) -> AsyncGenerator[RecordPage, None]:
         remaining = self.max_items
         if remaining == 0:
             return
         # Neighbouring windows share their boundary instant, so a record stored in that
         # second can come in both: remember those ids from one window to the next.
         carried: set[int] = set()
+        budget = [remaining]  # read by the walker so it never fetches ahead past max_items
         for lo, hi in self.windows:
             boundary = _seconds(int((hi if self.order is Order.ASCENDING else lo).timestamp()))
             near_edge: set[int] = set()
-            async for page in self._walk_window(lo, hi, carried):
-                records = page.records
-                for record in records:
-                    if abs(_seconds(record.create_at) - boundary) <= 1:
-                        near_edge.add(record.record_id)
-                if remaining is not None:
-                    if len(records) >= remaining:
-                        records = records[:remaining]
-                    remaining -= len(records)
-                if records:
-                    yield RecordPage(page.page_num, page.page_size, page.total, records)
-                if remaining == 0:
-                    return
+            walker = _WindowWalker(self, lo, hi, carried, budget)
+            async with contextlib.aclosing(walker.pages()) as pages:
+                async for page in pages:
+                    records = page.records
+                    for record in records:
+                        if abs(_seconds(record.create_at) - boundary) <= 1:
+                            near_edge.add(record.record_id)
+                    if remaining is not None:
+                        if len(records) >= remaining:
+                            records = records[:remaining]
+                        remaining -= len(records)
+                        budget[0] = remaining
+                    if records:
+                        yield RecordPage(page.page_num, page.page_size, page.total, records)
+                    if remaining == 0:
+                        return
             carried = near_edge
 
-    async def _walk_window(
-        self, lo: datetime, hi: datetime, carried: set[int]
-    ) -> AsyncIterator[RecordPage]:
+
+class _WindowWalker:
+    """Reads the pages of one window of at most 24 h, fetching ahead when allowed."""
+
+    def __init__(
+        self,
+        pager: RecordPager,
+        lo: datetime,
+        hi: datetime,
+        carried: set[int],
+        budget: list[int | None],
+    ) -> None:
+        self._pager = pager
+        self._budget = budget
+        self._lo = lo
+        self._hi = hi
+        self._carried = carried
+        self._ahead: dict[int, asyncio.Task[RecordPage]] = {}
+
+    def _request(self, page_no: int) -> HttpRequest:
+        pager = self._pager
+        return ep.build_list_records(
+            pager._client.base_url,
+            self._lo,
+            self._hi,
+            sn=pager.sn,
+            order=pager.order,
+            page=page_no,
+            size=pager.page_size,
+        )
+
+    async def _fetch(self, page_no: int) -> RecordPage:
+        task = self._ahead.pop(page_no, None)
+        if task is not None:
+            return await task
+        return await self._pager._client._fetch_page(self._request(page_no))
+
+    def _fetch_ahead(self, first: int, last: int, size: int) -> None:
+        last = min(last, first + self._pager.concurrency - 1)
+        wanted = self._budget[0]
+        if wanted is not None:
+            last = min(last, first + _ceil_div(wanted, size) - 1)
+        for page_no in range(first, last + 1):
+            if page_no not in self._ahead:
+                request = self._request(page_no)
+                self._ahead[page_no] = asyncio.ensure_future(
+                    self._pager._client._fetch_page(request)
+                )
+
+    async def _drop_ahead(self) -> None:
+        tasks = list(self._ahead.values())
+        self._ahead.clear()
+        for task in tasks:
+            task.cancel()
+        # Gathering retrieves every outcome, so no "exception never retrieved" warning.
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def pages(self) -> AsyncGenerator[RecordPage, None]:
+        try:
+            async for page in self._walk():
+                yield page
+        finally:
+            await self._drop_ahead()
+
+    async def _walk(self) -> AsyncGenerator[RecordPage, None]:
+        ascending = self._pager.order is Order.ASCENDING
+        requested = self._pager.page_size
         seen: set[int] = set()
-        previous_ids: tuple[int, ...] = ()
-        fetched = 0
+        prev_total: int | None = None
+        prev_ids: tuple[int, ...] = ()
+        prev_no = 0
+        rereads = 0
         page_no = 1
         while True:
-            request = ep.build_list_records(
-                self._client.base_url,
-                lo,
-                hi,
-                sn=self.sn,
-                order=self.order,
-                page=page_no,
-                size=self.page_size,
-            )
-            page = await self._client._fetch_page(request)
+            page = await self._fetch(page_no)
+            total = page.total
+            size = min(requested, page.page_size) if page.page_size > 0 else requested
+            if prev_total is not None and total < prev_total:
+                # This page was read in an earlier state than the one before it, or
+                # records left the listing; either way it may have missed some.
+                await self._drop_ahead()
+                if ascending:
+                    # Expired records shift the rest towards the start: re-read the
+                    # pages the shift may have carried records back into.
+                    page_no = max(1, page_no - _ceil_div(prev_total - total, size))
+                    prev_total, prev_ids, prev_no = total, (), 0
+                    continue
+                if rereads == 0:
+                    rereads = 1
+                    continue  # read this page again in the current state
+                prev_total = total  # records left at the old end: nothing shifted
+            rereads = 0
             ids = tuple(record.record_id for record in page.records)
-            if ids and ids == previous_ids:
+            request = self._request(page_no)
+            if ids and ids == prev_ids:
+                what = f"repeats page {prev_no}" if page_no != prev_no else "came back unchanged"
                 raise ResponseError(
-                    f"page {page_no} repeats page {page_no - 1}: the server is not advancing pages",
+                    f"page {page_no} {what} while total={total} promises more: the server "
+                    "is not advancing pages",
                     request=request.info(),
                 )
-            size = min(self.page_size, page.page_size) if page.page_size > 0 else self.page_size
-            if ids and (page_no - 1) * size >= page.total:
+            if ids and (page_no - 1) * size >= total:
                 raise ResponseError(
-                    f"page {page_no} has records but total={page.total} allows only "
-                    f"{-(-page.total // size)} pages of {size}",
+                    f"page {page_no} has records but total={total} allows only "
+                    f"{_ceil_div(total, size)} pages of {size}",
                     request=request.info(),
                 )
+            carried = self._carried
             fresh = tuple(
                 record
                 for record in page.records
                 if record.record_id not in seen and record.record_id not in carried
             )
             seen.update(ids)
-            fetched += len(ids)
-            yield RecordPage(page.page_num, page.page_size, page.total, fresh)
-            if not ids or fetched >= page.total:
+            yield RecordPage(page.page_num, page.page_size, total, fresh)
+            covered = (page_no - 1) * size + len(ids)
+            if not ids or covered >= total:
                 return
-            previous_ids = ids
-            page_no += 1
+            prev_total, prev_ids, prev_no = total, ids, page_no
+            # A short page that total says should hold more (records arrived since it
+            # was read) is read again; a full one is followed by the next.
+            if len(ids) >= size:
+                page_no += 1
+            if self._pager.concurrency > 1:
+                self._fetch_ahead(page_no, _ceil_div(total, size), size)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -57,7 +58,7 @@ class FakeServer:
         return ok({"page_num": page, "page_size": size, "total": len(rows), "list": chunk})
 
 
-def client_for(handler: Callable[[HttpRequest], HttpResponse]) -> Client:
+def client_for(handler: Callable[[HttpRequest], HttpResponse | Awaitable[HttpResponse]]) -> Client:
     return Client(
         APP_KEY, APP_SECRET, base_url="https://api.test", transport=MockTransport(handler)
     )
@@ -77,9 +78,10 @@ async def collect(client: Client, *args: Any, **kwargs: Any) -> list[int]:
     page_size=st.integers(1, 100),
     order=st.sampled_from(Order),
     days=st.integers(1, 3),
+    concurrency=st.integers(1, 5),
 )
 async def test_every_record_exactly_once_in_order(
-    offsets: list[int], page_size: int, order: Order, days: int
+    offsets: list[int], page_size: int, order: Order, days: int, concurrency: int
 ) -> None:
     # Offsets are whole seconds, so many records sit exactly on window boundaries.
     records = [wire(1000 + i, T0_MS + off * 1000) for i, off in enumerate(sorted(offsets))]
@@ -163,12 +165,23 @@ async def test_a_page_that_does_not_advance_is_an_error() -> None:
 
 
 async def test_more_pages_than_total_allows_is_an_error() -> None:
-    def endless(request: HttpRequest) -> HttpResponse:
+    def shrinking(request: HttpRequest) -> HttpResponse:
         page = int(dict(request.params)["page"])
-        return ok({"page_num": page, "page_size": 100, "total": 150, "list": [wire(page, T0_MS)]})
+        rows = [wire(page * 1000 + i, T0_MS) for i in range(100)]
+        total = 1000 if page == 1 else 50
+        return ok({"page_num": page, "page_size": 100, "total": total, "list": rows})
 
-    async with client_for(endless) as client:
-        with pytest.raises(ResponseError, match="total=150 allows only 2 pages"):
+    async with client_for(shrinking) as client:
+        with pytest.raises(ResponseError, match="total=50 allows only 1 pages"):
+            await collect(client, T0, T0 + timedelta(hours=1), order=Order.DESCENDING)
+
+
+async def test_a_short_page_that_never_fills_is_an_error() -> None:
+    def short(request: HttpRequest) -> HttpResponse:
+        return ok({"page_num": 1, "page_size": 100, "total": 150, "list": [wire(1, T0_MS)]})
+
+    async with client_for(short) as client:
+        with pytest.raises(ResponseError, match="page 1 came back unchanged while total=150"):
             await collect(client, T0, T0 + timedelta(hours=1))
 
 
@@ -217,3 +230,128 @@ async def test_bad_arguments_fail_at_the_call(kwargs: dict[str, Any], field: str
         with pytest.raises(ValidationError) as info:
             client.records(T0, T0 + timedelta(days=1), **kwargs)
     assert info.value.field == field
+
+
+class SlowServer(FakeServer):
+    """Answers after yielding to the loop, and tracks how many requests overlap."""
+
+    def __init__(self, records: list[dict[str, Any]]) -> None:
+        super().__init__(records)
+        self.in_flight = 0
+        self.peak = 0
+        self.started: list[int] = []
+
+    async def handle(self, request: HttpRequest) -> HttpResponse:
+        self.in_flight += 1
+        self.peak = max(self.peak, self.in_flight)
+        self.started.append(int(dict(request.params)["page"]))
+        try:
+            for _ in range(3):
+                await asyncio.sleep(0)
+            return self(request)
+        finally:
+            self.in_flight -= 1
+
+
+@pytest.mark.parametrize("concurrency", [1, 2, 8])
+async def test_concurrency_keeps_order_and_bounds_pages_in_flight(concurrency: int) -> None:
+    server = SlowServer([wire(i, T0_MS + i * 10) for i in range(2000)])
+    async with client_for(server.handle) as client:
+        got = await collect(
+            client, T0, T0 + timedelta(hours=1), page_size=50, concurrency=concurrency
+        )
+    assert got == list(range(2000))
+    assert server.peak == concurrency
+    assert len(server.calls) == 40
+
+
+async def test_concurrency_one_is_lazy() -> None:
+    server = SlowServer([wire(i, T0_MS + i * 10) for i in range(500)])
+    async with client_for(server.handle) as client:
+        pages = client.records(T0, T0 + timedelta(hours=1), concurrency=1).pages()
+        await pages.__anext__()
+        await asyncio.sleep(0.01)
+        assert server.started == [1]
+        await pages.__anext__()
+        assert server.started == [1, 2]
+        await pages.aclose()  # type: ignore[attr-defined]
+
+
+async def test_breaking_out_leaves_nothing_in_flight() -> None:
+    server = SlowServer([wire(i, T0_MS + i * 10) for i in range(5000)])
+    async with client_for(server.handle) as client:
+        async for record in client.records(T0, T0 + timedelta(hours=1), concurrency=8):
+            if record.record_id == 150:
+                break
+        for _ in range(10):
+            await asyncio.sleep(0)
+        assert server.in_flight == 0
+        assert [t for t in asyncio.all_tasks() if t is not asyncio.current_task()] == []
+
+
+async def test_cancelling_the_consumer_leaves_nothing_in_flight() -> None:
+    server = SlowServer([wire(i, T0_MS + i * 10) for i in range(5000)])
+    async with client_for(server.handle) as client:
+
+        async def consume() -> None:
+            async for _ in client.records(T0, T0 + timedelta(hours=1), concurrency=8):
+                await asyncio.sleep(0)
+
+        task = asyncio.create_task(consume())
+        for _ in range(30):
+            await asyncio.sleep(0)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        for _ in range(10):
+            await asyncio.sleep(0)
+        assert server.in_flight == 0
+        assert [t for t in asyncio.all_tasks() if t is not asyncio.current_task()] == []
+
+
+@pytest.mark.parametrize("order", list(Order))
+@pytest.mark.parametrize("concurrency", [1, 4])
+async def test_live_writes_lose_and_repeat_nothing(order: Order, concurrency: int) -> None:
+    """A writer adds records to the window while a reader walks it."""
+    server = FakeServer([wire(i, T0_MS + i * 10) for i in range(1000)])
+    next_id = [5000]
+
+    async def writing(request: HttpRequest) -> HttpResponse:
+        # Concurrent requests are answered out of order (higher pages first within a
+        # batch), and 7 new records are stored in the window before each answer.
+        page = int(dict(request.params)["page"])
+        for _ in range(3 * (4 - page % 4)):
+            await asyncio.sleep(0)
+        for _ in range(7):
+            server.records.append(wire(next_id[0], T0_MS + 20_000 + next_id[0]))
+            next_id[0] += 1
+        return server(request)
+
+    async with client_for(writing) as client:
+        got = await collect(
+            client, T0, T0 + timedelta(hours=1), order=order, page_size=50, concurrency=concurrency
+        )
+    assert len(got) == len(set(got))
+    assert set(range(1000)) <= set(got)
+    assert got == sorted(got, reverse=order is Order.DESCENDING)
+
+
+@pytest.mark.parametrize("concurrency", [1, 4])
+async def test_expiring_records_do_not_make_the_walk_skip(concurrency: int) -> None:
+    """Retention removes the oldest records mid-walk; ascending offsets shift back."""
+    base = [wire(i, T0_MS + i * 10) for i in range(1000)]
+    server = SlowServer(base)
+
+    async def expiring(request: HttpRequest) -> HttpResponse:
+        if dict(request.params)["page"] != "1":
+            del server.records[:13]  # the 13 oldest expire before each later page
+        return await server.handle(request)
+
+    async with client_for(expiring) as client:
+        got = await collect(
+            client, T0, T0 + timedelta(hours=1), page_size=50, concurrency=concurrency
+        )
+    assert len(got) == len(set(got))
+    assert got == sorted(got)
+    survivors = {r["record_id"] for r in server.records}
+    assert survivors <= set(got)
