@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import os
-from itertools import chain
 from array import array
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from itertools import chain
 from typing import Any
 
 __all__ = ["SEED_IMAGE", "ImagesView", "RecordStore", "image_content_type"]
