@@ -111,7 +111,7 @@ class RetryPolicy:
 
     def backoff(self, attempt: int, rng: random.Random) -> float:
         """The wait before attempt ``attempt + 1``: half fixed, half jitter, capped."""
-        ceiling: float = min(self.max_delay, self.initial_delay * 2.0 ** (attempt - 1))
+        ceiling: float = min(self.max_delay, self.initial_delay * 2.0 ** min(attempt - 1, 64))
         return ceiling / 2 + rng.uniform(0, ceiling / 2)
 
     def delay(self, error: SenseLinkError, attempt: int, rng: random.Random) -> float | None:

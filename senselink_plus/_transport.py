@@ -9,11 +9,19 @@ from typing import Protocol, runtime_checkable
 
 import aiohttp
 
-from ._exceptions import ConnectError, RequestTimeout, TransportError
+from ._exceptions import ConnectError, RequestTimeout, TransportError, ValidationError
 from ._http import HttpRequest, HttpResponse
 from ._retry import Timeout
 
-__all__ = ["AiohttpTransport", "Transport"]
+__all__ = ["DEFAULT_MAX_RESPONSE_BYTES", "AiohttpTransport", "Transport"]
+
+#: The largest response body read (a snapshot is at most 1 MiB, a page of 100 records
+#: about 40 KB); a bigger one is refused so a misbehaving server cannot exhaust memory.
+DEFAULT_MAX_RESPONSE_BYTES = 16 * 1024 * 1024
+
+
+class _TooLarge(aiohttp.ClientPayloadError):
+    """A response body over the configured limit."""
 
 
 @runtime_checkable
@@ -32,6 +40,7 @@ class Transport(Protocol):
 class AiohttpTransport:
     """The default transport, on an `aiohttp.ClientSession`.
 
+    Bodies over ``max_response_bytes`` (default 16 MiB) fail as a `TransportError`.
     Without ``session`` it makes its own inside the running event loop on first use and
     closes it in `aclose`. A session passed in is the caller's: it is never closed here.
 
@@ -45,7 +54,18 @@ class AiohttpTransport:
         *,
         timeout: Timeout | None = None,
         ssl_context: ssl.SSLContext | None = None,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
     ) -> None:
+        if (
+            isinstance(max_response_bytes, bool)
+            or not isinstance(max_response_bytes, int)
+            or max_response_bytes < 1
+        ):
+            raise ValidationError(
+                f"max_response_bytes must be an int >= 1, not {max_response_bytes!r}",
+                field="max_response_bytes",
+            )
+        self._max_response_bytes = max_response_bytes
         self._session = session
         self._owns_session = session is None
         self._ssl = ssl_context
@@ -76,18 +96,35 @@ class AiohttpTransport:
                 data=request.content,
                 timeout=self._timeout,
             ) as response:
-                content = await response.read()
+                content = await self._read(response)
                 return HttpResponse(response.status, response.headers.items(), content)
         except aiohttp.ConnectionTimeoutError as exc:
-            raise ConnectError(f"timed out connecting: {_describe(exc)}") from None
+            error: TransportError = ConnectError(f"timed out connecting: {_describe(exc)}")
         except aiohttp.ClientConnectorError as exc:
-            raise ConnectError(f"cannot connect: {_describe(exc)}") from None
+            error = ConnectError(f"cannot connect: {_describe(exc)}")
         except (asyncio.TimeoutError, aiohttp.ServerTimeoutError) as exc:
-            raise RequestTimeout(f"no answer in time: {_describe(exc)}") from None
+            error = RequestTimeout(f"no answer in time: {_describe(exc)}")
         except aiohttp.ServerDisconnectedError as exc:
-            raise TransportError(f"the server closed the connection: {_describe(exc)}") from None
+            error = TransportError(f"the server closed the connection: {_describe(exc)}")
         except (aiohttp.ClientError, OSError) as exc:
-            raise TransportError(f"transport failure: {_describe(exc)}") from None
+            error = TransportError(f"transport failure: {_describe(exc)}")
+        # Raised outside the except blocks so the aiohttp exception, whose request_info
+        # holds the signed URL, is neither the cause nor the context of ours.
+        raise error
+
+    async def _read(self, response: aiohttp.ClientResponse) -> bytes:
+        limit = self._max_response_bytes
+        declared = response.content_length
+        if declared is not None and declared > limit:
+            raise _TooLarge(f"the response declares {declared} bytes; the limit is {limit}")
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in response.content.iter_chunked(65536):
+            size += len(chunk)
+            if size > limit:
+                raise _TooLarge(f"the response exceeds the limit of {limit} bytes")
+            chunks.append(chunk)
+        return b"".join(chunks)
 
     async def aclose(self) -> None:
         self._closed = True

@@ -1,0 +1,324 @@
+"""Retry policy, timeouts, and the client-side rate and concurrency caps."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import random
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from senselink_plus import (
+    APIError,
+    AuthenticationError,
+    ClientClosedError,
+    ConnectError,
+    InvalidParameterError,
+    NoFaceDetectedError,
+    NotFoundError,
+    RateLimitError,
+    RequestTimeout,
+    ResponseError,
+    RetryPolicy,
+    SenseLinkError,
+    ServerError,
+    Timeout,
+    TransportError,
+    ValidationError,
+)
+from senselink_plus._limits import RateLimiter, make_semaphore
+from senselink_plus._retry import is_retryable
+
+# --- is_retryable ----------------------------------------------------------------------
+
+# (error, retried for a GET, retried for create_record)
+CASES: list[tuple[SenseLinkError, bool, bool]] = [
+    (ConnectError("refused"), True, True),
+    (RateLimitError("slow down", code=429, status=429), True, True),
+    (RateLimitError("slow down", code=40029, status=200, retry_after=2.0), True, True),
+    (TransportError("connection dropped"), True, False),
+    (RequestTimeout("no answer"), True, False),
+    (ResponseError("bad json", status=200), True, False),
+    (ServerError("boom", code=500, status=500), True, False),
+    (ServerError("boom", code=50000, status=200), True, False),
+    (APIError("timeout", code=408, status=408), True, False),
+    (APIError("too many", code=429, status=429), True, False),
+    (APIError("bad gateway", code=502, status=502), True, False),
+    (APIError("unavailable", code=503, status=503), True, False),
+    (APIError("unknown code", code=40404, status=200), False, False),
+    (APIError("bad request", code=400, status=400), False, False),
+    (AuthenticationError("bad sign", code=401, status=401), False, False),
+    (InvalidParameterError("Param Invalid", code=30001, status=200), False, False),
+    (NoFaceDetectedError("No Face", code=30003, status=200), False, False),
+    (NotFoundError("no image", code=404, status=404), False, False),
+    (ValidationError("bad input"), False, False),
+    (ClientClosedError("closed"), False, False),
+    (SenseLinkError("generic"), False, False),
+]
+
+
+@pytest.mark.parametrize(
+    ("error", "for_get", "for_create"),
+    CASES,
+    ids=[f"{type(e).__name__}-{getattr(e, 'status', '')}" for e, _, _ in CASES],
+)
+def test_is_retryable(error: SenseLinkError, for_get: bool, for_create: bool) -> None:
+    assert is_retryable(error, idempotent=True) is for_get
+    assert is_retryable(error, idempotent=False) is for_create
+
+
+def test_every_error_class_is_covered() -> None:
+    import senselink_plus
+
+    classes = {
+        value
+        for value in vars(senselink_plus).values()
+        if isinstance(value, type) and issubclass(value, SenseLinkError)
+    }
+    assert classes == {type(error) for error, _, _ in CASES}
+
+
+def test_create_is_retried_only_when_the_server_provably_did_not_take_it() -> None:
+    retried = {type(e) for e, _, for_create in CASES if for_create}
+    assert retried == {ConnectError, RateLimitError}
+
+
+# --- RetryPolicy: validation -----------------------------------------------------------
+
+
+def test_defaults() -> None:
+    policy = RetryPolicy()
+    assert (policy.max_attempts, policy.initial_delay, policy.max_delay) == (3, 0.5, 8.0)
+    assert (policy.max_retry_after, policy.deadline) == (60.0, None)
+
+
+def test_none_never_retries() -> None:
+    policy = RetryPolicy.none()
+    assert policy.max_attempts == 1
+    assert policy == RetryPolicy(max_attempts=1)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"max_attempts": 0}, "max_attempts"),
+        ({"max_attempts": -1}, "max_attempts"),
+        ({"max_attempts": True}, "max_attempts"),
+        ({"max_attempts": 2.0}, "max_attempts"),
+        ({"max_attempts": "3"}, "max_attempts"),
+        ({"initial_delay": -0.1}, "initial_delay"),
+        ({"initial_delay": math.nan}, "initial_delay"),
+        ({"initial_delay": "1"}, "initial_delay"),
+        ({"max_delay": -1}, "max_delay"),
+        ({"max_delay": True}, "max_delay"),
+        ({"max_retry_after": -1.0}, "max_retry_after"),
+        ({"max_retry_after": None}, "max_retry_after"),
+        ({"deadline": 0}, "deadline"),
+        ({"deadline": -5.0}, "deadline"),
+        ({"deadline": math.nan}, "deadline"),
+        ({"deadline": False}, "deadline"),
+        ({"deadline": "30"}, "deadline"),
+    ],
+)
+def test_policy_refuses_bad_values(kwargs: dict[str, Any], field: str) -> None:
+    with pytest.raises(ValidationError) as info:
+        RetryPolicy(**kwargs)
+    assert info.value.field == field
+    assert field in str(info.value)
+    assert isinstance(info.value, ValueError)
+
+
+def test_policy_accepts_zero_delays_and_a_deadline() -> None:
+    policy = RetryPolicy(max_attempts=1, initial_delay=0, max_delay=0, max_retry_after=0,
+                         deadline=0.5)
+    assert policy.deadline == 0.5
+    assert policy.backoff(3, random.Random(0)) == 0
+
+
+# --- RetryPolicy: backoff and Retry-After ----------------------------------------------
+
+
+def test_backoff_doubles_then_caps() -> None:
+    policy = RetryPolicy(max_attempts=10, initial_delay=0.5, max_delay=8.0)
+    rng = random.Random(1234)
+    ceilings = [0.5, 1.0, 2.0, 4.0, 8.0, 8.0, 8.0, 8.0]
+    for attempt, ceiling in enumerate(ceilings, start=1):
+        wait = policy.backoff(attempt, rng)
+        assert ceiling / 2 <= wait <= ceiling, (attempt, wait)
+
+
+@given(
+    seed=st.integers(min_value=0, max_value=2**32),
+    attempt=st.integers(min_value=1, max_value=60),
+    initial=st.floats(min_value=0.001, max_value=5.0),
+    cap=st.floats(min_value=0.001, max_value=120.0),
+)
+def test_backoff_stays_within_half_the_ceiling_and_the_ceiling(
+    seed: int, attempt: int, initial: float, cap: float
+) -> None:
+    policy = RetryPolicy(initial_delay=initial, max_delay=cap)
+    ceiling = min(cap, initial * 2 ** (attempt - 1))
+    wait = policy.backoff(attempt, random.Random(seed))
+    assert ceiling / 2 <= wait <= ceiling
+    assert wait <= cap
+    # Same seed, same wait: jitter comes only from the rng passed in.
+    assert policy.backoff(attempt, random.Random(seed)) == wait
+
+
+def test_backoff_jitters() -> None:
+    policy = RetryPolicy(max_delay=8.0)
+    rng = random.Random(7)
+    waits = {policy.backoff(5, rng) for _ in range(20)}
+    assert len(waits) > 1
+    assert all(4.0 <= wait <= 8.0 for wait in waits)
+
+
+def test_backoff_for_a_very_late_attempt_is_the_cap() -> None:
+    policy = RetryPolicy(max_attempts=5000, initial_delay=0.5, max_delay=8.0)
+    wait = policy.backoff(1100, random.Random(0))
+    assert 4.0 <= wait <= 8.0
+
+
+def test_delay_without_retry_after_is_the_backoff() -> None:
+    policy = RetryPolicy()
+    for error in (
+        ConnectError("refused"),
+        ServerError("boom", code=500, status=500),
+        RateLimitError("slow", code=429, status=429, retry_after=None),
+    ):
+        expected = policy.backoff(2, random.Random(99))
+        assert policy.delay(error, 2, random.Random(99)) == expected
+
+
+@pytest.mark.parametrize("retry_after", [0, 0.25, 5, 59.5, 60.0])
+def test_retry_after_is_honoured_up_to_the_cap(retry_after: float) -> None:
+    policy = RetryPolicy(max_retry_after=60.0)
+    error = RateLimitError("slow", code=429, status=429, retry_after=retry_after)
+    delay = policy.delay(error, 1, random.Random(0))
+    assert delay == retry_after
+    assert isinstance(delay, float)
+
+
+def test_retry_after_on_a_server_error_is_honoured() -> None:
+    error = ServerError("busy", code=503, status=503, retry_after=3)
+    assert RetryPolicy().delay(error, 1, random.Random(0)) == 3.0
+
+
+@pytest.mark.parametrize("retry_after", [60.001, 61, 3600])
+def test_retry_after_beyond_the_cap_means_do_not_wait(retry_after: float) -> None:
+    policy = RetryPolicy(max_retry_after=60.0)
+    error = RateLimitError("slow", code=429, status=429, retry_after=retry_after)
+    assert policy.delay(error, 1, random.Random(0)) is None
+
+
+# --- Timeout ---------------------------------------------------------------------------
+
+
+def test_timeout_defaults() -> None:
+    assert Timeout() == Timeout(connect=10.0, total=60.0)
+    assert Timeout(connect=1, total=2.5).total == 2.5
+
+
+@pytest.mark.parametrize("field", ["connect", "total"])
+@pytest.mark.parametrize("bad", [0, -1.0, math.nan, True, "10", None])
+def test_timeout_refuses_non_positive_or_non_numbers(field: str, bad: Any) -> None:
+    with pytest.raises(ValidationError, match="must be > 0 seconds") as info:
+        Timeout(**{field: bad})
+    assert info.value.field == field
+
+
+# --- RateLimiter -----------------------------------------------------------------------
+
+
+class FakeClock:
+    """A timer and a sleep that never wait: sleeping moves the clock forward."""
+
+    def __init__(self, start: float = 1000.0) -> None:
+        self.now = start
+        self.sleeps: list[float] = []
+
+    def timer(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+async def test_sequential_starts_are_spaced_by_one_over_rate() -> None:
+    clock = FakeClock()
+    limiter = RateLimiter(4.0, timer=clock.timer, sleep=clock.sleep)
+    starts = []
+    for _ in range(5):
+        await limiter.acquire()
+        starts.append(clock.now)
+    assert starts == pytest.approx([1000.0, 1000.25, 1000.5, 1000.75, 1001.0])
+    assert clock.sleeps == pytest.approx([0.25] * 4)
+
+
+async def test_concurrent_callers_queue_in_call_order() -> None:
+    now = 50.0
+    requested: list[float] = []
+
+    async def record_sleep(seconds: float) -> None:
+        requested.append(seconds)  # the clock stands still: all callers arrive at once
+
+    limiter = RateLimiter(10.0, timer=lambda: now, sleep=record_sleep)
+    await asyncio.gather(*(limiter.acquire() for _ in range(5)))
+    assert requested == pytest.approx([0.1, 0.2, 0.3, 0.4])
+
+
+async def test_no_burst_credit_after_an_idle_spell() -> None:
+    clock = FakeClock()
+    limiter = RateLimiter(2.0, timer=clock.timer, sleep=clock.sleep)
+    await limiter.acquire()
+    clock.now += 60.0  # idle for a minute
+    await limiter.acquire()
+    assert clock.sleeps == []
+    await limiter.acquire()
+    assert clock.sleeps == pytest.approx([0.5])
+
+
+async def test_time_that_passed_counts_toward_the_gap() -> None:
+    clock = FakeClock()
+    limiter = RateLimiter(1.0, timer=clock.timer, sleep=clock.sleep)
+    await limiter.acquire()
+    clock.now += 0.75
+    await limiter.acquire()
+    assert clock.sleeps == pytest.approx([0.25])
+
+
+@pytest.mark.parametrize("rate", [0, -1.0, math.nan])
+def test_rate_must_be_positive(rate: float) -> None:
+    clock = FakeClock()
+    with pytest.raises(ValidationError, match="rate_limit") as info:
+        RateLimiter(rate, timer=clock.timer, sleep=clock.sleep)
+    assert info.value.field == "rate_limit"
+
+
+# --- make_semaphore --------------------------------------------------------------------
+
+
+def test_no_limit_means_no_semaphore() -> None:
+    assert make_semaphore(None) is None
+
+
+async def test_semaphore_admits_limit_holders() -> None:
+    semaphore = make_semaphore(2)
+    assert isinstance(semaphore, asyncio.Semaphore)
+    await semaphore.acquire()
+    assert not semaphore.locked()
+    await semaphore.acquire()
+    assert semaphore.locked()
+    semaphore.release()
+    semaphore.release()
+
+
+@pytest.mark.parametrize("limit", [0, -1, True, 1.5, "4"])
+def test_make_semaphore_refuses_bad_limits(limit: Any) -> None:
+    with pytest.raises(ValidationError, match="max_concurrency") as info:
+        make_semaphore(limit)
+    assert info.value.field == "max_concurrency"
