@@ -7,6 +7,7 @@
 
 from ._auth import compute_sign
 from ._client import DEFAULT_BASE_URL, Client
+from ._events import Event, logging_hook
 from ._exceptions import (
     APIError,
     AuthenticationError,
@@ -39,6 +40,7 @@ from ._retry import RetryPolicy, Timeout
 from ._timeutil import split_time_range
 from ._transport import AiohttpTransport, Transport
 from ._version import __version__
+from ._watch import Checkpoint, FileCheckpoint
 
 __all__ = [
     "DEFAULT_BASE_URL",
@@ -47,11 +49,14 @@ __all__ = [
     "APIError",
     "AiohttpTransport",
     "AuthenticationError",
+    "Checkpoint",
     "Client",
     "ClientClosedError",
     "ConnectError",
     "CreatedRecord",
+    "Event",
     "FaceImage",
+    "FileCheckpoint",
     "HttpRequest",
     "HttpResponse",
     "InvalidParameterError",
@@ -75,5 +80,6 @@ __all__ = [
     "ValidationError",
     "__version__",
     "compute_sign",
+    "logging_hook",
     "split_time_range",
 ]

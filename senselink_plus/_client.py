@@ -8,14 +8,15 @@ import os
 import random
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Mapping
-from datetime import datetime
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
+from datetime import datetime, timedelta
 from types import TracebackType
 from typing import IO, Any, TypeVar
 from urllib.parse import urlsplit
 
 from . import _endpoints as ep
 from ._auth import Credentials, sign_request
+from ._events import Event, EventHook, HookRunner
 from ._exceptions import (
     APIError,
     ClientClosedError,
@@ -30,10 +31,11 @@ from ._exceptions import (
 )
 from ._http import HttpRequest, HttpResponse
 from ._limits import RateLimiter, make_semaphore
-from ._models import CreatedRecord, FaceImage, Order, RecordPage, Rectangle
+from ._models import CreatedRecord, FaceImage, Order, Record, RecordPage, Rectangle
 from ._pagination import RecordPager
 from ._retry import RetryPolicy, Timeout, is_retryable
-from ._transport import AiohttpTransport, Transport
+from ._transport import DEFAULT_MAX_RESPONSE_BYTES, AiohttpTransport, Transport
+from ._watch import Checkpoint, watch_records
 from ._wire import DEFAULT_ERROR_CODES, ErrorCodes
 
 __all__ = ["DEFAULT_BASE_URL", "Client"]
@@ -93,6 +95,8 @@ class Client:
         max_concurrency: int | None = DEFAULT_MAX_CONCURRENCY,
         rate_limit: float | None = None,
         error_codes: Mapping[int, type[APIError]] | None = None,
+        event_hooks: Mapping[str, Sequence[EventHook]] | None = None,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
         allow_insecure_http: bool = False,
         clock: Callable[[], float] = time.time,
         timer: Callable[[], float] = time.monotonic,
@@ -117,9 +121,12 @@ class Client:
         self._limiter = (
             None if rate_limit is None else RateLimiter(rate_limit, timer=timer, sleep=sleep)
         )
+        self._hooks = HookRunner(event_hooks)
         self._owns_transport = transport is None
         self._transport: Transport = (
-            transport if transport is not None else AiohttpTransport(timeout=self.timeout)
+            transport
+            if transport is not None
+            else AiohttpTransport(timeout=self.timeout, max_response_bytes=max_response_bytes)
         )
         self._closed = False
 
@@ -151,6 +158,7 @@ class Client:
         if self._closed:
             return
         self._closed = True
+        await self._hooks.aclose()
         if self._owns_transport:
             await self._transport.aclose()
 
@@ -251,6 +259,39 @@ class Client:
             max_items=max_items,
         )
 
+    def watch(
+        self,
+        *,
+        sn: str | None = None,
+        since: datetime | str | None = None,
+        poll_interval: float = 10.0,
+        checkpoint: str | os.PathLike[str] | Checkpoint | None = None,
+        overlap: timedelta = timedelta(minutes=2),
+    ) -> AsyncGenerator[Record, None]:
+        """New records as they are stored, oldest first, each exactly once, forever.
+
+        Polls every ``poll_interval`` seconds from the newest delivered record's time
+        minus ``overlap`` (so a record committed a little late is not missed), skipping
+        ids it has delivered. After downtime it catches up in 24 h windows. A failed poll
+        is retried with back-off, never fatal. With ``checkpoint`` (a path, or an object
+        with async ``load()``/``save(state)``), the position is saved each time the
+        consumer asks for the next record, so a restart skips nothing and repeats at most
+        the record that was being processed. Without ``since`` or a saved position it
+        starts from now.
+
+        >>> async for record in client.watch(checkpoint="state.json"):  # doctest: +SKIP
+        ...     await handle(record)
+        """
+        self._check_open()
+        return watch_records(
+            self,
+            sn=sn,
+            since=since,
+            poll_interval=poll_interval,
+            checkpoint=checkpoint,
+            overlap=overlap,
+        )
+
     async def get_image(self, image_id: str) -> bytes:
         """Download a record's snapshot (JPEG or PNG bytes).
 
@@ -314,6 +355,19 @@ class Client:
                     delay,
                     type(error).__name__,
                 )
+                if self._hooks.wants("retry"):
+                    self._hooks.emit(
+                        Event(
+                            "retry",
+                            request.method,
+                            request.path,
+                            attempt,
+                            request.info().params,
+                            status=getattr(error, "status", None),
+                            delay=delay,
+                            error=f"{type(error).__name__}: {error.message}",
+                        )
+                    )
                 await self._sleep(delay)
                 self._check_open()
 
@@ -345,6 +399,10 @@ class Client:
     ) -> HttpResponse:
         # A fresh timestamp and sign for every attempt: the server refuses stale ones.
         signed = sign_request(request, self._credentials, int(self._clock() * 1000))
+        if self._hooks.wants("request"):
+            self._hooks.emit(
+                Event("request", request.method, request.path, attempt, request.info().params)
+            )
         sent = self._timer()
         deadline = self.retry.deadline
         try:
@@ -360,15 +418,28 @@ class Client:
             raise RequestTimeout(reason, request=request.info()) from None
         except OSError as exc:  # a custom transport that lets a socket error through
             raise TransportError(f"transport failure: {type(exc).__name__}: {exc}") from None
+        elapsed = self._timer() - sent
         logger.debug(
             "%s %s status=%d attempt=%d elapsed_ms=%.1f bytes=%d",
             request.method,
             request.path,
             response.status,
             attempt,
-            (self._timer() - sent) * 1000,
+            elapsed * 1000,
             len(response.content),
         )
+        if self._hooks.wants("response"):
+            self._hooks.emit(
+                Event(
+                    "response",
+                    request.method,
+                    request.path,
+                    attempt,
+                    request.info().params,
+                    status=response.status,
+                    elapsed=elapsed,
+                )
+            )
         return response
 
 

@@ -98,8 +98,9 @@ class Emulator:
         app.router.add_get(IMAGE_PATH, self._on_image, name="image")
         # handler_cancellation: a client that gives up mid-delay ends the handler too,
         # so stop() never waits on a sleep nobody is listening to.
-        runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0,
-                               handler_cancellation=True)
+        runner = web.AppRunner(
+            app, access_log=None, shutdown_timeout=1.0, handler_cancellation=True
+        )
         await runner.setup()
         try:
             await web.TCPSite(runner, self.host, self.port).start()
@@ -236,8 +237,17 @@ class Emulator:
         """
         if isinstance(retry_after, float) and retry_after.is_integer():
             retry_after = int(retry_after)
-        self._faults.add(Fault("fail", route, times, status=status, code=code, message=message,
-                               retry_after=None if retry_after is None else str(retry_after)))
+        self._faults.add(
+            Fault(
+                "fail",
+                route,
+                times,
+                status=status,
+                code=code,
+                message=message,
+                retry_after=None if retry_after is None else str(retry_after),
+            )
+        )
 
     def fail_envelope(
         self, route: str, code: int, message: str | None = None, times: int = 1
@@ -319,16 +329,18 @@ class Emulator:
         # failing; the request is still logged with its auth verdict.
         delay = self._faults.take(route, delay=True)
         fault = self._faults.take(route, delay=False)
-        self._requests.append(ReceivedRequest(
-            method=request.method,
-            path=request.path,
-            route=route,
-            query=query,
-            json=None if body is _NOT_JSON else redact_body(body),
-            auth_ok=auth_error is None,
-            received_at=self.clock(),
-            fault=fault.kind if fault else ("delay" if delay else None),
-        ))
+        self._requests.append(
+            ReceivedRequest(
+                method=request.method,
+                path=request.path,
+                route=route,
+                query=query,
+                json=None if body is _NOT_JSON else redact_body(body),
+                auth_ok=auth_error is None,
+                received_at=self.clock(),
+                fault=fault.kind if fault else ("delay" if delay else None),
+            )
+        )
         if delay is not None and await self._stopped_during(delay.seconds):
             return drop_connection(request)
         if fault is not None and not (fault.kind == "drop" and fault.after_processing):
@@ -371,8 +383,9 @@ class Emulator:
             return ok_response({"record_id": record_id, "image_id": image_id})
         if route == "list":
             q = parse_list(query)
-            total, page = self._store.query(q.from_ms, q.to_ms, sn=q.sn, descending=q.descending,
-                                            page=q.page, size=q.size)
+            total, page = self._store.query(
+                q.from_ms, q.to_ms, sn=q.sn, descending=q.descending, page=q.page, size=q.size
+            )
             return ok_response(
                 {"page_num": q.page, "page_size": q.size, "total": total, "list": page}
             )

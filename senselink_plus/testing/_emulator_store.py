@@ -172,10 +172,12 @@ class RecordStore:
         k = matched_every
         if k:
             count = len(users)
-            user_col = array("q", [users[(i // k) % count] if i % k == 0 else _NO_USER
-                                   for i in range(n)])
-            score_col = array("d", [MATCHED_SCORE if i % k == 0 else UNMATCHED_SCORE
-                                    for i in range(n)])
+            user_col = array(
+                "q", [users[(i // k) % count] if i % k == 0 else _NO_USER for i in range(n)]
+            )
+            score_col = array(
+                "d", [MATCHED_SCORE if i % k == 0 else UNMATCHED_SCORE for i in range(n)]
+            )
         else:
             user_col = array("q", [_NO_USER]) * n
             score_col = array("d", [UNMATCHED_SCORE]) * n
@@ -313,8 +315,15 @@ class RecordStore:
         self._image_floor = max(self._image_floor, cutoff)
         if cutoff < _COMPACT_MIN and cutoff * 8 < len(self._ids):
             return cutoff
-        for column in (self._ids, self._created, self._device_ts, self._users, self._scores,
-                       self._sn, self._tz):
+        for column in (
+            self._ids,
+            self._created,
+            self._device_ts,
+            self._users,
+            self._scores,
+            self._sn,
+            self._tz,
+        ):
             del column[:cutoff]
         del self._extend[:cutoff]
         del self._images[:cutoff]

@@ -122,8 +122,10 @@ def _parse_image(image: object) -> bytes:
     if not isinstance(data, str) or not data:
         raise ParamError("image.data is required and must be a non-empty base64 string")
     if len(data) > _MAX_BASE64_CHARS:
-        raise ParamError(f"image.data is over {MAX_IMAGE_BYTES} bytes once decoded; "
-                         f"the limit is {MAX_IMAGE_BYTES}")
+        raise ParamError(
+            f"image.data is over {MAX_IMAGE_BYTES} bytes once decoded; "
+            f"the limit is {MAX_IMAGE_BYTES}"
+        )
     try:
         raw = base64.b64decode(data, validate=True)
     except (binascii.Error, ValueError):
@@ -171,8 +173,7 @@ def parse_list(query: Mapping[str, str]) -> ListParams:
     start = _parse_time(query, "time_from")
     end = _parse_time(query, "time_to")
     if end < start:
-        raise ParamError(f"time_to ({query['time_to']}) is before time_from "
-                         f"({query['time_from']})")
+        raise ParamError(f"time_to ({query['time_to']}) is before time_from ({query['time_from']})")
     if end - start > MAX_WINDOW:
         raise ParamError(f"time_to - time_from is {end - start}; the limit is 24 hours")
     order = _parse_int(query, "order", 0, 0, 1)
@@ -185,8 +186,9 @@ def parse_list(query: Mapping[str, str]) -> ListParams:
 def _parse_time(query: Mapping[str, str], name: str) -> datetime:
     text = query.get(name)
     if not text:
-        raise ParamError(f"{name} is required (ISO-8601 with offset, "
-                         f"e.g. 2022-12-11T00:00:00+09:00)")
+        raise ParamError(
+            f"{name} is required (ISO-8601 with offset, e.g. 2022-12-11T00:00:00+09:00)"
+        )
     # A hand-written pattern, so the accepted forms do not vary with the Python version.
     match = _ISO.fullmatch(text)
     if match is None:
@@ -202,8 +204,16 @@ def _parse_time(query: Mapping[str, str], name: str) -> datetime:
         offset = -offset if sign == "-" else offset
     micros = int((fraction or "0").ljust(9, "0")[:6])
     try:
-        return datetime(int(year), int(month), int(day), int(hour), int(minute), int(second),
-                        micros, tzinfo=timezone(offset))
+        return datetime(
+            int(year),
+            int(month),
+            int(day),
+            int(hour),
+            int(minute),
+            int(second),
+            micros,
+            tzinfo=timezone(offset),
+        )
     except ValueError as error:
         raise ParamError(f"{name} is {text!r}; {error}") from None
 

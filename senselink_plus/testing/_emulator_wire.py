@@ -79,8 +79,11 @@ def check_auth(
 ) -> str | None:
     """Why the ``app_key`` / ``timestamp`` / ``sign`` parameters are refused, or None."""
     key, stamp, sign = query.get("app_key"), query.get("timestamp"), query.get("sign")
-    missing = [name for name, value in (("app_key", key), ("timestamp", stamp), ("sign", sign))
-               if not value]
+    missing = [
+        name
+        for name, value in (("app_key", key), ("timestamp", stamp), ("sign", sign))
+        if not value
+    ]
     if missing:
         return f"missing auth parameter(s): {', '.join(missing)}"
     assert stamp is not None
@@ -111,12 +114,12 @@ def error_response(
     headers: Mapping[str, str] | None = None,
 ) -> web.Response:
     """An error envelope ``{code, message, data: null, desc}`` with HTTP ``status``."""
-    envelope: dict[str, Any] = {"code": code, "message": message or message_for(code),
-                                "data": None}
+    envelope: dict[str, Any] = {"code": code, "message": message or message_for(code), "data": None}
     if desc is not None:
         envelope["desc"] = desc
-    return web.Response(status=status, body=orjson.dumps(envelope),
-                        content_type="application/json", headers=headers)
+    return web.Response(
+        status=status, body=orjson.dumps(envelope), content_type="application/json", headers=headers
+    )
 
 
 def drop_connection(request: web.Request) -> web.Response:
@@ -138,5 +141,6 @@ def fault_response(request: web.Request, fault: Fault) -> web.Response:
     # Without an explicit code, the envelope echoes the status (400 reads as 30001).
     code = fault.code if fault.code is not None else natural_code(fault.status)
     headers = {"Retry-After": fault.retry_after} if fault.retry_after is not None else None
-    return error_response(code, "injected fault", status=fault.status, message=fault.message,
-                          headers=headers)
+    return error_response(
+        code, "injected fault", status=fault.status, message=fault.message, headers=headers
+    )

@@ -43,5 +43,7 @@ else:
     @pytest.fixture
     def senselink_emulator() -> Emulator:
         """Skips: the async fixture needs pytest-asyncio."""
-        pytest.skip("the senselink_emulator fixture needs pytest-asyncio: "
-                    "pip install 'senselink-plus[test]' (or pytest-asyncio)")
+        pytest.skip(
+            "the senselink_emulator fixture needs pytest-asyncio: "
+            "pip install 'senselink-plus[test]' (or pytest-asyncio)"
+        )

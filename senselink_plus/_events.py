@@ -1,0 +1,118 @@
+"""Event hooks: what a service can feed into its metrics or tracing, one call at a time."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Literal
+
+import attrs
+
+from ._exceptions import ValidationError
+from ._http import Params
+
+__all__ = ["EVENT_KINDS", "Event", "EventHook", "HookRunner", "logging_hook"]
+
+logger = logging.getLogger("senselink_plus")
+
+EventKind = Literal["request", "response", "retry"]
+EVENT_KINDS: tuple[EventKind, ...] = ("request", "response", "retry")
+EventHook = Callable[["Event"], Any]
+
+
+@attrs.frozen
+class Event:
+    """One step of a call: a request sent, a response received, or a retry scheduled.
+
+    ``params`` are the non-secret query parameters; ``elapsed`` is the attempt's
+    seconds; ``error`` names the failure that led to a retry. Never a secret, a sign or
+    image bytes.
+    """
+
+    kind: EventKind
+    method: str
+    path: str
+    attempt: int
+    params: Params = ()
+    status: int | None = None
+    elapsed: float | None = None
+    delay: float | None = None
+    error: str | None = None
+
+
+def logging_hook(event: Event) -> None:
+    """A ready hook: retries at INFO, the rest at DEBUG, on the ``senselink_plus`` logger.
+
+    >>> client = Client(event_hooks={"retry": [logging_hook]})  # doctest: +SKIP
+    """
+    if event.kind == "retry":
+        logger.info(
+            "%s %s attempt %d failed (%s); retrying in %.2fs",
+            event.method,
+            event.path,
+            event.attempt,
+            event.error,
+            event.delay or 0.0,
+        )
+    elif event.kind == "response":
+        logger.debug(
+            "%s %s -> %s attempt=%d elapsed_ms=%.1f",
+            event.method,
+            event.path,
+            event.status,
+            event.attempt,
+            (event.elapsed or 0) * 1000,
+        )
+    else:
+        logger.debug("%s %s attempt=%d sent", event.method, event.path, event.attempt)
+
+
+class HookRunner:
+    """Calls the hooks for each event; a failing or slow hook never breaks a call.
+
+    Sync hooks run inline (exceptions are logged); async hooks run as background tasks
+    that `aclose` cancels.
+    """
+
+    def __init__(self, hooks: Mapping[str, Sequence[EventHook]] | None) -> None:
+        self._hooks: dict[str, tuple[EventHook, ...]] = {}
+        for kind, callbacks in (hooks or {}).items():
+            if kind not in EVENT_KINDS:
+                raise ValidationError(
+                    f"event_hooks key {kind!r} is not one of {', '.join(EVENT_KINDS)}",
+                    field="event_hooks",
+                )
+            if callable(callbacks) or not all(callable(c) for c in callbacks):
+                raise ValidationError(
+                    f"event_hooks[{kind!r}] must be a list of callables", field="event_hooks"
+                )
+            self._hooks[kind] = tuple(callbacks)
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    def wants(self, kind: EventKind) -> bool:
+        return kind in self._hooks
+
+    def emit(self, event: Event) -> None:
+        for hook in self._hooks.get(event.kind, ()):
+            try:
+                result = hook(event)
+            except Exception:
+                logger.exception("event hook %r failed on a %s event", hook, event.kind)
+                continue
+            if inspect.isawaitable(result):
+                task = asyncio.ensure_future(result)
+                self._tasks.add(task)
+                task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            logger.error("an async event hook failed", exc_info=task.exception())
+
+    async def aclose(self) -> None:
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)

@@ -1,0 +1,222 @@
+"""`Client.watch`: follow new records as they are stored, with a resumable checkpoint."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import tempfile
+from collections.abc import AsyncGenerator, Mapping
+from datetime import datetime, timedelta, timezone
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+import orjson
+
+from ._exceptions import ClientClosedError, SenseLinkError, ValidationError
+from ._models import Order, Record
+from ._timeutil import floor_second, to_aware
+
+if TYPE_CHECKING:
+    from ._client import Client
+
+__all__ = ["Checkpoint", "FileCheckpoint", "watch_records"]
+
+logger = logging.getLogger("senselink_plus")
+
+STATE_VERSION = 1
+MAX_BACKOFF = 300.0
+
+
+@runtime_checkable
+class Checkpoint(Protocol):
+    """Where `Client.watch` keeps its position: any object with these two methods."""
+
+    async def load(self) -> Mapping[str, Any] | None: ...
+
+    async def save(self, state: Mapping[str, Any]) -> None: ...
+
+
+class FileCheckpoint:
+    """A JSON checkpoint file, replaced atomically (temp file, fsync, rename) on save.
+
+    >>> async for record in client.watch(checkpoint=FileCheckpoint("state.json")):  # doctest: +SKIP
+    ...     ...
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = os.fspath(path)
+
+    def __repr__(self) -> str:
+        return f"FileCheckpoint({self.path!r})"
+
+    async def load(self) -> Mapping[str, Any] | None:
+        return await asyncio.to_thread(self._load)
+
+    async def save(self, state: Mapping[str, Any]) -> None:
+        await asyncio.to_thread(self._save, orjson.dumps(state))
+
+    def _load(self) -> Mapping[str, Any] | None:
+        try:
+            with open(self.path, "rb") as handle:
+                data = handle.read()
+        except FileNotFoundError:
+            return None
+        try:
+            state = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            raise ValidationError(
+                f"checkpoint {self.path!r} is not valid JSON; move it away to start afresh",
+                field="checkpoint",
+            ) from None
+        if not isinstance(state, dict):
+            raise ValidationError(
+                f"checkpoint {self.path!r} does not hold a JSON object", field="checkpoint"
+            )
+        return state
+
+    def _save(self, payload: bytes) -> None:
+        directory = os.path.dirname(os.path.abspath(self.path))
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".checkpoint-", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(payload)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, self.path)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            raise
+
+
+class _Position:
+    """The newest delivered record's time, and the ids delivered near it."""
+
+    def __init__(self, cursor: datetime, seen: dict[int, datetime]) -> None:
+        self.cursor = cursor
+        self.seen = seen
+
+    @classmethod
+    def from_state(cls, state: Mapping[str, Any], where: str) -> _Position:
+        try:
+            if state.get("version") != STATE_VERSION:
+                raise ValueError(f"unknown version {state.get('version')!r}")
+            cursor = to_aware(state["cursor"], "cursor").astimezone(timezone.utc)
+            seen = {
+                int(record_id): to_aware(at, "seen").astimezone(timezone.utc)
+                for record_id, at in state["seen"]
+            }
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValidationError(
+                f"checkpoint {where} holds no usable watch state: {exc}", field="checkpoint"
+            ) from None
+        return cls(cursor, seen)
+
+    def to_state(self) -> dict[str, Any]:
+        return {
+            "version": STATE_VERSION,
+            "cursor": self.cursor.isoformat(),
+            "seen": [[record_id, at.isoformat()] for record_id, at in self.seen.items()],
+        }
+
+    def take(self, record: Record, overlap: timedelta) -> None:
+        at = record.created_at
+        self.seen[record.record_id] = at
+        if at > self.cursor:
+            self.cursor = at
+            # A poll starts at cursor - overlap, rounded down to the second: only ids
+            # stored after that can come again.
+            horizon = floor_second(self.cursor - overlap) - timedelta(seconds=1)
+            self.seen = {rid: when for rid, when in self.seen.items() if when >= horizon}
+
+
+def _checkpoint(value: str | os.PathLike[str] | Checkpoint | None) -> Checkpoint | None:
+    if value is None or isinstance(value, Checkpoint):
+        return value
+    if isinstance(value, (str, os.PathLike)):
+        return FileCheckpoint(value)
+    raise ValidationError(
+        "checkpoint must be a path or an object with async load() and save(state)",
+        field="checkpoint",
+    )
+
+
+def _check_seconds(value: object, field: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise ValidationError(f"{field} must be > 0 seconds, not {value!r}", field=field)
+    return float(value)
+
+
+def watch_records(
+    client: Client,
+    *,
+    sn: str | None,
+    since: datetime | str | None,
+    poll_interval: float,
+    checkpoint: str | os.PathLike[str] | Checkpoint | None,
+    overlap: timedelta,
+) -> AsyncGenerator[Record, None]:
+    """Check the arguments now, then return the watching generator."""
+    from ._endpoints import check_sn
+
+    store = _checkpoint(checkpoint)
+    interval = _check_seconds(poll_interval, "poll_interval")
+    if not isinstance(overlap, timedelta) or overlap < timedelta(0):
+        raise ValidationError("overlap must be a timedelta >= 0", field="overlap")
+    start = None if since is None else to_aware(since, "since").astimezone(timezone.utc)
+    return _watch(
+        client,
+        sn=None if sn is None else check_sn(sn),
+        since=start,
+        interval=interval,
+        store=store,
+        overlap=overlap,
+    )
+
+
+async def _watch(
+    client: Client,
+    *,
+    sn: str | None,
+    since: datetime | None,
+    interval: float,
+    store: Checkpoint | None,
+    overlap: timedelta,
+) -> AsyncGenerator[Record, None]:
+    def now() -> datetime:
+        return datetime.fromtimestamp(client._clock(), timezone.utc)
+
+    state = await store.load() if store is not None else None
+    if state is not None:
+        position = _Position.from_state(state, repr(store))
+    else:
+        position = _Position(since or now(), {})
+    failures = 0
+    while True:
+        lo = position.cursor - overlap
+        hi = max(now(), lo + timedelta(seconds=1))
+        try:
+            pager = client.records(lo, hi, sn=sn, order=Order.ASCENDING, concurrency=1)
+            async with contextlib.aclosing(pager.__aiter__()) as records:  # type: ignore[type-var]
+                async for record in records:
+                    if record.record_id in position.seen:
+                        continue
+                    yield record
+                    # The consumer asked for the next one, so it is done with this one.
+                    position.take(record, overlap)
+                    if store is not None:
+                        await store.save(position.to_state())
+        except (ValidationError, ClientClosedError):
+            raise
+        except SenseLinkError as exc:
+            failures += 1
+            delay = min(MAX_BACKOFF, interval * 2 ** min(failures, 16))
+            delay = delay / 2 + client._rng.uniform(0, delay / 2)
+            logger.warning(
+                "watch poll failed (%s: %s); retrying in %.1fs", type(exc).__name__, exc, delay
+            )
+            await client._sleep(delay)
+            continue
+        failures = 0
+        await client._sleep(interval)
