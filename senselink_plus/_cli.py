@@ -1,4 +1,4 @@
-"""The ``senselink-plus`` command: demo, emulator, records, upload, image."""
+"""The ``senselink-plus`` command: demo, emulator, records, upload, image, watch."""
 
 from __future__ import annotations
 
@@ -6,14 +6,16 @@ import argparse
 import asyncio
 import contextlib
 import sys
+import time
 from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import IO, Any
 
 from ._client import Client
+from ._endpoints import encode_extend, window_bounds
 from ._exceptions import SenseLinkError, ValidationError
-from ._models import Order
+from ._models import Order, Record
 from ._output import FORMATS, RecordWriter
 from ._version import __version__
 
@@ -32,6 +34,7 @@ examples:
       --format csv --output week.csv
   senselink-plus upload --sn JKQ00009234 --extend '{"gate":"north"}' face1.jpg face2.png
   senselink-plus image 5fceef6e1ddb2800010d1409 -o snap.jpg
+  senselink-plus watch --checkpoint state.json
 """
 
 
@@ -92,6 +95,23 @@ def _parser() -> argparse.ArgumentParser:
     records.add_argument("--format", choices=FORMATS, default="jsonl")
     records.add_argument("--output", "-o", type=Path, help="file to write (default: stdout)")
     records.add_argument("--max-items", type=int)
+    records.add_argument("--concurrency", type=int, default=4, help="pages in flight")
+
+    watch = sub.add_parser(
+        "watch",
+        parents=[common],
+        help="follow new records as they are stored",
+        description="Print new records as they are stored, oldest first, until Ctrl-C. "
+        "With --checkpoint, a restart resumes where it stopped.",
+        epilog="example:\n  senselink-plus watch --sn JKQ00009234 --checkpoint state.json",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    watch.add_argument("--sn", help="only this device")
+    watch.add_argument("--checkpoint", type=Path, help="JSON file keeping the position")
+    watch.add_argument("--interval", type=float, default=10.0, help="seconds between polls")
+    watch.add_argument("--since", help="start here (ISO-8601) instead of now")
+    watch.add_argument("--format", choices=FORMATS, default="jsonl")
+    watch.add_argument("--max-items", type=int, help="stop after this many records")
 
     upload = sub.add_parser(
         "upload",
@@ -124,12 +144,52 @@ def _client(args: argparse.Namespace) -> Client:
     return Client(args.app_key, args.app_secret, base_url=args.base_url)
 
 
+class Progress:
+    """A one-line progress report on stderr: share of the time range, records, rate."""
+
+    def __init__(self, stream: IO[str], start: datetime, end: datetime, order: Order) -> None:
+        self._stream = stream
+        self._start = start.timestamp()
+        self._span = max(end.timestamp() - self._start, 1e-9)
+        self._descending = order is Order.DESCENDING
+        self._began = time.monotonic()
+        self._shown = 0.0
+        self.count = 0
+
+    def update(self, record: Record) -> None:
+        self.count += 1
+        now = time.monotonic()
+        if now - self._shown >= 0.2:
+            self._shown = now
+            self._draw(record.created_at.timestamp(), now)
+
+    def _draw(self, at: float, now: float) -> None:
+        share = min(max((at - self._start) / self._span, 0.0), 1.0)
+        if self._descending:
+            share = 1.0 - share
+        rate = self.count / max(now - self._began, 1e-9)
+        self._stream.write(f"\r{share:6.1%}  {self.count:,} records  {rate:,.0f}/s ")
+        self._stream.flush()
+
+    def close(self) -> None:
+        self._draw(self._start + (0 if self._descending else self._span), time.monotonic())
+        self._stream.write("\n")
+        self._stream.flush()
+
+
 async def _records(args: argparse.Namespace) -> int:
     order = Order.ASCENDING if args.order == "asc" else Order.DESCENDING
+    start, end = window_bounds(args.time_from, args.time_to)
     async with _client(args) as client:
         pager = client.records(
-            args.time_from, args.time_to, sn=args.sn, order=order, max_items=args.max_items
+            start,
+            end,
+            sn=args.sn,
+            order=order,
+            max_items=args.max_items,
+            concurrency=args.concurrency,
         )
+        progress = Progress(sys.stderr, start, end, order) if sys.stderr.isatty() else None
         with contextlib.ExitStack() as stack:
             out: IO[str] = (
                 # Opening a local file is brief; the writes stream as records arrive.
@@ -141,12 +201,31 @@ async def _records(args: argparse.Namespace) -> int:
             writer.header()
             async for record in pager:
                 writer.write(record)
+                if progress is not None:
+                    progress.update(record)
+        if progress is not None:
+            progress.close()
     print(f"{writer.count} records", file=sys.stderr)
     return EXIT_OK
 
 
+async def _watch(args: argparse.Namespace) -> int:
+    async with _client(args) as client:
+        writer = RecordWriter(sys.stdout, args.format)
+        writer.header()
+        async for record in client.watch(
+            sn=args.sn, since=args.since, poll_interval=args.interval, checkpoint=args.checkpoint
+        ):
+            writer.write(record)
+            sys.stdout.flush()
+            if args.max_items is not None and writer.count >= args.max_items:
+                break
+    return EXIT_OK
+
+
 async def _upload(args: argparse.Namespace) -> int:
-    extend: Any = args.extend
+    # Checked once here, so a bad --extend is a usage error rather than N failed uploads.
+    extend: Any = None if args.extend is None else encode_extend(args.extend)
     if args.concurrency < 1:
         raise ValidationError("--concurrency must be >= 1", field="concurrency")
     failures = 0
@@ -212,6 +291,7 @@ COMMANDS = {
     "records": _records,
     "upload": _upload,
     "image": _image,
+    "watch": _watch,
 }
 
 

@@ -31,12 +31,14 @@ def sample_image(name: str) -> bytes:
     return resources.files("senselink_plus").joinpath(f"_samples/{name}.png").read_bytes()
 
 
-async def run_demo(out: IO[str] = sys.stdout, workdir: Path | None = None) -> Path:
-    """Run the demo; return the path of the downloaded snapshot."""
+async def run_demo(out: IO[str] | None = None, workdir: Path | None = None) -> Path:
+    """Run the demo (printing to ``out``, default stdout); return the snapshot's path."""
     from .testing import Emulator
 
+    stream = out if out is not None else sys.stdout
+
     def say(text: str = "") -> None:
-        out.write(text + "\n")
+        stream.write(text + "\n")
 
     workdir = workdir or Path(tempfile.mkdtemp(prefix="senselink-demo-"))
     async with Emulator() as emu:
@@ -55,7 +57,7 @@ async def run_demo(out: IO[str] = sys.stdout, workdir: Path | None = None) -> Pa
 
             say("\n2. Today's records (records() over the day, oldest first):")
             day_start = started.replace(hour=0, minute=0, second=0, microsecond=0)
-            writer = RecordWriter(out, "table")
+            writer = RecordWriter(stream, "table")
             writer.header()
             last = None
             async for record in client.records(day_start, started + timedelta(minutes=5)):
