@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from .._demo import sample_image
 from ._mock import MockTransport
 
 if TYPE_CHECKING:
     from ._emulator import Emulator
 
-__all__ = ["Emulator", "MockTransport"]
+__all__ = ["Emulator", "MockTransport", "sample_image"]
 
 
 def __getattr__(name: str) -> Any:
