@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from aiohttp import web
 
-from ._emulator_faults import Fault, FaultPlan, ReceivedRequest, redact_body
+from ._emulator_faults import CHAOS_KINDS, Chaos, Fault, FaultPlan, ReceivedRequest, redact_body
 from ._emulator_store import (
     MATCHED_SCORE,
     UNMATCHED_SCORE,
@@ -80,6 +80,7 @@ class Emulator:
             first_record_id=first_record_id,
         )
         self._faults = FaultPlan()
+        self._chaos: Chaos | None = None
         self._requests: deque[ReceivedRequest] = deque(maxlen=request_log_size)
         self._enrolled: dict[bytes, int] = {}
         self._no_face: set[bytes] = set()
@@ -279,9 +280,33 @@ class Emulator:
         """
         self._faults.add(Fault("delay", route, times, seconds=seconds))
 
+    def chaos(
+        self,
+        rate: float,
+        *,
+        seed: int | None = None,
+        route: str = "*",
+        delay: tuple[float, float] = (0.05, 0.5),
+        retry_after: str = "1",
+        kinds: tuple[str, ...] = CHAOS_KINDS,
+    ) -> Chaos:
+        """Fail a random share ``rate`` of requests with faults drawn from ``kinds``.
+
+        Queued faults (`fail`, `drop`, ...) still come first. Returns the `Chaos` object,
+        whose ``counts`` tally what was injected; ``emu.chaos(0)`` turns it off.
+
+        >>> chaos = emu.chaos(0.2, seed=1)  # doctest: +SKIP
+        >>> chaos.counts["drop-after-processing"]  # doctest: +SKIP
+        """
+        self._chaos = Chaos(
+            rate, seed=seed, route=route, delay=delay, retry_after=retry_after, kinds=kinds
+        )
+        return self._chaos
+
     def clear_faults(self) -> None:
-        """Forget every fault not yet consumed."""
+        """Forget every fault not yet consumed, and stop any chaos."""
         self._faults.clear()
+        self._chaos = None
 
     # -- request handling ------------------------------------------------------------
 
@@ -329,6 +354,12 @@ class Emulator:
         # failing; the request is still logged with its auth verdict.
         delay = self._faults.take(route, delay=True)
         fault = self._faults.take(route, delay=False)
+        if fault is None and delay is None and self._chaos is not None:
+            drawn = self._chaos.draw(route)
+            if drawn is not None and drawn.kind == "delay":
+                delay = drawn
+            else:
+                fault = drawn
         self._requests.append(
             ReceivedRequest(
                 method=request.method,

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import random
+from collections import Counter
 from collections.abc import Mapping
 from typing import Any, Literal
 
 import attrs
 
-__all__ = ["ROUTES", "Fault", "FaultKind", "FaultPlan", "ReceivedRequest"]
+__all__ = ["CHAOS_KINDS", "ROUTES", "Chaos", "Fault", "FaultKind", "FaultPlan", "ReceivedRequest"]
 
 #: Route names accepted by the fault helpers; "*" matches every route.
 ROUTES = frozenset({"create", "list", "image", "*"})
@@ -99,3 +101,72 @@ class FaultPlan:
 
     def __len__(self) -> int:
         return len(self._faults)
+
+
+#: What `Chaos` picks from, evenly: each is one way the real service can misbehave.
+CHAOS_KINDS = (
+    "503",
+    "503-retry-after",
+    "429",
+    "drop",
+    "drop-after-processing",
+    "malformed",
+    "envelope-error",
+    "delay",
+)
+
+
+class Chaos:
+    """Random faults on a share of the requests: the emulator's stress mode.
+
+    Each request is hit with probability ``rate``; the fault is drawn evenly from
+    `CHAOS_KINDS` (a delay is drawn from ``delay`` seconds and then answered normally).
+    ``counts`` tallies what was injected.
+    """
+
+    def __init__(
+        self,
+        rate: float,
+        *,
+        seed: int | None = None,
+        route: str = "*",
+        delay: tuple[float, float] = (0.05, 0.5),
+        retry_after: str = "1",
+        kinds: tuple[str, ...] = CHAOS_KINDS,
+    ) -> None:
+        if not 0.0 <= rate <= 1.0:
+            raise ValueError(f"rate is {rate}; it must be in [0, 1]")
+        if route not in ROUTES:
+            raise ValueError(f"route is {route!r}; expected one of {sorted(ROUTES)}")
+        unknown = set(kinds) - set(CHAOS_KINDS)
+        if unknown or not kinds:
+            raise ValueError(f"kinds must be a non-empty subset of {CHAOS_KINDS}")
+        self.rate = rate
+        self.route = route
+        self.delay = delay
+        self.retry_after = retry_after
+        self.kinds = kinds
+        self.rng = random.Random(seed)
+        self.counts: Counter[str] = Counter()
+
+    def draw(self, route: str) -> Fault | None:
+        """A fault for this request, or None (most of the time)."""
+        if self.route not in (route, "*") or self.rng.random() >= self.rate:
+            return None
+        kind = self.rng.choice(self.kinds)
+        self.counts[kind] += 1
+        if kind == "503":
+            return Fault("fail", route, 1, status=503)
+        if kind == "503-retry-after":
+            return Fault("fail", route, 1, status=503, retry_after=self.retry_after)
+        if kind == "429":
+            return Fault("fail", route, 1, status=429, retry_after=self.retry_after)
+        if kind == "drop":
+            return Fault("drop", route, 1)
+        if kind == "drop-after-processing":
+            return Fault("drop", route, 1, after_processing=True)
+        if kind == "malformed":
+            return Fault("malformed", route, 1)
+        if kind == "envelope-error":
+            return Fault("envelope", route, 1, code=self.rng.choice((500, 503, 429)))
+        return Fault("delay", route, 1, seconds=self.rng.uniform(*self.delay))
