@@ -8,6 +8,7 @@ import os
 import random
 import tempfile
 import time
+import weakref
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from types import TracebackType
@@ -122,6 +123,8 @@ class Client:
             None if rate_limit is None else RateLimiter(rate_limit, timer=timer, sleep=sleep)
         )
         self._hooks = HookRunner(event_hooks)
+        self._inflight: set[asyncio.Future[Any]] = set()
+        self._cancelled_by_close: weakref.WeakSet[asyncio.Future[Any]] = weakref.WeakSet()
         self._owns_transport = transport is None
         self._transport: Transport = (
             transport
@@ -158,6 +161,10 @@ class Client:
         if self._closed:
             return
         self._closed = True
+        # Calls in flight (or waiting to retry) fail with ClientClosedError.
+        for task in self._inflight:
+            self._cancelled_by_close.add(task)
+            task.cancel()
         await self._hooks.aclose()
         if self._owns_transport:
             await self._transport.aclose()
@@ -368,7 +375,7 @@ class Client:
                             error=f"{type(error).__name__}: {error.message}",
                         )
                     )
-                await self._sleep(delay)
+                await self._until_closed(self._sleep(delay), request)
                 self._check_open()
 
     def _next_delay(
@@ -394,6 +401,23 @@ class Client:
             self._check_open()
             return await self._send_signed(request, attempt, started)
 
+    async def _until_closed(self, awaitable: Awaitable[T], request: HttpRequest) -> T:
+        """Await ``awaitable`` as a task that `aclose` can cancel: ClientClosedError then."""
+        task = asyncio.ensure_future(awaitable)
+        self._inflight.add(task)
+        try:
+            return await task
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            caller_cancelled = current is not None and _cancelling(current) > 0
+            if task in self._cancelled_by_close and not caller_cancelled:
+                raise ClientClosedError(
+                    "the client was closed during the call", request=request.info()
+                ) from None
+            raise
+        finally:
+            self._inflight.discard(task)
+
     async def _send_signed(
         self, request: HttpRequest, attempt: int, started: float
     ) -> HttpResponse:
@@ -407,12 +431,14 @@ class Client:
         deadline = self.retry.deadline
         try:
             if deadline is None:
-                response = await self._transport.send(signed)
+                response = await self._until_closed(self._transport.send(signed), request)
             else:
                 remaining = deadline - (sent - started)
                 if remaining <= 0:
                     raise asyncio.TimeoutError
-                response = await asyncio.wait_for(self._transport.send(signed), remaining)
+                response = await asyncio.wait_for(
+                    self._until_closed(self._transport.send(signed), request), remaining
+                )
         except asyncio.TimeoutError:
             reason = "no answer in time" if deadline is None else f"deadline of {deadline}s passed"
             raise RequestTimeout(reason, request=request.info()) from None
@@ -441,6 +467,13 @@ class Client:
                 )
             )
         return response
+
+
+def _cancelling(task: asyncio.Task[Any]) -> int:
+    # Task.cancelling() is Python 3.11+; on 3.10 a close and a caller's cancel that
+    # arrive together read as the close.
+    cancelling = getattr(task, "cancelling", None)
+    return int(cancelling()) if cancelling is not None else 0
 
 
 def _may_have_landed(error: SenseLinkError) -> bool:
