@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import re
+import traceback
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
@@ -101,3 +103,46 @@ def transport_of(client: Client) -> MockTransport:
 def debug_logs(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptureFixture]:
     with caplog.at_level(logging.DEBUG, logger="senselink_plus"):
         yield caplog
+
+
+# --- secrets: every log record of every test is scanned --------------------------------
+
+KNOWN_SECRETS = (APP_SECRET, "emulator-app-secret")
+_SIGN_PATTERN = re.compile(r"sign[=:'\" ]+[0-9a-f]{32}", re.IGNORECASE)
+_IMAGE_MARKERS = ("/9j/", "iVBORw0KGgo")  # base64 openings of JPEG and PNG data
+
+
+class _SecretScanner(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.leaks: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        text = record.getMessage()
+        if record.exc_info:
+            text += "".join(traceback.format_exception(*record.exc_info))
+        problems = [s for s in KNOWN_SECRETS if s in text]
+        if _SIGN_PATTERN.search(text):
+            problems.append("a sign")
+        problems += [m for m in _IMAGE_MARKERS if m in text]
+        if problems:
+            self.leaks.append(f"{record.name}: {problems}: {text[:200]}")
+
+
+@pytest.fixture(autouse=True)
+def no_secrets_in_logs() -> Iterator[None]:
+    """At DEBUG level, no log line of any test may hold a secret, a sign or image data."""
+    scanner = _SecretScanner()
+    root = logging.getLogger()
+    sdk = logging.getLogger("senselink_plus")
+    old_root, old_sdk = root.level, sdk.level
+    root.addHandler(scanner)
+    root.setLevel(logging.DEBUG)
+    sdk.setLevel(logging.DEBUG)
+    try:
+        yield
+    finally:
+        root.removeHandler(scanner)
+        root.setLevel(old_root)
+        sdk.setLevel(old_sdk)
+    assert not scanner.leaks, "\n".join(scanner.leaks)
