@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Literal
 
 import attrs
@@ -69,6 +69,14 @@ def logging_hook(event: Event) -> None:
         logger.debug("%s %s attempt=%d sent", event.method, event.path, event.attempt)
 
 
+def _callables(value: object) -> tuple[EventHook, ...] | None:
+    """``value`` as a tuple of callables, or None when it is not an iterable of them."""
+    if callable(value) or isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
+        return None
+    items: tuple[Any, ...] = tuple(value)
+    return items if all(callable(item) for item in items) else None
+
+
 class HookRunner:
     """Calls the hooks for each event; a failing or slow hook never breaks a call.
 
@@ -78,17 +86,28 @@ class HookRunner:
 
     def __init__(self, hooks: Mapping[str, Sequence[EventHook]] | None) -> None:
         self._hooks: dict[str, tuple[EventHook, ...]] = {}
-        for kind, callbacks in (hooks or {}).items():
+        if hooks is None:
+            hooks = {}
+        if not isinstance(hooks, Mapping):
+            raise ValidationError(
+                "event_hooks must be a mapping such as {'retry': [logging_hook]}, "
+                f"not {type(hooks).__name__}",
+                field="event_hooks",
+            )
+        for kind, callbacks in hooks.items():
             if kind not in EVENT_KINDS:
                 raise ValidationError(
                     f"event_hooks key {kind!r} is not one of {', '.join(EVENT_KINDS)}",
                     field="event_hooks",
                 )
-            if callable(callbacks) or not all(callable(c) for c in callbacks):
+            # Materialised first: an iterator would be used up by the check below.
+            chosen = _callables(callbacks)
+            if chosen is None:
                 raise ValidationError(
                     f"event_hooks[{kind!r}] must be a list of callables", field="event_hooks"
                 )
-            self._hooks[kind] = tuple(callbacks)
+            if chosen:
+                self._hooks[kind] = chosen
         self._tasks: set[asyncio.Task[Any]] = set()
 
     def wants(self, kind: EventKind) -> bool:

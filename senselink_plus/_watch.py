@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import logging
 import os
 import tempfile
-from collections.abc import AsyncGenerator, Mapping
+from collections.abc import AsyncGenerator, Awaitable, Mapping
 from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 
 import orjson
 
@@ -23,6 +24,8 @@ if TYPE_CHECKING:
 __all__ = ["Checkpoint", "FileCheckpoint", "watch_records"]
 
 logger = logging.getLogger("senselink_plus")
+
+T = TypeVar("T")
 
 STATE_VERSION = 1
 MAX_BACKOFF = 300.0
@@ -91,15 +94,25 @@ class FileCheckpoint:
 
 
 class _Position:
-    """The newest delivered record's time, and the ids delivered near it."""
+    """The newest delivered record's time, the ids delivered near it, and the start.
 
-    def __init__(self, cursor: datetime, seen: dict[int, datetime]) -> None:
+    ``floor`` is where a fresh watch began (``since``, or now): nothing older is
+    delivered, even inside the overlap. It is kept only while a poll could still reach
+    below it.
+    """
+
+    def __init__(
+        self, cursor: datetime, seen: dict[int, datetime], floor: datetime | None = None
+    ) -> None:
         self.cursor = cursor
         self.seen = seen
+        self.floor = floor
 
     @classmethod
-    def from_state(cls, state: Mapping[str, Any], where: str) -> _Position:
+    def from_state(cls, state: object, where: str) -> _Position:
         try:
+            if not isinstance(state, Mapping):
+                raise TypeError(f"expected a mapping, not {type(state).__name__}")
             if state.get("version") != STATE_VERSION:
                 raise ValueError(f"unknown version {state.get('version')!r}")
             cursor = to_aware(state["cursor"], "cursor").astimezone(timezone.utc)
@@ -107,18 +120,35 @@ class _Position:
                 int(record_id): to_aware(at, "seen").astimezone(timezone.utc)
                 for record_id, at in state["seen"]
             }
+            raw_floor = state.get("floor")
+            floor = (
+                None if raw_floor is None else to_aware(raw_floor, "floor").astimezone(timezone.utc)
+            )
         except (KeyError, TypeError, ValueError) as exc:
             raise ValidationError(
                 f"checkpoint {where} holds no usable watch state: {exc}", field="checkpoint"
             ) from None
-        return cls(cursor, seen)
+        return cls(cursor, seen, floor)
 
     def to_state(self) -> dict[str, Any]:
-        return {
+        state: dict[str, Any] = {
             "version": STATE_VERSION,
             "cursor": self.cursor.isoformat(),
             "seen": [[record_id, at.isoformat()] for record_id, at in self.seen.items()],
         }
+        if self.floor is not None:
+            state["floor"] = self.floor.isoformat()
+        return state
+
+    def start(self, overlap: timedelta) -> datetime:
+        """Where the next poll begins: the overlap before the cursor, never below floor."""
+        lo = self.cursor - overlap
+        return lo if self.floor is None else max(lo, self.floor)
+
+    def wants(self, record: Record) -> bool:
+        if record.record_id in self.seen:
+            return False
+        return self.floor is None or record.created_at >= self.floor
 
     def take(self, record: Record, overlap: timedelta) -> None:
         at = record.created_at
@@ -129,17 +159,28 @@ class _Position:
             # stored after that can come again.
             horizon = floor_second(self.cursor - overlap) - timedelta(seconds=1)
             self.seen = {rid: when for rid, when in self.seen.items() if when >= horizon}
+            if self.floor is not None and horizon >= self.floor:
+                self.floor = None  # no poll reaches below the start any more
+
+
+_CHECKPOINT_HELP = "checkpoint must be a path or an object with async load() and save(state)"
 
 
 def _checkpoint(value: str | os.PathLike[str] | Checkpoint | None) -> Checkpoint | None:
-    if value is None or isinstance(value, Checkpoint):
+    if value is None:
+        return value
+    # isinstance against the protocol only sees that the attributes exist.
+    if isinstance(value, Checkpoint) and callable(value.load) and callable(value.save):
         return value
     if isinstance(value, (str, os.PathLike)):
         return FileCheckpoint(value)
-    raise ValidationError(
-        "checkpoint must be a path or an object with async load() and save(state)",
-        field="checkpoint",
-    )
+    raise ValidationError(_CHECKPOINT_HELP, field="checkpoint")
+
+
+async def _checkpoint_call(result: Awaitable[T]) -> T:
+    if not inspect.isawaitable(result):
+        raise ValidationError(f"{_CHECKPOINT_HELP}: it returned no awaitable", field="checkpoint")
+    return await result
 
 
 def _check_seconds(value: object, field: str) -> float:
@@ -187,36 +228,50 @@ async def _watch(
     def now() -> datetime:
         return datetime.fromtimestamp(client._clock(), timezone.utc)
 
-    state = await store.load() if store is not None else None
+    state = await _checkpoint_call(store.load()) if store is not None else None
     if state is not None:
         position = _Position.from_state(state, repr(store))
     else:
-        position = _Position(since or now(), {})
+        start = since or now()
+        position = _Position(start, {}, floor=start)
+        if store is not None:
+            # Saved at once, so a restart before the first record still resumes from here
+            # rather than from its own "now", which would skip what was stored meanwhile.
+            await _checkpoint_call(store.save(position.to_state()))
     failures = 0
     while True:
-        lo = position.cursor - overlap
+        lo = position.start(overlap)
         hi = max(now(), lo + timedelta(seconds=1))
-        try:
-            pager = client.records(lo, hi, sn=sn, order=Order.ASCENDING, concurrency=1)
-            async with contextlib.aclosing(pager.__aiter__()) as records:  # type: ignore[type-var]
-                async for record in records:
-                    if record.record_id in position.seen:
-                        continue
-                    yield record
-                    # The consumer asked for the next one, so it is done with this one.
-                    position.take(record, overlap)
-                    if store is not None:
-                        await store.save(position.to_state())
-        except (ValidationError, ClientClosedError):
-            raise
-        except SenseLinkError as exc:
-            failures += 1
-            delay = min(MAX_BACKOFF, interval * 2 ** min(failures, 16))
-            delay = delay / 2 + client._rng.uniform(0, delay / 2)
-            logger.warning(
-                "watch poll failed (%s: %s); retrying in %.1fs", type(exc).__name__, exc, delay
-            )
-            await client._sleep(delay)
+        failed: SenseLinkError | None = None
+        pager = client.records(lo, hi, sn=sn, order=Order.ASCENDING, concurrency=1)
+        async with contextlib.aclosing(pager.__aiter__()) as records:  # type: ignore[type-var]
+            while True:
+                # Only the poll is guarded: what the consumer throws in at the yield
+                # below is theirs, never taken for a failed poll.
+                try:
+                    record = await anext(records)
+                except StopAsyncIteration:
+                    break
+                except (ValidationError, ClientClosedError):
+                    raise
+                except SenseLinkError as exc:
+                    failed = exc
+                    break
+                if not position.wants(record):
+                    continue
+                yield record
+                # The consumer asked for the next one, so it is done with this one.
+                position.take(record, overlap)
+                if store is not None:
+                    await _checkpoint_call(store.save(position.to_state()))
+        if failed is None:
+            failures = 0
+            await client._sleep(interval)
             continue
-        failures = 0
-        await client._sleep(interval)
+        failures += 1
+        delay = min(MAX_BACKOFF, interval * 2 ** min(failures, 16))
+        delay = delay / 2 + client._rng.uniform(0, delay / 2)
+        logger.warning(
+            "watch poll failed (%s: %s); retrying in %.1fs", type(failed).__name__, failed, delay
+        )
+        await client._sleep(delay)

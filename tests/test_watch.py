@@ -1,0 +1,745 @@
+"""Client.watch: tailing new records with an overlap, a checkpoint, catch-up and back-off."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import copy
+import itertools
+import logging
+import os
+import random
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from senselink_plus import (
+    Client,
+    FileCheckpoint,
+    HttpRequest,
+    HttpResponse,
+    Record,
+    RetryPolicy,
+    ServerError,
+    ValidationError,
+)
+from senselink_plus.testing import Emulator
+from tests.conftest import JPEG, FakeTime, MakeClient, ok
+
+T0 = 1_700_000_000.0  # the fake clock's start: 2023-11-14T22:13:20Z
+OVERLAP = timedelta(minutes=2)
+
+
+def at(seconds: float) -> datetime:
+    """The aware UTC instant ``seconds`` after T0 (negative: before)."""
+    return datetime.fromtimestamp(T0 + seconds, timezone.utc)
+
+
+class Clock(FakeTime):
+    """One fake clock for the emulator and the client; sleeping advances it at once.
+
+    ``on_sleep(before, after)`` runs after each sleep, so a test can store records
+    "while" the watch waits; ``limit`` turns a watch that would spin forever into a
+    failure (a RuntimeError is not a SenseLinkError, so the watch lets it through).
+    """
+
+    def __init__(self, start: float = T0) -> None:
+        super().__init__(start)
+        self.on_sleep: Callable[[float, float], Awaitable[None]] | None = None
+        self.limit = 2_000
+
+    async def sleep(self, seconds: float) -> None:
+        before = self.now
+        await super().sleep(seconds)
+        if len(self.sleeps) > self.limit:
+            raise RuntimeError(f"the watch slept {len(self.sleeps)} times")
+        if self.on_sleep is not None:
+            await self.on_sleep(before, self.now)
+
+
+class WatchStopped(Exception):
+    """Raised from a test's fake sleep to end a watch that yields nothing."""
+
+
+@pytest.fixture
+def fake_time() -> Clock:  # overrides conftest's, so make_client shares this clock
+    return Clock()
+
+
+@pytest.fixture
+async def emu(fake_time: Clock) -> AsyncIterator[Emulator]:
+    async with Emulator(clock=fake_time.clock) as emulator:
+        yield emulator
+
+
+ClientFactory = Callable[..., Client]
+
+
+@pytest.fixture
+async def make(emu: Emulator, fake_time: Clock) -> AsyncIterator[ClientFactory]:
+    """Clients on the emulator, on the shared fake clock, closed after the test."""
+    clients: list[Client] = []
+
+    def factory(**options: Any) -> Client:
+        options.setdefault("clock", fake_time.clock)
+        options.setdefault("timer", fake_time.timer)
+        options.setdefault("sleep", fake_time.sleep)
+        options.setdefault("rng", random.Random(1234))
+        client = emu.client(**options)
+        clients.append(client)
+        return client
+
+    yield factory
+    for client in clients:
+        await client.aclose()
+
+
+def store(emu: Emulator, when: float, n: int = 1, span: float = 0.0) -> list[int]:
+    """Store ``n`` records spread over ``[T0 + when, T0 + when + span]``; return their ids."""
+    return list(emu.seed(n, start=at(when), span=timedelta(seconds=span), sn="GATE-1"))
+
+
+def store_between(emu: Emulator, before: float, after: float, n: int) -> list[int]:
+    """Store ``n`` records strictly inside the fake interval ``(before, after)``."""
+    step = (after - before) / (n + 1)
+    ids: list[int] = []
+    for i in range(1, n + 1):
+        ids += store(emu, before - T0 + i * step)
+    return ids
+
+
+async def take(watch: AsyncIterator[Record], n: int) -> list[Record]:
+    """The next ``n`` records of a watch, closing it afterwards."""
+    got: list[Record] = []
+    if n == 0:
+        return got
+    async with contextlib.aclosing(watch):  # type: ignore[type-var]
+        async for record in watch:
+            got.append(record)
+            if len(got) == n:
+                break
+    return got
+
+
+def ids(records: list[Record]) -> list[int]:
+    return [r.record_id for r in records]
+
+
+def list_windows(emu: Emulator) -> list[tuple[datetime, datetime]]:
+    return [
+        (datetime.fromisoformat(r.query["time_from"]), datetime.fromisoformat(r.query["time_to"]))
+        for r in emu.requests
+        if r.route == "list"
+    ]
+
+
+class MemoryCheckpoint:
+    """A custom checkpoint: async load/save of a copy, counting saves."""
+
+    def __init__(self) -> None:
+        self.state: dict[str, Any] | None = None
+        self.saves: list[dict[str, Any]] = []
+
+    async def load(self) -> Mapping[str, Any] | None:
+        await asyncio.sleep(0)
+        return copy.deepcopy(self.state)
+
+    async def save(self, state: Mapping[str, Any]) -> None:
+        await asyncio.sleep(0)
+        self.state = copy.deepcopy(dict(state))
+        self.saves.append(self.state)
+
+
+# --- where a watch starts ------------------------------------------------------------
+
+
+async def test_starts_from_now_and_yields_new_records_oldest_first_across_polls(
+    emu: Emulator, make: ClientFactory, fake_time: Clock
+) -> None:
+    old = store(emu, -3 * 3600, n=20, span=3600)
+    # Stored before the watch started, but inside the overlap of its first poll.
+    old += store(emu, -60) + store(emu, -1)
+    created: list[int] = []
+
+    async def produce(before: float, after: float) -> None:
+        created.extend(store_between(emu, before, after, 3))
+
+    fake_time.on_sleep = produce
+    client = make()
+    got = await take(client.watch(poll_interval=10), 15)
+    assert ids(got) == created[:15]
+    assert not set(ids(got)) & set(old)
+    assert all(r.created_at > at(0) for r in got)
+    assert len(list_windows(emu)) >= 5  # many polls, one sleep of 10 s between each
+    assert fake_time.sleeps[:5] == [10.0] * 5
+
+
+async def test_records_uploaded_during_the_watch_are_yielded(
+    emu: Emulator, make: ClientFactory, fake_time: Clock
+) -> None:
+    gate = make(retry=RetryPolicy.none())
+    uploaded: list[int] = []
+
+    async def upload(before: float, after: float) -> None:
+        created = await gate.create_record("GATE-1", JPEG, extend={"n": len(uploaded)})
+        uploaded.append(created.record_id)
+
+    fake_time.on_sleep = upload
+    got = await take(make().watch(poll_interval=5), 6)
+    assert ids(got) == uploaded[:6]
+    assert [r.extend_data for r in got] == [{"n": i} for i in range(6)]
+
+
+async def test_since_yields_older_records_first(
+    emu: Emulator, make: ClientFactory, fake_time: Clock
+) -> None:
+    before_since = store(emu, -7200 - 600, n=3, span=540)  # the last one is 1 min before since
+    history = store(emu, -7200, n=40, span=3600)
+    created: list[int] = []
+
+    async def produce(before: float, after: float) -> None:
+        created.extend(store_between(emu, before, after, 2))
+
+    fake_time.on_sleep = produce
+    got = await take(make().watch(since=at(-7200), poll_interval=10), 46)
+    assert ids(got) == history + created[:6]
+    assert not set(ids(got)) & set(before_since)
+    assert [r.created_at for r in got] == sorted(r.created_at for r in got)
+
+
+async def test_since_accepts_an_iso_string(emu: Emulator, make: ClientFactory) -> None:
+    history = store(emu, -600, n=5, span=60)
+    got = await take(make().watch(since="2023-11-14T22:03:20Z"), 5)  # T0 - 10 min
+    assert ids(got) == history
+
+
+async def test_sn_filters_the_watch(emu: Emulator, make: ClientFactory) -> None:
+    emu.seed(6, start=at(-300), span=timedelta(seconds=60), sn=["GATE-1", "GATE-2"])
+    got = await take(make().watch(sn="GATE-2", since=at(-600)), 3)
+    assert {r.sn for r in got} == {"GATE-2"}
+    assert all(r.query.get("sn") == "GATE-2" for r in emu.requests if r.route == "list")
+
+
+async def test_a_fresh_watch_with_a_checkpoint_saves_its_start_at_once(
+    emu: Emulator, make: ClientFactory, fake_time: Clock, tmp_path: Path
+) -> None:
+    path = tmp_path / "state.json"
+
+    async def crash(before: float, after: float) -> None:
+        if len(fake_time.sleeps) == 3:
+            raise WatchStopped
+
+    fake_time.on_sleep = crash
+    client = make()
+    with pytest.raises(WatchStopped):
+        await take(client.watch(poll_interval=10, checkpoint=path), 1)  # nothing arrives
+    state = orjson.loads(path.read_bytes())
+    assert datetime.fromisoformat(state["cursor"]) == at(0)
+    # Down for an hour; what was stored meanwhile comes on restart, not from a new "now".
+    fake_time.on_sleep = None
+    stored = store(emu, 600, n=4, span=1200)
+    fake_time.now += 3600
+    got = await take(client.watch(poll_interval=10, checkpoint=path), 4)
+    assert ids(got) == stored
+
+
+# --- exactly once across polls --------------------------------------------------------
+
+
+async def test_records_inside_the_overlap_are_not_yielded_twice(
+    emu: Emulator, make: ClientFactory, fake_time: Clock
+) -> None:
+    created: list[int] = []
+
+    async def produce(before: float, after: float) -> None:
+        created.extend(store_between(emu, before, after, 4))
+
+    fake_time.on_sleep = produce
+    got = await take(make().watch(poll_interval=15), 60)
+    assert ids(got) == created[:60]
+    assert len(set(ids(got))) == 60
+    # The polls did overlap: most records were in the window of two or more polls.
+    windows = list_windows(emu)
+    assert all(b[0] < a[1] for a, b in itertools.pairwise(windows))
+    listed = Counter(r.record_id for r in got for lo, hi in windows if lo <= r.created_at <= hi)
+    assert sum(1 for n in listed.values() if n >= 2) >= 50
+
+
+class ListServer:
+    """A list endpoint over a table the test edits, so commit order can be chosen.
+
+    The emulator stamps ``create_at`` on arrival and never lets it go back; a real
+    service may commit a record after a newer one, with an earlier ``create_at``.
+    """
+
+    def __init__(self) -> None:
+        self.rows: list[dict[str, Any]] = []
+        self.calls: list[dict[str, str]] = []
+        self.fail_next = 0
+
+    def add(self, record_id: int, seconds: float) -> int:
+        ms = round((T0 + seconds) * 1000)
+        self.rows.append(
+            {
+                "record_id": record_id,
+                "sn": "GATE-1",
+                "image_id": f"{record_id:024x}",
+                "user_id": None,
+                "verify_score": 0.3,
+                "device_timestamp": ms // 1000,
+                "timezone": "GMT+0:00",
+                "create_at": ms,
+                "extend": None,
+            }
+        )
+        self.rows.sort(key=lambda row: row["record_id"])
+        return record_id
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        q = dict(request.params)
+        self.calls.append(q)
+        if self.fail_next:
+            self.fail_next -= 1
+            return HttpResponse(503, {"content-type": "application/json"}, b"{}")
+        lo = datetime.fromisoformat(q["time_from"]).timestamp() * 1000
+        hi = datetime.fromisoformat(q["time_to"]).timestamp() * 1000
+        rows = [row for row in self.rows if lo <= row["create_at"] <= hi]
+        page, size = int(q["page"]), int(q["size"])
+        chunk = rows[(page - 1) * size : page * size]
+        return ok({"page_num": page, "page_size": size, "total": len(rows), "list": chunk})
+
+
+async def test_a_late_committed_record_inside_the_overlap_is_delivered(
+    make_client: MakeClient, fake_time: Clock
+) -> None:
+    server = ListServer()
+    server.add(1, -30)
+    server.add(2, -10)
+    polls = 0
+
+    async def commit(before: float, after: float) -> None:
+        nonlocal polls
+        polls += 1
+        if polls == 1:
+            server.add(3, -20)  # committed after 2 was delivered, stamped before it
+            server.add(4, after - T0 - 1)
+        elif polls == 2:
+            server.add(5, -10)  # the same instant as 2: the overlap's edge
+            server.add(6, after - T0 - 45)  # 45 s before 4, which was delivered
+            server.add(7, after - T0)
+
+    fake_time.on_sleep = commit
+    client = make_client(server)
+    got = await take(client.watch(since=at(-60), poll_interval=30), 7)
+    assert ids(got) == [1, 2, 3, 4, 5, 6, 7]
+    assert len(server.calls) == 3
+
+
+@pytest.mark.parametrize(
+    ("overlap", "expected"), [(OVERLAP, [1, 3]), (timedelta(minutes=5), [1, 2, 3])]
+)
+async def test_the_overlap_bounds_how_late_a_commit_may_be(
+    make_client: MakeClient, fake_time: Clock, overlap: timedelta, expected: list[int]
+) -> None:
+    server = ListServer()
+    server.add(1, -10)
+
+    async def commit(before: float, after: float) -> None:
+        if len(fake_time.sleeps) == 1:
+            server.add(2, -10 - 180)  # 3 min before the cursor, overlap is 2 min
+            server.add(3, after - T0)
+
+    fake_time.on_sleep = commit
+    watch = make_client(server).watch(since=at(-600), poll_interval=30, overlap=overlap)
+    assert ids(await take(watch, len(expected))) == expected
+
+
+# --- restarts from a checkpoint -------------------------------------------------------
+
+
+@pytest.fixture(params=["file", "object"])
+def checkpoint(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
+    if request.param == "file":
+        return tmp_path / "state.json"
+    return MemoryCheckpoint()
+
+
+@pytest.mark.parametrize("stop_after", [1, 7, 12])
+async def test_restart_skips_nothing_and_repeats_at_most_the_record_in_hand(
+    emu: Emulator, make: ClientFactory, fake_time: Clock, checkpoint: Any, stop_after: int
+) -> None:
+    # Many records share a second, so the restart's first poll re-lists several of
+    # the delivered ones: they must be recognised from the saved "seen" ids.
+    history = store(emu, -600, n=12, span=3)
+    fresh: list[int] = []
+
+    async def produce(before: float, after: float) -> None:
+        fresh.extend(store_between(emu, before, after, 2))
+
+    client = make()
+    first: list[int] = []
+    async for record in client.watch(since=at(-900), checkpoint=checkpoint):
+        first.append(record.record_id)  # "processing" the record
+        if len(first) == stop_after:
+            break  # stop mid-stream, as a crash or a deploy would
+    for _ in range(3):
+        await asyncio.sleep(0)  # let the abandoned generator be finalised
+
+    fake_time.on_sleep = produce
+    second = ids(await take(client.watch(checkpoint=checkpoint), 12 - stop_after + 1 + 4))
+    assert second[0] == first[-1]  # the record in hand when it stopped, and only that one
+    delivered = first + second
+    assert set(delivered) == set(history + fresh[:4])
+    assert first == sorted(first)
+    assert second == sorted(second)
+    duplicates = Counter(delivered)
+    assert [rid for rid, n in duplicates.items() if n > 1] == [first[-1]]
+
+
+async def test_the_position_is_saved_when_the_consumer_asks_for_the_next_record(
+    emu: Emulator, make: ClientFactory, checkpoint: Any
+) -> None:
+    history = store(emu, -600, n=10, span=60)
+    load = FileCheckpoint(checkpoint).load if isinstance(checkpoint, Path) else checkpoint.load
+    client = make()
+    watch = client.watch(since=at(-900), checkpoint=checkpoint)
+    got = [await anext(watch) for _ in range(5)]  # the 5th is "in hand"
+    state = await load()
+    assert state is not None
+    assert datetime.fromisoformat(state["cursor"]) == got[3].created_at
+    assert [rid for rid, _ in state["seen"]] == ids(got[:4])
+    await watch.aclose()  # stopping does not mark the record in hand as done
+    assert await load() == state
+    rest = await take(client.watch(checkpoint=checkpoint), 6)
+    assert ids(got[:4] + rest) == history
+
+
+async def test_catching_up_after_a_three_day_outage_uses_24_hour_windows(
+    emu: Emulator, make: ClientFactory, fake_time: Clock, tmp_path: Path
+) -> None:
+    path = tmp_path / "state.json"
+    before = store(emu, -300, n=3, span=120)
+    client = make()
+    assert ids(await take(client.watch(since=at(-600), checkpoint=path), 3)) == before
+    # Down for three days while the gates keep storing records, one every 50 minutes.
+    during = store(emu, 60, n=86, span=85 * 3000)
+    during += store(emu, 3 * 86400 - 100)
+    fake_time.now += 3 * 86400
+    emu.reset_requests()
+
+    got = ids(await take(client.watch(checkpoint=path, poll_interval=10), 1 + 87))
+    assert got == before[-1:] + during  # the record in hand at the stop, then all in order
+    windows = list_windows(emu)
+    assert all(hi - lo <= timedelta(hours=24) for lo, hi in windows)
+    distinct = sorted(set(windows))
+    assert len(distinct) == 4  # 3 days and the overlap: four windows, walked in order
+    assert [lo for lo, _ in windows] == sorted(lo for lo, _ in windows)
+    assert all(b[0] == a[1] for a, b in itertools.pairwise(distinct))
+    # From the saved cursor (the 2nd record: the 3rd was in hand), less the overlap.
+    assert distinct[0][0] == at(-240) - OVERLAP
+    assert distinct[-1][1] >= at(3 * 86400)
+    assert fake_time.sleeps == []  # one poll caught up with all three days
+    state = orjson.loads(path.read_bytes())
+    assert datetime.fromisoformat(state["cursor"]) == at(60 + 85 * 3000)
+
+
+# --- failures ---------------------------------------------------------------------------
+
+
+async def test_failed_polls_back_off_and_the_watch_goes_on(
+    emu: Emulator, make: ClientFactory, fake_time: Clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    history = store(emu, -300, n=5, span=60)
+    emu.fail("list", status=503, times=4)
+    client = make(retry=RetryPolicy(max_attempts=1))
+    watch = client.watch(since=at(-600), poll_interval=10)
+    with caplog.at_level(logging.WARNING, logger="senselink_plus"):
+        got = [await anext(watch) for _ in range(5)]
+    assert ids(got) == history
+    backoffs = fake_time.sleeps
+    assert len(backoffs) == 4
+    assert all(a < b for a, b in itertools.pairwise(backoffs))
+    assert 10 <= backoffs[0] <= 20
+    assert 80 <= backoffs[3] <= 160
+    warnings = [r for r in caplog.records if "watch poll failed" in r.getMessage()]
+    assert len(warnings) == 4
+    assert all("ServerError" in r.getMessage() for r in warnings)
+
+    # After a good poll the back-off starts over.
+    emu.fail("list", status=503, times=1)
+    fresh: list[int] = []
+
+    async def produce(before: float, after: float) -> None:
+        if not fresh:
+            fresh.extend(store_between(emu, before, after, 1))
+
+    fake_time.on_sleep = produce
+    assert (await anext(watch)).record_id == fresh[0]
+    await watch.aclose()
+    assert fake_time.sleeps[4] == 10.0  # the normal interval after the good poll
+    assert 10 <= fake_time.sleeps[5] <= 20  # the first back-off again
+
+
+async def test_a_poll_failing_mid_walk_resumes_without_gaps_or_repeats(
+    emu: Emulator, make: ClientFactory
+) -> None:
+    history = store(emu, -3000, n=250, span=600)  # three pages of 100
+    client = make(retry=RetryPolicy(max_attempts=1))
+    got: list[int] = []
+    async with contextlib.aclosing(client.watch(since=at(-3600))) as watch:
+        async for record in watch:
+            got.append(record.record_id)
+            if len(got) in (1, 150):
+                emu.fail("list", status=503)  # the next page fails
+            if len(got) == 250:
+                break
+    assert got == history
+    assert sum(1 for r in emu.requests if r.fault == "fail") == 2
+
+
+async def test_wrong_credentials_do_not_end_the_watch(
+    emu: Emulator, fake_time: Clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    history = store(emu, -300, n=3, span=60)
+    client = Client(
+        emu.app_key,
+        "not-the-secret",
+        base_url=emu.base_url,
+        clock=fake_time.clock,
+        sleep=fake_time.sleep,
+        rng=random.Random(5),
+    )
+
+    async def rotate(before: float, after: float) -> None:
+        if len(fake_time.sleeps) == 3:
+            emu.app_secret = "not-the-secret"  # the operator fixes the server side
+
+    fake_time.on_sleep = rotate
+    async with client:
+        with caplog.at_level(logging.WARNING, logger="senselink_plus"):
+            got = await take(client.watch(since=at(-600), poll_interval=10), 3)
+    assert ids(got) == history
+    refused = [r for r in emu.requests if not r.auth_ok]
+    assert len(refused) == 3
+    assert sum("AuthenticationError" in r.getMessage() for r in caplog.records) == 3
+    assert all(a < b for a, b in itertools.pairwise(fake_time.sleeps))
+    assert "not-the-secret" not in caplog.text
+
+
+async def test_closing_the_client_ends_the_watch(
+    emu: Emulator, make: ClientFactory, fake_time: Clock
+) -> None:
+    from senselink_plus import ClientClosedError
+
+    client = make()
+
+    async def close(before: float, after: float) -> None:
+        await client.aclose()
+
+    fake_time.on_sleep = close
+    with pytest.raises(ClientClosedError):
+        await take(client.watch(poll_interval=10), 1)
+    assert len(fake_time.sleeps) == 1
+
+
+# --- arguments and the checkpoint file --------------------------------------------------
+
+
+class SyncCheckpoint:
+    def load(self) -> None:
+        return None
+
+    def save(self, state: Mapping[str, Any]) -> None:
+        pass
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"poll_interval": 0},
+        {"poll_interval": -1.0},
+        {"poll_interval": float("nan")},
+        {"poll_interval": True},
+        {"poll_interval": "10"},
+        {"checkpoint": 42},
+        {"checkpoint": b"state.json"},
+        {"checkpoint": object()},
+        {"since": datetime(2024, 1, 1)},  # naive: no zone is guessed
+        {"since": "2024-01-01T00:00:00"},
+        {"since": "yesterday"},
+        {"since": 1_700_000_000},
+        {"sn": ""},
+        {"overlap": timedelta(seconds=-1)},
+        {"overlap": 120},
+    ],
+)
+async def test_bad_arguments_fail_at_the_call(
+    make_client: MakeClient, kwargs: dict[str, Any]
+) -> None:
+    client = make_client(ListServer())
+    with pytest.raises(ValidationError):
+        client.watch(**kwargs)
+    assert client._transport.requests == []  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        b"{not json",
+        b"[1, 2]",
+        b"{}",
+        b'{"version": 2, "cursor": "2024-01-01T00:00:00+00:00", "seen": []}',
+        b'{"version": 1, "cursor": "2024-01-01T00:00:00", "seen": []}',
+        b'{"version": 1, "cursor": "2024-01-01T00:00:00+00:00", "seen": [1]}',
+        b'{"version": 1, "cursor": "2024-01-01T00:00:00+00:00", "seen": {"1": "x"}}',
+    ],
+)
+async def test_a_corrupt_checkpoint_file_fails_at_the_first_iteration(
+    make_client: MakeClient, tmp_path: Path, content: bytes
+) -> None:
+    path = tmp_path / "state.json"
+    path.write_bytes(content)
+    client = make_client(ListServer())
+    watch = client.watch(checkpoint=path)  # the file is read when iteration starts
+    with pytest.raises(ValidationError, match="checkpoint"):
+        await anext(watch)
+    assert client._transport.requests == []  # type: ignore[attr-defined]
+    assert path.read_bytes() == content  # left for a human to look at
+
+
+@pytest.mark.parametrize("state", [[1, 2], "state", {"version": 1}, {"cursor": "x"}])
+async def test_a_custom_checkpoint_with_unusable_state_fails_cleanly(
+    make_client: MakeClient, state: Any
+) -> None:
+    checkpoint = MemoryCheckpoint()
+    checkpoint.state = state
+    with pytest.raises(ValidationError, match="checkpoint"):
+        await anext(make_client(ListServer()).watch(checkpoint=checkpoint))
+
+
+async def test_a_checkpoint_with_sync_methods_is_refused(make_client: MakeClient) -> None:
+    watch = make_client(ListServer()).watch(checkpoint=SyncCheckpoint())
+    with pytest.raises(ValidationError, match="async"):
+        await anext(watch)
+
+
+async def test_the_checkpoint_file_holds_versioned_json_and_is_replaced_atomically(
+    make_client: MakeClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server = ListServer()
+    for i in range(5):
+        server.add(100 + i, -50 + 10 * i)
+    path = tmp_path / "state.json"
+    client = make_client(server)
+    watch = client.watch(since=at(-60), checkpoint=str(path))
+    got = [await anext(watch) for _ in range(4)]
+    state = orjson.loads(path.read_bytes())
+    assert state["version"] == 1
+    # Where the watch began, kept while a poll's overlap could still reach below it.
+    assert datetime.fromisoformat(state["floor"]) == at(-60)
+    assert datetime.fromisoformat(state["cursor"]) == got[2].created_at
+    assert state["seen"] == [[r.record_id, r.created_at.isoformat()] for r in got[:3]]
+    assert os.listdir(tmp_path) == ["state.json"]  # no temp file left behind
+
+    # A crash between writing the temp file and renaming it leaves the old state whole.
+    def crash(src: str, dst: str) -> None:
+        raise OSError("disk gone")
+
+    monkeypatch.setattr(os, "replace", crash)
+    with pytest.raises(OSError, match="disk gone"):
+        await anext(watch)  # taking the 4th record saves, and the save fails
+    monkeypatch.undo()
+    assert orjson.loads(path.read_bytes()) == state
+    assert os.listdir(tmp_path) == ["state.json"]
+
+
+async def test_seen_ids_stay_few_whatever_the_stream_length(
+    emu: Emulator, make: ClientFactory, fake_time: Clock
+) -> None:
+    # 500 records over an hour of fake time, polled every 30 s with a 2 min overlap.
+    times = [7.2 * (i + 1) for i in range(500)]
+    pending = list(times)
+
+    async def produce(before: float, after: float) -> None:
+        while pending and T0 + pending[0] <= after:
+            store(emu, pending.pop(0))
+
+    fake_time.on_sleep = produce
+    checkpoint = MemoryCheckpoint()
+    got = await take(make().watch(poll_interval=30, checkpoint=checkpoint), 500)
+    assert len(set(ids(got))) == 500
+    assert len(checkpoint.saves) == 500  # the start, then each record but the one in hand
+    sizes = [len(state["seen"]) for state in checkpoint.saves]
+    # About 121 s of records at one per 7.2 s: never the whole history.
+    assert max(sizes) <= 18
+    last = checkpoint.saves[-1]
+    cursor = datetime.fromisoformat(last["cursor"])
+    assert all(
+        datetime.fromisoformat(when) >= cursor - OVERLAP - timedelta(seconds=2)
+        for _, when in last["seen"]
+    )
+    assert "floor" not in last
+
+
+# --- clean stops --------------------------------------------------------------------------
+
+
+def others() -> set[asyncio.Task[Any]]:
+    return asyncio.all_tasks() - {asyncio.current_task()}  # type: ignore[operator]
+
+
+async def test_breaking_out_leaves_no_task_behind(make_client: MakeClient, tmp_path: Path) -> None:
+    server = ListServer()
+    for i in range(300):
+        server.add(i + 1, -3000 + i)
+    client = make_client(server)
+    got = 0
+    async for _ in client.watch(since=at(-3600), checkpoint=tmp_path / "state.json"):
+        got += 1
+        if got == 150:  # mid-page
+            break
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert others() == set()
+
+
+async def test_cancelling_a_watch_that_waits_leaves_no_task_behind(
+    make_client: MakeClient,
+) -> None:
+    forever = asyncio.Event()
+    waiting = asyncio.Event()
+
+    async def sleep(seconds: float) -> None:
+        waiting.set()
+        await forever.wait()
+
+    client = make_client(ListServer(), sleep=sleep)
+
+    async def consume() -> None:
+        async for _ in client.watch(poll_interval=10):
+            pass
+
+    task = asyncio.ensure_future(consume())
+    await waiting.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert others() == set()
+
+
+async def test_an_error_thrown_in_by_the_consumer_is_not_taken_for_a_failed_poll(
+    emu: Emulator, make: ClientFactory
+) -> None:
+    store(emu, -30, n=3)
+    watch = make().watch(since=at(-60), poll_interval=5)
+    first = await anext(watch)
+    with pytest.raises(ServerError, match="thrown by the consumer"):
+        await watch.athrow(ServerError("thrown by the consumer", code=500, status=500))
+    assert first.record_id > 0
