@@ -15,7 +15,7 @@ from typing import IO, Any
 from ._client import Client
 from ._endpoints import encode_extend, window_bounds
 from ._exceptions import SenseLinkError, ValidationError
-from ._models import Order, Record
+from ._models import FaceImage, Order, Record
 from ._output import FORMATS, RecordWriter
 from ._version import __version__
 
@@ -125,6 +125,11 @@ def _parser() -> argparse.ArgumentParser:
     upload.add_argument("--threshold", type=float)
     upload.add_argument("--extend", help="JSON object stored with each record")
     upload.add_argument("--concurrency", type=int, default=4)
+    upload.add_argument(
+        "--fit",
+        action="store_true",
+        help="re-encode photos over 1 MiB or not JPEG/PNG (needs senselink-plus[images])",
+    )
     upload.add_argument("images", nargs="+", type=Path, metavar="IMAGE")
 
     image = sub.add_parser(
@@ -235,8 +240,9 @@ async def _upload(args: argparse.Namespace) -> int:
         async def one(path: Path) -> tuple[Path, str, bool]:
             async with gate:
                 try:
+                    image = FaceImage.from_path(path, fit=True) if args.fit else path
                     created = await client.create_record(
-                        args.sn, path, threshold=args.threshold, extend=extend
+                        args.sn, image, threshold=args.threshold, extend=extend
                     )
                 except SenseLinkError as exc:
                     return path, f"error {type(exc).__name__}: {exc}", False

@@ -130,14 +130,30 @@ class FaceImage:
 
     @classmethod
     def from_path(
-        cls, path: str | os.PathLike[str], *, rectangle: Rectangle | None = None
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        rectangle: Rectangle | None = None,
+        fit: bool = False,
     ) -> FaceImage:
-        """Read a photo from disk; a file over the limit is refused before it is read whole."""
+        """Read a photo from disk; a file over the limit is refused before it is read whole.
+
+        With ``fit=True`` (the ``images`` extra) a photo over the limit or in another
+        format is re-encoded as `FaceImage.fit` does, instead of refused.
+
+        >>> FaceImage.from_path("IMG_0042.webp", fit=True)  # doctest: +SKIP
+        """
+        limit = MAX_IMAGE_BYTES
+        if fit:
+            from . import _imagefit
+
+            _imagefit.require_pillow()
+            limit = _imagefit.MAX_SOURCE_BYTES
         try:
             size = os.path.getsize(path)
-            if size > MAX_IMAGE_BYTES:
+            if size > limit:
                 raise ValidationError(
-                    f"image {os.fspath(path)!r} is {size} bytes; the limit is {MAX_IMAGE_BYTES}",
+                    f"image {os.fspath(path)!r} is {size} bytes; the limit is {limit}",
                     field="image",
                 )
             with open(path, "rb") as handle:
@@ -146,7 +162,25 @@ class FaceImage:
             raise ValidationError(
                 f"cannot read image {os.fspath(path)!r}: {exc.strerror}", field="image"
             ) from None
+        if fit:
+            return cls(*_imagefit.fit_image(data, rectangle, what=f"image {os.fspath(path)!r}"))
         return cls(data, rectangle)
+
+    @classmethod
+    def fit(cls, data: bytes, rectangle: Rectangle | None = None) -> FaceImage:
+        """A face image from any photo Pillow reads (needs the ``images`` extra).
+
+        A JPEG or PNG within the limit is kept byte for byte. Anything else is turned
+        upright by its EXIF orientation and re-encoded as a JPEG under the limit (lower
+        quality first, then smaller); ``rectangle``, given in the photo's stored pixels,
+        follows the turn and the scale and is clipped to the picture.
+
+        >>> FaceImage.fit(webp_bytes, Rectangle(top=40, left=60, width=200, height=200))
+        ... # doctest: +SKIP
+        """
+        from ._imagefit import fit_image
+
+        return cls(*fit_image(data, rectangle))
 
 
 @attrs.frozen

@@ -240,3 +240,18 @@ def test_watch_with_a_checkpoint_resumes(
     assert second[0] == first[-1]
     assert first + second[1:] == list(range(first[0], first[0] + 10))
     assert json.loads(state.read_text())["version"] == 1
+
+
+def test_upload_fit_reencodes_what_the_service_would_refuse(
+    emulator: EmulatorThread, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    image_module = pytest.importorskip("PIL.Image")
+    bmp = tmp_path / "face.bmp"
+    image_module.new("RGB", (64, 64), (200, 150, 120)).save(bmp)
+    assert main(["upload", "--sn", "GATE-1", str(bmp)]) == 1
+    assert "not a JPEG or PNG" in capsys.readouterr().out
+    assert main(["upload", "--sn", "GATE-1", "--fit", str(bmp)]) == 0
+    assert "\trecord " in capsys.readouterr().out
+    stored = emulator.call(lambda: list(emulator.emu.images.values()))
+    assert len(stored) == 1
+    assert stored[0].startswith(b"\xff\xd8\xff")
