@@ -8,10 +8,9 @@ out (or a typed error).
 from __future__ import annotations
 
 import base64
-import math
 import os
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Union
 from urllib.parse import quote
 
@@ -28,7 +27,16 @@ from ._models import (
     Rectangle,
     image_type,
 )
-from ._timeutil import MAX_WINDOW, ceil_second, floor_second, gmt_label, to_aware, to_wire_time
+from ._timeutil import (
+    MAX_WINDOW,
+    ceil_second,
+    floor_second,
+    gmt_label,
+    real_span,
+    shown,
+    to_aware,
+    to_wire_time,
+)
 from ._wire import DEFAULT_ERROR_CODES, ErrorCodes, parse_envelope, structure
 
 __all__ = [
@@ -46,6 +54,10 @@ __all__ = [
 RECORD_PATH = "/api/v1/plus/record"
 IMAGE_PATH = "/api/v1/plus/image/"
 MAX_PAGE_SIZE = 100
+#: The largest page number sent (a signed 32-bit integer).
+MAX_PAGE = 2**31 - 1
+#: The largest int the create call's ``timestamp`` may be (a signed 64-bit integer).
+MAX_TIMESTAMP = 2**63 - 1
 
 ImageInput = Union[bytes, bytearray, memoryview, str, "os.PathLike[str]", FaceImage]
 TimeInput = datetime | str
@@ -60,12 +72,23 @@ def _url(base_url: str, path: str) -> str:
 # --- argument checks -----------------------------------------------------------------
 
 
+def _check_utf8(value: str, field: str) -> str:
+    # A lone surrogate ("\ud800") cannot be encoded: not in a JSON body, not in a URL.
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValidationError(
+            f"{field} holds a lone surrogate and cannot be encoded as UTF-8", field=field
+        ) from None
+    return value
+
+
 def check_sn(sn: object, field: str = "sn") -> str:
     if not isinstance(sn, str):
         raise ValidationError(f"{field} must be a string, not {type(sn).__name__}", field=field)
     if not sn.strip():
         raise ValidationError(f"{field} is empty; pass the device serial number", field=field)
-    return sn
+    return _check_utf8(sn, field)
 
 
 def _check_positive_int(value: object, field: str, *, maximum: int | None = None) -> int:
@@ -73,20 +96,22 @@ def _check_positive_int(value: object, field: str, *, maximum: int | None = None
         raise ValidationError(f"{field} must be an int, not {type(value).__name__}", field=field)
     if value < 1 or (maximum is not None and value > maximum):
         limit = f"1..{maximum}" if maximum is not None else ">= 1"
-        raise ValidationError(f"{field} is {value}; it must be {limit}", field=field)
+        raise ValidationError(f"{field} is {shown(value)}; it must be {limit}", field=field)
     return value
 
 
 def check_order(order: object) -> Order:
     if isinstance(order, bool) or not isinstance(order, int):
         raise ValidationError(
-            f"order must be Order.ASCENDING or Order.DESCENDING, not {order!r}", field="order"
+            f"order must be Order.ASCENDING or Order.DESCENDING, not {shown(order)}",
+            field="order",
         )
     try:
         return Order(order)
     except ValueError:
         raise ValidationError(
-            f"order is {order!r}; it must be 0 (descending) or 1 (ascending)", field="order"
+            f"order is {shown(order)}; it must be 0 (descending) or 1 (ascending)",
+            field="order",
         ) from None
 
 
@@ -127,8 +152,12 @@ def _threshold(value: object) -> float:
         raise ValidationError(
             f"threshold must be a number in [0, 1], not {type(value).__name__}", field="threshold"
         )
-    if not math.isfinite(value) or not 0.0 <= value <= 1.0:
-        raise ValidationError(f"threshold is {value}; it must be in [0, 1]", field="threshold")
+    # Compared before any float conversion: an int too large for a float is just out of
+    # range, and NaN fails every comparison.
+    if not 0.0 <= value <= 1.0:
+        raise ValidationError(
+            f"threshold is {shown(value)}; it must be in [0, 1]", field="threshold"
+        )
     return float(value)
 
 
@@ -145,7 +174,7 @@ def encode_extend(value: object) -> str:
         text = value
     elif isinstance(value, Mapping):
         try:
-            text = orjson.dumps(value).decode()
+            text = orjson.dumps(value if isinstance(value, dict) else dict(value)).decode()
         except TypeError as exc:
             raise ValidationError(f"extend cannot be serialised: {exc}", field="extend") from None
     else:
@@ -166,7 +195,7 @@ def _device_time(
     if timestamp is None:
         timestamp = now
     if isinstance(timestamp, datetime):
-        aware = to_aware(timestamp, "timestamp")
+        aware = to_aware(timestamp, "timestamp")  # 1970 or later, so never negative
         return int(aware.timestamp()), timezone if timezone is not None else gmt_label(aware)
     if isinstance(timestamp, bool) or not isinstance(timestamp, int):
         raise ValidationError(
@@ -174,7 +203,13 @@ def _device_time(
             field="timestamp",
         )
     if timestamp < 0:
-        raise ValidationError(f"timestamp is {timestamp}; it must be >= 0", field="timestamp")
+        raise ValidationError(
+            f"timestamp is {shown(timestamp)}; it must be >= 0", field="timestamp"
+        )
+    if timestamp > MAX_TIMESTAMP:
+        raise ValidationError(
+            f"timestamp is {shown(timestamp)}; it must be <= {MAX_TIMESTAMP}", field="timestamp"
+        )
     return timestamp, timezone
 
 
@@ -205,6 +240,8 @@ def build_create_record(
         raise ValidationError(
             "timezone must be a non-empty string like 'GMT+9:00'", field="timezone"
         )
+    if timezone is not None:
+        _check_utf8(timezone, "timezone")
     body["timestamp"], zone = _device_time(timestamp, timezone, now)
     if zone is not None:
         body["timezone"] = zone
@@ -223,7 +260,8 @@ def build_create_record(
     if process_mode is not None:
         if isinstance(process_mode, bool) or process_mode != 0:
             raise ValidationError(
-                f"process_mode is {process_mode!r}; the service supports only 0 (asynchronous)",
+                f"process_mode is {shown(process_mode)}; the service supports only 0 "
+                "(asynchronous)",
                 field="process_mode",
             )
         body["process_mode"] = 0
@@ -253,7 +291,7 @@ def window_bounds(time_from: TimeInput, time_to: TimeInput) -> tuple[datetime, d
     """The window as sent: ``time_from`` rounded down and ``time_to`` up to whole seconds."""
     start = floor_second(to_aware(time_from, "time_from"))
     end = ceil_second(to_aware(time_to, "time_to"))
-    if end <= start:
+    if real_span(start, end) <= timedelta(0):
         raise ValidationError(
             f"time_to {to_wire_time(end)} must be after time_from {to_wire_time(start)}",
             field="time_to",
@@ -273,9 +311,10 @@ def build_list_records(
 ) -> HttpRequest:
     """Build ``GET /api/v1/plus/record`` for one window of at most 24 hours."""
     start, end = window_bounds(time_from, time_to)
-    if end - start > MAX_WINDOW:
+    span = real_span(start, end)
+    if span > MAX_WINDOW:
         raise ValidationError(
-            f"the window {to_wire_time(start)} .. {to_wire_time(end)} is {end - start}; "
+            f"the window {to_wire_time(start)} .. {to_wire_time(end)} is {span}; "
             f"one call may span at most {MAX_WINDOW} (use client.records() for longer ranges)",
             field="time_to",
         )
@@ -283,7 +322,7 @@ def build_list_records(
     if sn is not None:
         params.append(("sn", check_sn(sn)))
     params.append(("order", str(int(check_order(order)))))
-    params.append(("page", str(_check_positive_int(page, "page"))))
+    params.append(("page", str(_check_positive_int(page, "page", maximum=MAX_PAGE))))
     params.append(("size", str(check_page_size(size))))
     return HttpRequest("GET", _url(base_url, RECORD_PATH), params=params)
 
@@ -311,7 +350,23 @@ def build_get_image(base_url: str, image_id: str) -> HttpRequest:
         )
     if not image_id.strip():
         raise ValidationError("image_id is empty", field="image_id")
+    if image_id in (".", ".."):
+        # A dot segment is resolved away by URL normalisation: the request would go to
+        # another path.
+        raise ValidationError(f"image_id {shown(image_id)} is not an image id", field="image_id")
+    _check_utf8(image_id, "image_id")
     return HttpRequest("GET", _url(base_url, IMAGE_PATH + quote(image_id, safe="")))
+
+
+def _is_envelope(content: bytes) -> bool:
+    """Whether a body is a JSON envelope (whatever its Content-Type claims)."""
+    if not content[:64].lstrip().startswith(b"{"):  # no JPEG or PNG starts with "{"
+        return False
+    try:
+        body = orjson.loads(content)
+    except orjson.JSONDecodeError:
+        return False
+    return type(body) is dict and type(body.get("code")) is int
 
 
 def parse_image(
@@ -324,7 +379,7 @@ def parse_image(
     """The snapshot's bytes; a JSON envelope in place of an image is an error.
 
     Decided by Content-Type first (``image/*`` is an image, JSON is an envelope), then by
-    magic bytes.
+    magic bytes; a JSON envelope is an envelope even when labelled ``image/*``.
     """
     content = response.content
     kind = response.content_type
@@ -332,7 +387,7 @@ def parse_image(
     looks_like_image = kind.startswith("image/") or (
         "json" not in kind and not kind.startswith("text/") and image_type(content) is not None
     )
-    if ok_status and content and looks_like_image:
+    if ok_status and content and looks_like_image and not _is_envelope(content):
         return content
     info = request.info()
     # An envelope here is an error; parse_envelope raises for it, and a success

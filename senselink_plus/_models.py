@@ -11,7 +11,7 @@ import attrs
 import orjson
 
 from ._exceptions import ValidationError
-from ._timeutil import from_wire_timestamp
+from ._timeutil import from_wire_timestamp, shown
 
 __all__ = [
     "MAX_EXTEND_BYTES",
@@ -29,6 +29,9 @@ __all__ = [
 MAX_IMAGE_BYTES = 1_048_576
 #: The largest ``extend`` JSON string (UTF-8 bytes).
 MAX_EXTEND_BYTES = 1024
+
+#: The largest rectangle coordinate or size (a signed 32-bit pixel count).
+MAX_PIXELS = 2**31 - 1
 
 _JPEG_MAGIC = b"\xff\xd8\xff"
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -58,7 +61,13 @@ def _check_int(name: str, value: object, *, minimum: int) -> None:
         )
     if value < minimum:
         raise ValidationError(
-            f"rectangle.{name} is {value}; it must be >= {minimum}", field=f"rectangle.{name}"
+            f"rectangle.{name} is {shown(value)}; it must be >= {minimum}",
+            field=f"rectangle.{name}",
+        )
+    if value > MAX_PIXELS:
+        raise ValidationError(
+            f"rectangle.{name} is {shown(value)}; it must be <= {MAX_PIXELS}",
+            field=f"rectangle.{name}",
         )
 
 
@@ -158,9 +167,15 @@ class FaceImage:
                 )
             with open(path, "rb") as handle:
                 data = handle.read()
+        except ValidationError:
+            raise
         except OSError as exc:
             raise ValidationError(
                 f"cannot read image {os.fspath(path)!r}: {exc.strerror}", field="image"
+            ) from None
+        except (TypeError, ValueError) as exc:  # a NUL or a lone surrogate in the path
+            raise ValidationError(
+                f"cannot read image {shown(path)}: {exc}", field="image"
             ) from None
         if fit:
             return cls(*_imagefit.fit_image(data, rectangle, what=f"image {os.fspath(path)!r}"))
@@ -220,7 +235,11 @@ class Record:
 
     @property
     def device_time(self) -> datetime | None:
-        """The device's ``device_timestamp`` as aware UTC (same unit rule as ``created_at``)."""
+        """The device's ``device_timestamp`` as aware UTC (same unit rule as ``created_at``).
+
+        The device sets it, so it is not checked on the wire: a value no datetime can hold
+        raises ValueError here.
+        """
         if self.device_timestamp is None:
             return None
         return from_wire_timestamp(self.device_timestamp)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 
 import attrs
@@ -16,21 +17,34 @@ from ._exceptions import (
     TransportError,
     ValidationError,
 )
+from ._timeutil import shown
 
 __all__ = ["RetryPolicy", "Timeout", "is_retryable"]
 
 
+def _finite(value: object) -> bool:
+    """A real number a float can hold: not a bool, NaN, infinity or a huge int."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an int too large for a float
+        return False
+
+
 def _positive(_: object, attribute: attrs.Attribute[float], value: float) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+    if not _finite(value) or not value > 0:
         raise ValidationError(
-            f"{attribute.name} must be > 0 seconds, not {value!r}", field=attribute.name
+            f"{attribute.name} must be > 0 seconds (finite), not {shown(value)}",
+            field=attribute.name,
         )
 
 
 def _non_negative(_: object, attribute: attrs.Attribute[float], value: float) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
+    if not _finite(value) or not value >= 0:
         raise ValidationError(
-            f"{attribute.name} must be >= 0 seconds, not {value!r}", field=attribute.name
+            f"{attribute.name} must be >= 0 seconds (finite), not {shown(value)}",
+            field=attribute.name,
         )
 
 
@@ -92,16 +106,14 @@ class RetryPolicy:
     def _check_attempts(self, _: object, value: int) -> None:
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValidationError(
-                f"max_attempts must be an int >= 1, not {value!r}", field="max_attempts"
+                f"max_attempts must be an int >= 1, not {shown(value)}", field="max_attempts"
             )
 
     @deadline.validator
     def _check_deadline(self, _: object, value: float | None) -> None:
-        if value is not None and (
-            isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0
-        ):
+        if value is not None and (not _finite(value) or not value > 0):
             raise ValidationError(
-                f"deadline must be > 0 seconds or None, not {value!r}", field="deadline"
+                f"deadline must be > 0 seconds or None, not {shown(value)}", field="deadline"
             )
 
     @classmethod

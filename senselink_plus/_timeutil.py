@@ -7,11 +7,15 @@ from datetime import datetime, timedelta, timezone
 from ._exceptions import ValidationError
 
 __all__ = [
+    "EARLIEST",
+    "LATEST",
     "MAX_WINDOW",
     "ceil_second",
     "floor_second",
     "from_wire_timestamp",
     "gmt_label",
+    "real_span",
+    "shown",
     "split_time_range",
     "to_aware",
     "to_wire_time",
@@ -21,6 +25,23 @@ __all__ = [
 MAX_WINDOW = timedelta(hours=24)
 
 _MS_THRESHOLD = 10**11
+
+#: Input times must lie in ``[EARLIEST, LATEST)``: the service counts in unix time, and
+#: the margin below `datetime.max` keeps rounding, windows and zone changes in range.
+EARLIEST = datetime(1970, 1, 1, tzinfo=timezone.utc)
+LATEST = datetime(9999, 1, 1, tzinfo=timezone.utc)
+
+
+def shown(value: object, limit: int = 60) -> str:
+    """``repr(value)`` cut to ``limit`` characters, for error messages; never raises.
+
+    (The repr of an int of more than 4300 digits raises ValueError.)
+    """
+    try:
+        text = repr(value)
+    except Exception:
+        return f"<{type(value).__name__}>"
+    return text if len(text) <= limit else f"{text[: limit - 3]}..."
 
 
 def to_aware(value: datetime | str, field: str) -> datetime:
@@ -42,10 +63,20 @@ def to_aware(value: datetime | str, field: str) -> datetime:
             f"{field} must be an aware datetime or an ISO-8601 string, not {type(value).__name__}",
             field=field,
         )
-    if value.tzinfo is None or value.utcoffset() is None:
+    try:
+        offset = value.utcoffset()
+    except (TypeError, ValueError) as exc:  # a tzinfo that does not work
+        raise ValidationError(f"{field} has an unusable time zone: {exc}", field=field) from None
+    if offset is None:
         raise ValidationError(
             f"{field} {value.isoformat()} has no time zone; pass an aware datetime "
             "(e.g. datetime.now(timezone.utc)) so no zone is guessed",
+            field=field,
+        )
+    if not EARLIEST <= value < LATEST:
+        raise ValidationError(
+            f"{field} {value.isoformat()} is out of range: times must be from "
+            f"{EARLIEST.isoformat()} up to {LATEST.isoformat()}",
             field=field,
         )
     return value
@@ -70,6 +101,16 @@ def _add(value: datetime, delta: timedelta) -> datetime:
     return (value.astimezone(timezone.utc) + delta).astimezone(tz)
 
 
+def real_span(start: datetime, end: datetime) -> timedelta:
+    """``end - start`` in elapsed time.
+
+    Python subtracts and compares two datetimes of the same tzinfo on the wall clock,
+    ignoring DST changes and ``fold``: across a fall-back, 24 wall-clock hours are 25
+    real ones, and 02:30 (fold=0) to 02:30 (fold=1) is an hour, not zero.
+    """
+    return end.astimezone(timezone.utc) - start.astimezone(timezone.utc)
+
+
 def to_wire_time(value: datetime) -> str:
     """Format as the spec does: whole seconds with the offset (2022-12-11T00:00:00+09:00)."""
     return value.isoformat(timespec="seconds")
@@ -89,10 +130,14 @@ def from_wire_timestamp(value: int | float) -> datetime:
     """A raw record timestamp as an aware UTC datetime.
 
     The unit is not documented: values >= 10**11 are read as milliseconds, smaller
-    ones as seconds (10**11 seconds is the year 5138; 10**11 ms is 1973).
+    ones as seconds (10**11 seconds is the year 5138; 10**11 ms is 1973). A value no
+    datetime can hold raises ValueError.
     """
-    seconds = value / 1000 if value >= _MS_THRESHOLD else value
-    return datetime.fromtimestamp(seconds, timezone.utc)
+    try:
+        seconds = value / 1000 if value >= _MS_THRESHOLD else value
+        return datetime.fromtimestamp(seconds, timezone.utc)
+    except (OverflowError, OSError, ValueError):
+        raise ValueError(f"timestamp {shown(value)} is out of the range of dates") from None
 
 
 def split_time_range(
@@ -113,8 +158,8 @@ def split_time_range(
     start = to_aware(start, "time_from")
     end = to_aware(end, "time_to")
     if not isinstance(span, timedelta) or span <= timedelta(0):
-        raise ValidationError(f"span must be a positive timedelta, not {span!r}", field="span")
-    if end <= start:
+        raise ValidationError(f"span must be a positive timedelta, not {shown(span)}", field="span")
+    if real_span(start, end) <= timedelta(0):
         raise ValidationError(
             f"time_to {end.isoformat()} must be after time_from {start.isoformat()}",
             field="time_to",

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import inspect
 import logging
+import math
 import os
 import tempfile
 from collections.abc import AsyncGenerator, Awaitable, Mapping
@@ -16,7 +17,7 @@ import orjson
 
 from ._exceptions import ClientClosedError, SenseLinkError, ValidationError
 from ._models import Order, Record
-from ._timeutil import floor_second, to_aware
+from ._timeutil import MAX_WINDOW, ceil_second, floor_second, shown, to_aware
 
 if TYPE_CHECKING:
     from ._client import Client
@@ -173,8 +174,26 @@ def _checkpoint(value: str | os.PathLike[str] | Checkpoint | None) -> Checkpoint
     if isinstance(value, Checkpoint) and callable(value.load) and callable(value.save):
         return value
     if isinstance(value, (str, os.PathLike)):
-        return FileCheckpoint(value)
+        return FileCheckpoint(_checkpoint_path(value))
     raise ValidationError(_CHECKPOINT_HELP, field="checkpoint")
+
+
+def _checkpoint_path(value: str | os.PathLike[str]) -> str:
+    """The path as a str the OS takes: refused now, not at the first load or save."""
+    try:
+        path = os.fspath(value)
+        if not isinstance(path, str):
+            raise TypeError(f"it names {type(path).__name__}, not str")
+        encoded = os.fsencode(path)  # a lone surrogate fails here
+    except (TypeError, ValueError) as exc:
+        raise ValidationError(
+            f"checkpoint path {shown(value)} is unusable: {exc}", field="checkpoint"
+        ) from None
+    if not encoded or b"\0" in encoded:
+        raise ValidationError(
+            f"checkpoint path {shown(path)} is empty or holds a NUL", field="checkpoint"
+        )
+    return path
 
 
 async def _checkpoint_call(result: Awaitable[T]) -> T:
@@ -185,8 +204,14 @@ async def _checkpoint_call(result: Awaitable[T]) -> T:
 
 def _check_seconds(value: object, field: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-        raise ValidationError(f"{field} must be > 0 seconds, not {value!r}", field=field)
-    return float(value)
+        raise ValidationError(f"{field} must be > 0 seconds, not {shown(value)}", field=field)
+    try:
+        seconds = float(value)
+    except OverflowError:  # an int too large for a float
+        seconds = math.inf
+    if not math.isfinite(seconds):
+        raise ValidationError(f"{field} must be a finite number of seconds", field=field)
+    return seconds
 
 
 def watch_records(
@@ -203,8 +228,10 @@ def watch_records(
 
     store = _checkpoint(checkpoint)
     interval = _check_seconds(poll_interval, "poll_interval")
-    if not isinstance(overlap, timedelta) or overlap < timedelta(0):
-        raise ValidationError("overlap must be a timedelta >= 0", field="overlap")
+    if not isinstance(overlap, timedelta) or not timedelta(0) <= overlap <= MAX_WINDOW:
+        raise ValidationError(
+            f"overlap must be a timedelta from 0 to {MAX_WINDOW}", field="overlap"
+        )
     start = None if since is None else to_aware(since, "since").astimezone(timezone.utc)
     return _watch(
         client,
@@ -243,6 +270,11 @@ async def _watch(
         lo = position.start(overlap)
         hi = max(now(), lo + timedelta(seconds=1))
         failed: SenseLinkError | None = None
+        # What the server may answer for this poll (a second of slack for a server that
+        # compares whole seconds): a record outside it is the server's error, and taking
+        # it would deliver something older than the start, or move the cursor past
+        # records not yet seen.
+        low, high = floor_second(lo), ceil_second(hi) + timedelta(seconds=1)
         pager = client.records(lo, hi, sn=sn, order=Order.ASCENDING, concurrency=1)
         async with contextlib.aclosing(pager.__aiter__()) as records:  # type: ignore[type-var]
             while True:
@@ -257,6 +289,15 @@ async def _watch(
                 except SenseLinkError as exc:
                     failed = exc
                     break
+                if not low <= record.created_at < high:
+                    logger.warning(
+                        "watch: skipped record %d stored at %s, outside the polled window %s .. %s",
+                        record.record_id,
+                        record.created_at.isoformat(),
+                        lo.isoformat(),
+                        hi.isoformat(),
+                    )
+                    continue
                 if not position.wants(record):
                     continue
                 yield record

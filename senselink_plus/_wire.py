@@ -9,7 +9,7 @@ from __future__ import annotations
 import email.utils
 import math
 from collections.abc import Mapping
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any, TypeVar
 
 import cattrs
@@ -28,6 +28,7 @@ from ._exceptions import (
 )
 from ._http import HttpResponse, RequestInfo
 from ._models import CreatedRecord, Record, RecordPage
+from ._timeutil import LATEST
 
 __all__ = [
     "DEFAULT_ERROR_CODES",
@@ -51,6 +52,10 @@ DEFAULT_ERROR_CODES: ErrorCodes = {
 }
 
 _OK = 200
+
+#: The latest ``create_at`` taken (in ms): a day before the last time the client accepts
+#: as input (`LATEST`), so `watch` can always poll from a record's time.
+MAX_CREATE_AT = int((LATEST - timedelta(days=1)).timestamp()) * 1000
 
 
 class WireShapeError(ValueError):
@@ -115,11 +120,15 @@ def _structure_record(obj: Any, _: type[Record]) -> Record:
             raise WireShapeError(f"{where}.extend must be a JSON string, got {_kind(extend)}")
         # Some servers decode the JSON string for us; keep the spec's shape.
         extend = orjson.dumps(extend).decode()
+    create_at = _int(obj, "create_at", where)
+    if not 0 <= create_at <= MAX_CREATE_AT:
+        # Record.created_at must be able to read it (the pager and watch rely on it).
+        raise WireShapeError(f"{where}.create_at {create_at} is not a time from 1970 to 9998")
     return Record(
         record_id,
         _str(obj, "sn", where),
         _str(obj, "image_id", where),
-        _int(obj, "create_at", where),
+        create_at,
         _opt_int(obj, "user_id", where),
         score,
         _opt_int(obj, "device_timestamp", where),
