@@ -7,6 +7,7 @@ import os
 
 import attrs
 
+from ._checks import check_text
 from ._exceptions import ValidationError
 from ._http import AUTH_PARAMS, HttpRequest
 
@@ -59,7 +60,8 @@ class Credentials:
                 f"missing credentials: pass {' and '.join(missing)}",
                 field="app_key" if not key else "app_secret",
             )
-        return cls(str(key), str(secret))
+        # The secret's value never goes into the message, only what is wrong with it.
+        return cls(check_text(key, "app_key"), check_text(secret, "app_secret"))
 
 
 def sign_request(request: HttpRequest, credentials: Credentials, now_ms: int) -> HttpRequest:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import logging
 import os
 import random
@@ -13,10 +14,17 @@ from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequen
 from datetime import datetime, timedelta
 from types import TracebackType
 from typing import IO, Any, TypeVar
-from urllib.parse import urlsplit
 
 from . import _endpoints as ep
 from ._auth import Credentials, sign_request
+from ._checks import (
+    check_base_url,
+    check_bool,
+    check_callable,
+    check_error_codes,
+    check_int,
+    check_path,
+)
 from ._events import Event, EventHook, HookRunner
 from ._exceptions import (
     APIError,
@@ -35,7 +43,12 @@ from ._limits import RateLimiter, make_semaphore
 from ._models import CreatedRecord, FaceImage, Order, Record, RecordPage, Rectangle
 from ._pagination import RecordPager
 from ._retry import RetryPolicy, Timeout, is_retryable
-from ._transport import DEFAULT_MAX_RESPONSE_BYTES, AiohttpTransport, Transport
+from ._transport import (
+    DEFAULT_MAX_RESPONSE_BYTES,
+    MAX_RESPONSE_LIMIT,
+    AiohttpTransport,
+    Transport,
+)
 from ._watch import Checkpoint, watch_records
 from ._wire import DEFAULT_ERROR_CODES, ErrorCodes
 
@@ -50,23 +63,6 @@ DEFAULT_MAX_CONCURRENCY = 16
 logger = logging.getLogger("senselink_plus")
 
 Parser = Callable[[HttpResponse, HttpRequest], T]
-
-
-def _check_base_url(base_url: str, allow_insecure_http: bool) -> str:
-    parts = urlsplit(base_url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValidationError(
-            f"base_url {base_url!r} must be an http(s) URL such as {DEFAULT_BASE_URL}",
-            field="base_url",
-        )
-    loopback = parts.hostname in ("localhost", "::1") or parts.hostname.startswith("127.")
-    if parts.scheme == "http" and not loopback and not allow_insecure_http:
-        raise ValidationError(
-            f"base_url {base_url!r} is plain http: a sign is valid for 30 minutes and anyone "
-            "on the path could replay it; use https, or pass allow_insecure_http=True",
-            field="base_url",
-        )
-    return base_url.rstrip("/")
 
 
 class Client:
@@ -106,19 +102,32 @@ class Client:
     ) -> None:
         self._credentials = Credentials.resolve(app_key, app_secret)
         url = base_url if base_url is not None else os.environ.get(ENV_BASE_URL) or DEFAULT_BASE_URL
-        self.base_url = _check_base_url(url, allow_insecure_http)
+        self.base_url = check_base_url(
+            url, allow_insecure_http=check_bool(allow_insecure_http, "allow_insecure_http")
+        )
         self.timeout = timeout if timeout is not None else Timeout()
         self.retry = retry if retry is not None else RetryPolicy()
         if not isinstance(self.timeout, Timeout):
             raise ValidationError("timeout must be a Timeout", field="timeout")
         if not isinstance(self.retry, RetryPolicy):
             raise ValidationError("retry must be a RetryPolicy", field="retry")
-        self._codes: ErrorCodes = {**DEFAULT_ERROR_CODES, **(error_codes or {})}
+        self._codes: ErrorCodes = {**DEFAULT_ERROR_CODES, **check_error_codes(error_codes)}
         self._semaphore = make_semaphore(max_concurrency)
-        self._clock = clock
-        self._timer = timer
-        self._sleep = sleep
+        self._clock = check_callable(clock, "clock")
+        self._timer = check_callable(timer, "timer")
+        self._sleep = check_callable(sleep, "sleep")
+        if rng is not None and not isinstance(rng, random.Random):
+            raise ValidationError("rng must be a random.Random", field="rng")
         self._rng = rng if rng is not None else random.Random()
+        check_int(max_response_bytes, "max_response_bytes", maximum=MAX_RESPONSE_LIMIT)
+        if transport is not None and not (
+            callable(getattr(transport, "send", None))
+            and callable(getattr(transport, "aclose", None))
+        ):
+            raise ValidationError(
+                "transport must have async send(request) and aclose() (see Transport)",
+                field="transport",
+            )
         self._limiter = (
             None if rate_limit is None else RateLimiter(rate_limit, timer=timer, sleep=sleep)
         )
@@ -315,15 +324,13 @@ class Client:
 
         >>> await client.download_image(record.image_id, "snap.jpg")  # doctest: +SKIP
         """
-        if not isinstance(destination, (str, os.PathLike)) and not hasattr(destination, "write"):
-            raise ValidationError(
-                "destination must be a path or a binary file object", field="destination"
-            )
+        # Checked before the download, so a bad destination costs no request.
+        target = _check_destination(destination)
         data = await self.get_image(image_id)
-        if isinstance(destination, (str, os.PathLike)):
-            _write_atomically(os.fspath(destination), data)
+        if isinstance(target, str):
+            _write_atomically(target, data)
         else:
-            destination.write(data)
+            target.write(data)
         return len(data)
 
     # --- the request loop ---------------------------------------------------------------
@@ -483,6 +490,23 @@ def _may_have_landed(error: SenseLinkError) -> bool:
     if isinstance(error, (TransportError, ResponseError, ServerError)):
         return True
     return isinstance(error, APIError) and error.status >= 500
+
+
+def _check_destination(destination: object) -> str | IO[bytes]:
+    """A writable path (its folder exists, it is not a folder) or a binary file object."""
+    if isinstance(destination, (str, os.PathLike)):
+        path = check_path(destination, "destination")
+        folder = os.path.dirname(os.path.abspath(path))
+        if os.path.isdir(path) or not os.path.isdir(folder):
+            problem = "is a folder" if os.path.isdir(path) else "is in a folder that does not exist"
+            raise ValidationError(f"destination {path!r} {problem}", field="destination")
+        return path
+    if not callable(getattr(destination, "write", None)) or isinstance(destination, io.TextIOBase):
+        raise ValidationError(
+            "destination must be a path or a binary file object (opened with 'wb')",
+            field="destination",
+        )
+    return destination  # type: ignore[return-value]
 
 
 def _write_atomically(path: str, data: bytes) -> None:

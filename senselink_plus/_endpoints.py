@@ -16,6 +16,7 @@ from urllib.parse import quote
 
 import orjson
 
+from ._checks import shown
 from ._exceptions import ResponseError, ValidationError
 from ._http import HttpRequest, HttpResponse
 from ._models import (
@@ -33,7 +34,6 @@ from ._timeutil import (
     floor_second,
     gmt_label,
     real_span,
-    shown,
     to_aware,
     to_wire_time,
 )

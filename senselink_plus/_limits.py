@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 
-from ._exceptions import ValidationError
+from ._checks import check_int, check_seconds
 
 __all__ = ["RateLimiter", "make_semaphore"]
 
@@ -23,10 +23,7 @@ class RateLimiter:
         timer: Callable[[], float],
         sleep: Callable[[float], Awaitable[object]],
     ) -> None:
-        if not rate > 0:
-            raise ValidationError(
-                f"rate_limit must be > 0 requests per second, not {rate!r}", field="rate_limit"
-            )
+        rate = check_seconds(rate, "rate_limit")  # a finite number > 0, like a duration
         self.rate = rate
         self._interval = 1.0 / rate
         self._timer = timer
@@ -47,8 +44,4 @@ def make_semaphore(limit: int | None) -> asyncio.Semaphore | None:
     """A semaphore for ``max_concurrency`` (None: no cap)."""
     if limit is None:
         return None
-    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
-        raise ValidationError(
-            f"max_concurrency must be an int >= 1 or None, not {limit!r}", field="max_concurrency"
-        )
-    return asyncio.Semaphore(limit)
+    return asyncio.Semaphore(check_int(limit, "max_concurrency"))

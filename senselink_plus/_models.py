@@ -10,8 +10,9 @@ from typing import Any
 import attrs
 import orjson
 
+from ._checks import shown
 from ._exceptions import ValidationError
-from ._timeutil import from_wire_timestamp, shown
+from ._timeutil import from_wire_timestamp
 
 __all__ = [
     "MAX_EXTEND_BYTES",

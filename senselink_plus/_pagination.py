@@ -28,7 +28,8 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from . import _endpoints as ep
-from ._exceptions import ResponseError, ValidationError
+from ._checks import check_int
+from ._exceptions import ResponseError
 from ._http import HttpRequest
 from ._models import Order, Record, RecordPage
 from ._timeutil import MAX_WINDOW, split_time_range
@@ -85,18 +86,10 @@ class RecordPager:
         self.sn = None if sn is None else ep.check_sn(sn)
         self.order = ep.check_order(order)
         self.page_size = ep.check_page_size(page_size, "page_size")
-        if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
-            raise ValidationError(
-                f"concurrency must be an int >= 1, not {concurrency!r}", field="concurrency"
-            )
-        self.concurrency = concurrency
-        if max_items is not None and (
-            isinstance(max_items, bool) or not isinstance(max_items, int) or max_items < 0
-        ):
-            raise ValidationError(
-                f"max_items must be an int >= 0 or None, not {max_items!r}", field="max_items"
-            )
-        self.max_items = max_items
+        self.concurrency = check_int(concurrency, "concurrency")
+        self.max_items = (
+            None if max_items is None else check_int(max_items, "max_items", minimum=0)
+        )
         windows = split_time_range(start, end, MAX_WINDOW)
         self.windows = windows if self.order is Order.ASCENDING else windows[::-1]
 
@@ -220,6 +213,10 @@ class _WindowWalker:
         ascending = self._pager.order is Order.ASCENDING
         requested = self._pager.page_size
         seen: set[int] = set()
+        # The window in whole seconds, a second wider each side: the server's rounding of
+        # its inclusive bounds is not documented.
+        lo_s = int(self._lo.timestamp()) - 1
+        hi_s = int(self._hi.timestamp()) + 1
         prev_total: int | None = None
         prev_ids: tuple[int, ...] = ()
         prev_no = 0
@@ -260,13 +257,21 @@ class _WindowWalker:
                     request=request.info(),
                 )
             carried = self._carried
-            fresh = tuple(
-                record
-                for record in page.records
-                if record.record_id not in seen and record.record_id not in carried
-            )
+            fresh: list[Record] = []
+            for record in page.records:
+                record_id = record.record_id
+                # A record outside the window asked for is the server's error: it belongs
+                # to (and is yielded from) its own window.
+                if (
+                    record_id in seen
+                    or record_id in carried
+                    or not lo_s <= _seconds(record.create_at) <= hi_s
+                ):
+                    continue
+                seen.add(record_id)
+                fresh.append(record)
             seen.update(ids)
-            yield RecordPage(page.page_num, page.page_size, total, fresh)
+            yield RecordPage(page.page_num, page.page_size, total, tuple(fresh))
             covered = (page_no - 1) * size + len(ids)
             if not ids or covered >= total:
                 return

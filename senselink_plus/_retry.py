@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import math
 import random
 
 import attrs
 
+from ._checks import finite as _finite
+from ._checks import shown
 from ._exceptions import (
     APIError,
     ConnectError,
@@ -17,19 +18,8 @@ from ._exceptions import (
     TransportError,
     ValidationError,
 )
-from ._timeutil import shown
 
 __all__ = ["RetryPolicy", "Timeout", "is_retryable"]
-
-
-def _finite(value: object) -> bool:
-    """A real number a float can hold: not a bool, NaN, infinity or a huge int."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return False
-    try:
-        return math.isfinite(value)
-    except OverflowError:  # an int too large for a float
-        return False
 
 
 def _positive(_: object, attribute: attrs.Attribute[float], value: float) -> None:

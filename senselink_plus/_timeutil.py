@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
+from ._checks import shown
 from ._exceptions import ValidationError
 
 __all__ = [
@@ -15,7 +16,6 @@ __all__ = [
     "from_wire_timestamp",
     "gmt_label",
     "real_span",
-    "shown",
     "split_time_range",
     "to_aware",
     "to_wire_time",
@@ -30,18 +30,6 @@ _MS_THRESHOLD = 10**11
 #: the margin below `datetime.max` keeps rounding, windows and zone changes in range.
 EARLIEST = datetime(1970, 1, 1, tzinfo=timezone.utc)
 LATEST = datetime(9999, 1, 1, tzinfo=timezone.utc)
-
-
-def shown(value: object, limit: int = 60) -> str:
-    """``repr(value)`` cut to ``limit`` characters, for error messages; never raises.
-
-    (The repr of an int of more than 4300 digits raises ValueError.)
-    """
-    try:
-        text = repr(value)
-    except Exception:
-        return f"<{type(value).__name__}>"
-    return text if len(text) <= limit else f"{text[: limit - 3]}..."
 
 
 def to_aware(value: datetime | str, field: str) -> datetime:

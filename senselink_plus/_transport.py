@@ -9,7 +9,8 @@ from typing import Protocol, runtime_checkable
 
 import aiohttp
 
-from ._exceptions import ConnectError, RequestTimeout, TransportError, ValidationError
+from ._checks import check_int
+from ._exceptions import ConnectError, RequestTimeout, TransportError
 from ._http import HttpRequest, HttpResponse
 from ._retry import Timeout
 
@@ -18,6 +19,7 @@ __all__ = ["DEFAULT_MAX_RESPONSE_BYTES", "AiohttpTransport", "Transport"]
 #: The largest response body read (a snapshot is at most 1 MiB, a page of 100 records
 #: about 40 KB); a bigger one is refused so a misbehaving server cannot exhaust memory.
 DEFAULT_MAX_RESPONSE_BYTES = 16 * 1024 * 1024
+MAX_RESPONSE_LIMIT = 2**40
 
 
 class _TooLarge(aiohttp.ClientPayloadError):
@@ -56,16 +58,9 @@ class AiohttpTransport:
         ssl_context: ssl.SSLContext | None = None,
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
     ) -> None:
-        if (
-            isinstance(max_response_bytes, bool)
-            or not isinstance(max_response_bytes, int)
-            or max_response_bytes < 1
-        ):
-            raise ValidationError(
-                f"max_response_bytes must be an int >= 1, not {max_response_bytes!r}",
-                field="max_response_bytes",
-            )
-        self._max_response_bytes = max_response_bytes
+        self._max_response_bytes = check_int(
+            max_response_bytes, "max_response_bytes", maximum=MAX_RESPONSE_LIMIT
+        )
         self._session = session
         self._owns_session = session is None
         self._ssl = ssl_context

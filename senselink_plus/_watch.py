@@ -15,9 +15,10 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 
 import orjson
 
+from ._checks import shown
 from ._exceptions import ClientClosedError, SenseLinkError, ValidationError
 from ._models import Order, Record
-from ._timeutil import MAX_WINDOW, ceil_second, floor_second, shown, to_aware
+from ._timeutil import MAX_WINDOW, ceil_second, floor_second, to_aware
 
 if TYPE_CHECKING:
     from ._client import Client

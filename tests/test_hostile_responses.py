@@ -517,13 +517,6 @@ def stray_ids(server: Script, client: Client) -> set[int]:
     return strays
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="_pagination._WindowWalker._walk drops ids seen on earlier pages, but not an "
-    "id repeated within the page itself (``seen.update(ids)`` comes after ``fresh`` is "
-    "built), so records() yields it twice. The fix (in _pagination.py): build ``fresh`` "
-    "with a loop that adds each id to ``seen`` as it keeps the record",
-)
 async def test_an_id_repeated_within_a_page_is_yielded_once() -> None:
     record = {**WIRE_RECORD, "record_id": 5}
     page = {"page_num": 1, "page_size": 10, "total": 2, "list": [record, record]}
@@ -536,14 +529,6 @@ async def test_an_id_repeated_within_a_page_is_yielded_once() -> None:
     assert [r.record_id for r in got] == [5]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="RecordPager carries ids from one window to the next only for records within "
-    "a second of the shared boundary; a record the server sends for a window that does "
-    "not hold its time, and again for its own window, is yielded twice. The fix (in "
-    "_pagination.py): skip a record outside the window asked for (the server's error), "
-    "as watch now does",
-)
 async def test_a_record_sent_outside_its_window_is_yielded_once() -> None:
     stray = {**WIRE_RECORD, "record_id": 9, "create_at": T0_MS + 30 * 3_600_000}
     page = {"page_num": 1, "page_size": 10, "total": 1, "list": [stray]}

@@ -1,0 +1,164 @@
+"""Argument checks shared by the public calls: each failure is a `ValidationError`
+naming the field, what is wrong, and the limit."""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable, Mapping
+from typing import Any
+from urllib.parse import urlsplit
+
+from ._exceptions import APIError, ValidationError
+
+__all__ = [
+    "check_base_url",
+    "check_bool",
+    "check_callable",
+    "check_error_codes",
+    "check_int",
+    "check_path",
+    "check_seconds",
+    "check_text",
+    "finite",
+    "shown",
+]
+
+#: The largest count or size any argument may be (fits every int the wire carries).
+MAX_INT = 2**31 - 1
+
+
+def shown(value: object, limit: int = 60) -> str:
+    """``repr(value)`` cut to ``limit`` characters, for error messages; never raises.
+
+    (The repr of an int of more than 4300 digits raises ValueError.)
+    """
+    try:
+        text = repr(value)
+    except Exception:
+        return f"<{type(value).__name__}>"
+    return text if len(text) <= limit else f"{text[: limit - 3]}..."
+
+
+def finite(value: object) -> bool:
+    """A real number a float can hold: not a bool, NaN, infinity or a huge int."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an int too large for a float
+        return False
+
+
+def check_int(value: object, field: str, *, minimum: int = 1, maximum: int = MAX_INT) -> int:
+    """An int (not a bool) in ``[minimum, maximum]``."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValidationError(f"{field} must be an int, not {type(value).__name__}", field=field)
+    if not minimum <= value <= maximum:
+        raise ValidationError(
+            f"{field} is {shown(value)}; it must be {minimum}..{maximum}", field=field
+        )
+    return value
+
+
+def check_seconds(value: object, field: str, *, allow_zero: bool = False) -> float:
+    """A finite number of seconds, > 0 (or >= 0 with ``allow_zero``)."""
+    if not finite(value) or not (value >= 0 if allow_zero else value > 0):  # type: ignore[operator]
+        bound = ">= 0" if allow_zero else "> 0"
+        raise ValidationError(
+            f"{field} must be a finite number {bound}, not {shown(value)}", field=field
+        )
+    return float(value)  # type: ignore[arg-type]
+
+
+def check_text(value: object, field: str, *, empty_ok: bool = False) -> str:
+    """A str that encodes as UTF-8 (no lone surrogates), non-blank unless ``empty_ok``."""
+    if not isinstance(value, str):
+        raise ValidationError(f"{field} must be a string, not {type(value).__name__}", field=field)
+    if not empty_ok and not value.strip():
+        raise ValidationError(f"{field} is empty", field=field)
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValidationError(
+            f"{field} holds a lone surrogate and cannot be encoded as UTF-8", field=field
+        ) from None
+    return value
+
+
+def check_bool(value: object, field: str) -> bool:
+    if not isinstance(value, bool):
+        raise ValidationError(f"{field} must be True or False, not {shown(value)}", field=field)
+    return value
+
+
+def check_callable(value: Any, field: str) -> Callable[..., Any]:
+    if not callable(value):
+        raise ValidationError(f"{field} must be callable, not {shown(value)}", field=field)
+    return value  # type: ignore[no-any-return]
+
+
+def check_path(value: object, field: str) -> str:
+    """A filesystem path as a str: no NUL, encodable, not empty."""
+    try:
+        path: str | bytes = os.fspath(value)  # type: ignore[call-overload]
+    except TypeError:
+        raise ValidationError(
+            f"{field} must be a path, not {type(value).__name__}", field=field
+        ) from None
+    if isinstance(path, bytes):
+        raise ValidationError(f"{field} must be a str path, not bytes", field=field)
+    check_text(path, field)
+    if "\x00" in path:
+        raise ValidationError(f"{field} holds a NUL character", field=field)
+    return path
+
+
+def check_base_url(value: object, *, allow_insecure_http: bool) -> str:
+    """An http(s) URL with a host; plain http only to loopback unless allowed."""
+    url = check_text(value, "base_url")
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+        parts.port  # noqa: B018 -- parsing the port is what raises for a bad one
+    except ValueError as exc:
+        raise ValidationError(
+            f"base_url {shown(url)} is not a URL: {exc}", field="base_url"
+        ) from None
+    if parts.scheme not in ("http", "https") or not host or any(c.isspace() for c in url):
+        raise ValidationError(
+            f"base_url {shown(url)} must be an http(s) URL such as https://link.japancv.co.jp",
+            field="base_url",
+        )
+    loopback = host in ("localhost", "::1") or host.startswith("127.")
+    if parts.scheme == "http" and not loopback and not allow_insecure_http:
+        raise ValidationError(
+            f"base_url {shown(url)} is plain http: a sign is valid for 30 minutes and anyone "
+            "on the path could replay it; use https, or pass allow_insecure_http=True",
+            field="base_url",
+        )
+    return url.rstrip("/")
+
+
+def check_error_codes(value: object) -> dict[int, type[APIError]]:
+    """``error_codes``: a mapping of envelope codes to `APIError` subclasses."""
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise ValidationError(
+            f"error_codes must be a mapping of int to APIError subclasses, not {shown(value)}",
+            field="error_codes",
+        )
+    codes: dict[int, type[APIError]] = {}
+    for code, cls in value.items():
+        if isinstance(code, bool) or not isinstance(code, int):
+            raise ValidationError(
+                f"error_codes key {shown(code)} is not an int", field="error_codes"
+            )
+        if not (isinstance(cls, type) and issubclass(cls, APIError)):
+            raise ValidationError(
+                f"error_codes[{code}] must be an APIError subclass, not {shown(cls)}",
+                field="error_codes",
+            )
+        codes[code] = cls
+    return codes
