@@ -73,4 +73,6 @@ def sign_request(request: HttpRequest, credentials: Credentials, now_ms: int) ->
         ("sign", compute_sign(timestamp, credentials.app_secret)),
     )
     kept = tuple(p for p in request.params if p[0] not in AUTH_PARAMS)
-    return attrs.evolve(request, params=kept + auth)
+    return HttpRequest._normalised(
+        request.method, request.url, kept + auth, request.headers, request.content
+    )

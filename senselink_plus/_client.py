@@ -132,8 +132,8 @@ class Client:
             None if rate_limit is None else RateLimiter(rate_limit, timer=timer, sleep=sleep)
         )
         self._hooks = HookRunner(event_hooks)
-        self._inflight: set[asyncio.Future[Any]] = set()
-        self._cancelled_by_close: weakref.WeakSet[asyncio.Future[Any]] = weakref.WeakSet()
+        self._inflight: set[asyncio.Task[Any]] = set()
+        self._cancelled_by_close: weakref.WeakSet[asyncio.Task[Any]] = weakref.WeakSet()
         self._owns_transport = transport is None
         self._transport: Transport = (
             transport
@@ -171,9 +171,10 @@ class Client:
             return
         self._closed = True
         # Calls in flight (or waiting to retry) fail with ClientClosedError.
-        for task in self._inflight:
-            self._cancelled_by_close.add(task)
-            task.cancel()
+        for task in list(self._inflight):
+            if task is not asyncio.current_task():
+                self._cancelled_by_close.add(task)
+                task.cancel()
         await self._hooks.aclose()
         if self._owns_transport:
             await self._transport.aclose()
@@ -409,18 +410,23 @@ class Client:
             return await self._send_signed(request, attempt, started)
 
     async def _until_closed(self, awaitable: Awaitable[T], request: HttpRequest) -> T:
-        """Await ``awaitable`` as a task that `aclose` can cancel: ClientClosedError then."""
-        task = asyncio.ensure_future(awaitable)
+        """Await ``awaitable`` in the caller's task, which `aclose` may cancel: the call
+        then fails with ClientClosedError (and a cancel of the caller's own still wins)."""
+        # No task of its own per request (an extra loop turn each): aclose cancels the
+        # caller's task, and uncancel() tells that apart from anyone else's cancel.
+        task = asyncio.current_task()
+        if task is None or task in self._inflight:
+            return await awaitable
         self._inflight.add(task)
         try:
-            return await task
+            return await awaitable
         except asyncio.CancelledError:
-            current = asyncio.current_task()
-            caller_cancelled = current is not None and _cancelling(current) > 0
-            if task in self._cancelled_by_close and not caller_cancelled:
-                raise ClientClosedError(
-                    "the client was closed during the call", request=request.info()
-                ) from None
+            if task in self._cancelled_by_close:
+                self._cancelled_by_close.discard(task)
+                if _uncancel(task) == 0:
+                    raise ClientClosedError(
+                        "the client was closed during the call", request=request.info()
+                    ) from None
             raise
         finally:
             self._inflight.discard(task)
@@ -476,11 +482,11 @@ class Client:
         return response
 
 
-def _cancelling(task: asyncio.Task[Any]) -> int:
-    # Task.cancelling() is Python 3.11+; on 3.10 a close and a caller's cancel that
-    # arrive together read as the close.
-    cancelling = getattr(task, "cancelling", None)
-    return int(cancelling()) if cancelling is not None else 0
+def _uncancel(task: asyncio.Task[Any]) -> int:
+    """Withdraw one cancel request; how many remain (Task.uncancel is Python 3.11+: on
+    3.10 a close and a caller's cancel that arrive together read as the close)."""
+    uncancel = getattr(task, "uncancel", None)
+    return int(uncancel()) if uncancel is not None else 0
 
 
 def _may_have_landed(error: SenseLinkError) -> bool:

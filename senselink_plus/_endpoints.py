@@ -11,6 +11,7 @@ import base64
 import os
 from collections.abc import Mapping
 from datetime import datetime, timedelta
+from types import MappingProxyType
 from typing import Any, Union
 from urllib.parse import quote
 
@@ -62,7 +63,7 @@ MAX_TIMESTAMP = 2**63 - 1
 ImageInput = Union[bytes, bytearray, memoryview, str, "os.PathLike[str]", FaceImage]
 TimeInput = datetime | str
 
-_JSON_HEADERS = {"content-type": "application/json"}
+_JSON_HEADERS: Mapping[str, str] = MappingProxyType({"content-type": "application/json"})
 
 
 def _url(base_url: str, path: str) -> str:
@@ -267,8 +268,8 @@ def build_create_record(
         body["process_mode"] = 0
     if extend is not None:
         body["extend"] = encode_extend(extend)
-    return HttpRequest(
-        "POST", _url(base_url, RECORD_PATH), headers=_JSON_HEADERS, content=orjson.dumps(body)
+    return HttpRequest._normalised(
+        "POST", _url(base_url, RECORD_PATH), (), _JSON_HEADERS, orjson.dumps(body)
     )
 
 
@@ -324,7 +325,7 @@ def build_list_records(
     params.append(("order", str(int(check_order(order)))))
     params.append(("page", str(_check_positive_int(page, "page", maximum=MAX_PAGE))))
     params.append(("size", str(check_page_size(size))))
-    return HttpRequest("GET", _url(base_url, RECORD_PATH), params=params)
+    return HttpRequest._normalised("GET", _url(base_url, RECORD_PATH), tuple(params))
 
 
 def parse_record_page(
@@ -355,7 +356,7 @@ def build_get_image(base_url: str, image_id: str) -> HttpRequest:
         # another path.
         raise ValidationError(f"image_id {shown(image_id)} is not an image id", field="image_id")
     _check_utf8(image_id, "image_id")
-    return HttpRequest("GET", _url(base_url, IMAGE_PATH + quote(image_id, safe="")))
+    return HttpRequest._normalised("GET", _url(base_url, IMAGE_PATH + quote(image_id, safe="")))
 
 
 def _is_envelope(content: bytes) -> bool:

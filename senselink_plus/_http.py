@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from types import MappingProxyType
 from urllib.parse import urlencode, urlsplit
 
 import attrs
@@ -15,6 +16,9 @@ _SECRET_PARAMS = frozenset({"sign"})
 
 #: Query parameters added by signing; never part of an error's request context.
 AUTH_PARAMS = frozenset({"app_key", "timestamp", "sign"})
+
+
+_NO_HEADERS: Mapping[str, str] = MappingProxyType({})
 
 
 def _to_params(value: Iterable[tuple[str, str]] | Mapping[str, str]) -> Params:
@@ -56,6 +60,27 @@ class HttpRequest:
     @property
     def path(self) -> str:
         return urlsplit(self.url).path
+
+    @classmethod
+    def _normalised(
+        cls,
+        method: str,
+        url: str,
+        params: Params = (),
+        headers: Mapping[str, str] = _NO_HEADERS,
+        content: bytes | None = None,
+    ) -> HttpRequest:
+        """Internal: a request from values already in normal form (str pairs, lower-case
+        header names), skipping the converters; every request the client sends is built
+        here, so this is on the hot path."""
+        request = object.__new__(cls)
+        set_field = object.__setattr__
+        set_field(request, "method", method)
+        set_field(request, "url", url)
+        set_field(request, "params", params)
+        set_field(request, "headers", headers)
+        set_field(request, "content", content)
+        return request
 
     def info(self) -> RequestInfo:
         """What this request asked, without auth parameters or body."""

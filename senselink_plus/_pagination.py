@@ -42,9 +42,19 @@ __all__ = ["RecordPager"]
 _MS_THRESHOLD = 10**11
 
 
-def _seconds(raw: int) -> int:
-    # create_at has no documented unit (see Record.created_at).
-    return raw // 1000 if raw >= _MS_THRESHOLD else raw
+def _raw_bounds(lo_s: int, hi_s: int) -> tuple[int, int, int, int]:
+    """Bounds for raw ``create_at`` values of the seconds ``[lo_s, hi_s]``, in both units.
+
+    ``create_at`` has no documented unit (see Record.created_at): values >= 10**11 are
+    milliseconds, smaller ones seconds. A raw value ``v`` lies in the span when
+    ``s_lo <= v <= s_hi or ms_lo <= v <= ms_hi``: a per-record test with no calls.
+    """
+    return (
+        lo_s,
+        min(hi_s, _MS_THRESHOLD - 1),
+        max(lo_s * 1000, _MS_THRESHOLD),
+        hi_s * 1000 + 999,
+    )
 
 
 def _ceil_div(a: int, b: int) -> int:
@@ -87,9 +97,7 @@ class RecordPager:
         self.order = ep.check_order(order)
         self.page_size = ep.check_page_size(page_size, "page_size")
         self.concurrency = check_int(concurrency, "concurrency")
-        self.max_items = (
-            None if max_items is None else check_int(max_items, "max_items", minimum=0)
-        )
+        self.max_items = None if max_items is None else check_int(max_items, "max_items", minimum=0)
         windows = split_time_range(start, end, MAX_WINDOW)
         self.windows = windows if self.order is Order.ASCENDING else windows[::-1]
 
@@ -125,22 +133,25 @@ class RecordPager:
         carried: set[int] = set()
         budget = [remaining]  # read by the walker so it never fetches ahead past max_items
         for lo, hi in self.windows:
-            boundary = _seconds(int((hi if self.order is Order.ASCENDING else lo).timestamp()))
+            boundary = int((hi if self.order is Order.ASCENDING else lo).timestamp())
+            s_lo, s_hi, ms_lo, ms_hi = _raw_bounds(boundary - 1, boundary + 1)
             near_edge: set[int] = set()
             walker = _WindowWalker(self, lo, hi, carried, budget)
             async with contextlib.aclosing(walker.pages()) as pages:
                 async for page in pages:
                     records = page.records
                     for record in records:
-                        if abs(_seconds(record.create_at) - boundary) <= 1:
+                        at = record.create_at
+                        if s_lo <= at <= s_hi or ms_lo <= at <= ms_hi:
                             near_edge.add(record.record_id)
                     if remaining is not None:
-                        if len(records) >= remaining:
+                        if len(records) > remaining:
                             records = records[:remaining]
+                            page = RecordPage(page.page_num, page.page_size, page.total, records)
                         remaining -= len(records)
                         budget[0] = remaining
                     if records:
-                        yield RecordPage(page.page_num, page.page_size, page.total, records)
+                        yield page
                     if remaining == 0:
                         return
             carried = near_edge
@@ -215,8 +226,9 @@ class _WindowWalker:
         seen: set[int] = set()
         # The window in whole seconds, a second wider each side: the server's rounding of
         # its inclusive bounds is not documented.
-        lo_s = int(self._lo.timestamp()) - 1
-        hi_s = int(self._hi.timestamp()) + 1
+        s_lo, s_hi, ms_lo, ms_hi = _raw_bounds(
+            int(self._lo.timestamp()) - 1, int(self._hi.timestamp()) + 1
+        )
         prev_total: int | None = None
         prev_ids: tuple[int, ...] = ()
         prev_no = 0
@@ -242,35 +254,36 @@ class _WindowWalker:
                 prev_total = total  # records left at the old end: nothing shifted
             rereads = 0
             ids = tuple(record.record_id for record in page.records)
-            request = self._request(page_no)
             if ids and ids == prev_ids:
                 what = f"repeats page {prev_no}" if page_no != prev_no else "came back unchanged"
                 raise ResponseError(
                     f"page {page_no} {what} while total={total} promises more: the server "
                     "is not advancing pages",
-                    request=request.info(),
+                    request=self._request(page_no).info(),
                 )
             if ids and (page_no - 1) * size >= total:
                 raise ResponseError(
                     f"page {page_no} has records but total={total} allows only "
                     f"{_ceil_div(total, size)} pages of {size}",
-                    request=request.info(),
+                    request=self._request(page_no).info(),
                 )
             carried = self._carried
             fresh: list[Record] = []
+            keep = fresh.append
+            remember = seen.add
             for record in page.records:
                 record_id = record.record_id
+                at = record.create_at
                 # A record outside the window asked for is the server's error: it belongs
                 # to (and is yielded from) its own window.
                 if (
                     record_id in seen
                     or record_id in carried
-                    or not lo_s <= _seconds(record.create_at) <= hi_s
+                    or not (s_lo <= at <= s_hi or ms_lo <= at <= ms_hi)
                 ):
                     continue
-                seen.add(record_id)
-                fresh.append(record)
-            seen.update(ids)
+                remember(record_id)
+                keep(record)
             yield RecordPage(page.page_num, page.page_size, total, tuple(fresh))
             covered = (page_no - 1) * size + len(ids)
             if not ids or covered >= total:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import re
 import ssl
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import aiohttp
 
@@ -66,6 +66,7 @@ class AiohttpTransport:
         self._ssl = ssl_context
         timeout = timeout or Timeout()
         self._timeout = aiohttp.ClientTimeout(total=timeout.total, sock_connect=timeout.connect)
+        self._per_request: dict[str, Any] = {} if session is None else {"timeout": self._timeout}
         self._closed = False
 
     def _get_session(self) -> aiohttp.ClientSession:
@@ -76,12 +77,15 @@ class AiohttpTransport:
             # The session decodes no JSON and keeps no cookies: the client parses bodies
             # itself and the API is stateless.
             self._session = aiohttp.ClientSession(
-                connector=connector, cookie_jar=aiohttp.DummyCookieJar()
+                connector=connector, cookie_jar=aiohttp.DummyCookieJar(), timeout=self._timeout
             )
         return self._session
 
     async def send(self, request: HttpRequest) -> HttpResponse:
         session = self._get_session()
+        # Our own session carries the timeout (a per-request one costs ~10 µs); a
+        # caller's session gets ours on each request.
+        extra = self._per_request
         try:
             async with session.request(
                 request.method,
@@ -89,7 +93,7 @@ class AiohttpTransport:
                 params=request.params,
                 headers=request.headers,
                 data=request.content,
-                timeout=self._timeout,
+                **extra,
             ) as response:
                 content = await self._read(response)
                 return HttpResponse(response.status, response.headers.items(), content)
@@ -112,6 +116,8 @@ class AiohttpTransport:
         declared = response.content_length
         if declared is not None and declared > limit:
             raise _TooLarge(f"the response declares {declared} bytes; the limit is {limit}")
+        if declared is not None:  # aiohttp reads no more than the declared length
+            return await response.read()
         chunks: list[bytes] = []
         size = 0
         async for chunk in response.content.iter_chunked(65536):
