@@ -208,7 +208,7 @@ class Client:
         ...                                      extend={"gate": "north"})  # doctest: +SKIP
         """
         self._check_open()
-        now = datetime.fromtimestamp(self._clock()).astimezone()
+        now = datetime.fromtimestamp(self._clock()).astimezone() if timestamp is None else None
         request = ep.build_create_record(
             self.base_url,
             sn,

@@ -191,9 +191,13 @@ def encode_extend(value: object) -> str:
 
 
 def _device_time(
-    timestamp: datetime | int | None, timezone: str | None, now: datetime
+    timestamp: datetime | int | None, timezone: str | None, now: datetime | None
 ) -> tuple[int, str | None]:
     if timestamp is None:
+        if now is None:
+            raise ValidationError(
+                "timestamp is None and no current time was given", field="timestamp"
+            )
         timestamp = now
     if isinstance(timestamp, datetime):
         aware = to_aware(timestamp, "timestamp")  # 1970 or later, so never negative
@@ -222,7 +226,7 @@ def build_create_record(
     sn: str,
     image: ImageInput,
     *,
-    now: datetime,
+    now: datetime | None,
     timestamp: datetime | int | None = None,
     timezone: str | None = None,
     threshold: float | None = None,
@@ -280,9 +284,8 @@ def parse_created_record(
     codes: ErrorCodes = DEFAULT_ERROR_CODES,
     now: float = 0.0,
 ) -> CreatedRecord:
-    info = request.info()
-    data = parse_envelope(response, info, codes=codes, now=now)
-    return structure(data, CreatedRecord, info, response.status)
+    data = parse_envelope(response, request, codes=codes, now=now)
+    return structure(data, CreatedRecord, request, response.status)
 
 
 # --- list records --------------------------------------------------------------------
@@ -335,9 +338,8 @@ def parse_record_page(
     codes: ErrorCodes = DEFAULT_ERROR_CODES,
     now: float = 0.0,
 ) -> RecordPage:
-    info = request.info()
-    data = parse_envelope(response, info, codes=codes, now=now)
-    return structure(data, RecordPage, info, response.status)
+    data = parse_envelope(response, request, codes=codes, now=now)
+    return structure(data, RecordPage, request, response.status)
 
 
 # --- get a snapshot --------------------------------------------------------------------

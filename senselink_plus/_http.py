@@ -90,7 +90,9 @@ class HttpRequest:
 
 @attrs.frozen
 class HttpResponse:
-    """One HTTP response as a transport returns it; header names are lower-cased.
+    """One HTTP response as a transport returns it; ``headers`` answer lower-case names
+    (names given here are lower-cased; `AiohttpTransport` hands over aiohttp's
+    case-insensitive headers as they are).
 
     >>> HttpResponse(200, {"Content-Type": "image/jpeg"}, b"...").content_type
     'image/jpeg'
@@ -99,6 +101,17 @@ class HttpResponse:
     status: int
     headers: Mapping[str, str] = attrs.field(factory=dict, converter=_to_headers)
     content: bytes = attrs.field(default=b"", repr=_content_repr)
+
+    @classmethod
+    def _normalised(cls, status: int, headers: Mapping[str, str], content: bytes) -> HttpResponse:
+        """Internal: a response whose ``headers`` already look up case-insensitively
+        (aiohttp's CIMultiDictProxy), skipping the converter on the hot path."""
+        response = object.__new__(cls)
+        set_field = object.__setattr__
+        set_field(response, "status", status)
+        set_field(response, "headers", headers)
+        set_field(response, "content", content)
+        return response
 
     @property
     def content_type(self) -> str:

@@ -96,7 +96,7 @@ class AiohttpTransport:
                 **extra,
             ) as response:
                 content = await self._read(response)
-                return HttpResponse(response.status, response.headers.items(), content)
+                return HttpResponse._normalised(response.status, response.headers, content)
         except aiohttp.ConnectionTimeoutError as exc:
             error: TransportError = ConnectError(f"timed out connecting: {_describe(exc)}")
         except aiohttp.ClientConnectorError as exc:

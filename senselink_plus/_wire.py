@@ -27,7 +27,7 @@ from ._exceptions import (
     ResponseError,
     ServerError,
 )
-from ._http import HttpResponse, RequestInfo
+from ._http import HttpRequest, HttpResponse, RequestInfo
 from ._models import CreatedRecord, Record, RecordPage, _RecordBuilder
 from ._timeutil import LATEST
 
@@ -242,13 +242,21 @@ converter.register_structure_hook(RecordPage, _structure_page)
 converter.register_structure_hook(CreatedRecord, _structure_created)
 
 
-def structure(data: Any, cls: type[T], info: RequestInfo, status: int) -> T:
+Asked = HttpRequest | RequestInfo
+
+
+def _info(asked: Asked) -> RequestInfo:
+    # Worked out only when an error needs it: a successful parse never pays for it.
+    return asked if isinstance(asked, RequestInfo) else asked.info()
+
+
+def structure(data: Any, cls: type[T], asked: Asked, status: int) -> T:
     """Structure envelope data into ``cls``; any shape problem is a `ResponseError`."""
     try:
         return converter.structure(data, cls)
     except (WireShapeError, cattrs.BaseValidationError, KeyError, TypeError, ValueError) as exc:
         raise ResponseError(
-            f"unexpected response shape: {exc}", request=info, status=status
+            f"unexpected response shape: {exc}", request=_info(asked), status=status
         ) from None
 
 
@@ -303,7 +311,7 @@ def _text(value: object) -> str | None:
 
 def parse_envelope(
     response: HttpResponse,
-    info: RequestInfo,
+    asked: Asked,
     *,
     codes: ErrorCodes = DEFAULT_ERROR_CODES,
     now: float = 0.0,
@@ -323,7 +331,7 @@ def parse_envelope(
             raise ResponseError(
                 f"HTTP {response.status} without a JSON envelope "
                 f"({response.content_type or 'no content type'}, {len(response.content)} bytes)",
-                request=info,
+                request=_info(asked),
                 status=response.status,
             )
         body = {}
@@ -340,5 +348,5 @@ def parse_envelope(
         status=response.status,
         desc=_text(body.get("desc")),
         retry_after=parse_retry_after(response.headers.get("retry-after"), now),
-        request=info,
+        request=_info(asked),
     )
