@@ -17,7 +17,7 @@ from urllib.parse import quote
 
 import orjson
 
-from ._checks import shown
+from ._checks import check_int, check_text, shown
 from ._exceptions import ResponseError, ValidationError
 from ._http import HttpRequest, HttpResponse
 from ._models import (
@@ -73,32 +73,8 @@ def _url(base_url: str, path: str) -> str:
 # --- argument checks -----------------------------------------------------------------
 
 
-def _check_utf8(value: str, field: str) -> str:
-    # A lone surrogate ("\ud800") cannot be encoded: not in a JSON body, not in a URL.
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise ValidationError(
-            f"{field} holds a lone surrogate and cannot be encoded as UTF-8", field=field
-        ) from None
-    return value
-
-
 def check_sn(sn: object, field: str = "sn") -> str:
-    if not isinstance(sn, str):
-        raise ValidationError(f"{field} must be a string, not {type(sn).__name__}", field=field)
-    if not sn.strip():
-        raise ValidationError(f"{field} is empty; pass the device serial number", field=field)
-    return _check_utf8(sn, field)
-
-
-def _check_positive_int(value: object, field: str, *, maximum: int | None = None) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ValidationError(f"{field} must be an int, not {type(value).__name__}", field=field)
-    if value < 1 or (maximum is not None and value > maximum):
-        limit = f"1..{maximum}" if maximum is not None else ">= 1"
-        raise ValidationError(f"{field} is {shown(value)}; it must be {limit}", field=field)
-    return value
+    return check_text(sn, field)
 
 
 def check_order(order: object) -> Order:
@@ -117,7 +93,7 @@ def check_order(order: object) -> Order:
 
 
 def check_page_size(size: object, field: str = "size") -> int:
-    return _check_positive_int(size, field, maximum=MAX_PAGE_SIZE)
+    return check_int(size, field, maximum=MAX_PAGE_SIZE)
 
 
 def _face_image(image: object, rectangle: Rectangle | Mapping[str, int] | None) -> FaceImage:
@@ -241,12 +217,8 @@ def build_create_record(
     """
     body: dict[str, Any] = {"sn": check_sn(sn)}
     face = _face_image(image, rectangle)
-    if timezone is not None and (not isinstance(timezone, str) or not timezone.strip()):
-        raise ValidationError(
-            "timezone must be a non-empty string like 'GMT+9:00'", field="timezone"
-        )
     if timezone is not None:
-        _check_utf8(timezone, "timezone")
+        check_text(timezone, "timezone")  # as the device sends it, e.g. GMT+9:00
     body["timestamp"], zone = _device_time(timestamp, timezone, now)
     if zone is not None:
         body["timezone"] = zone
@@ -326,7 +298,7 @@ def build_list_records(
     if sn is not None:
         params.append(("sn", check_sn(sn)))
     params.append(("order", str(int(check_order(order)))))
-    params.append(("page", str(_check_positive_int(page, "page", maximum=MAX_PAGE))))
+    params.append(("page", str(check_int(page, "page", maximum=MAX_PAGE))))
     params.append(("size", str(check_page_size(size))))
     return HttpRequest._normalised("GET", _url(base_url, RECORD_PATH), tuple(params))
 
@@ -347,17 +319,11 @@ def parse_record_page(
 
 def build_get_image(base_url: str, image_id: str) -> HttpRequest:
     """Build ``GET /api/v1/plus/image/{image_id}``."""
-    if not isinstance(image_id, str):
-        raise ValidationError(
-            f"image_id must be a string, not {type(image_id).__name__}", field="image_id"
-        )
-    if not image_id.strip():
-        raise ValidationError("image_id is empty", field="image_id")
+    check_text(image_id, "image_id")
     if image_id in (".", ".."):
         # A dot segment is resolved away by URL normalisation: the request would go to
         # another path.
         raise ValidationError(f"image_id {shown(image_id)} is not an image id", field="image_id")
-    _check_utf8(image_id, "image_id")
     return HttpRequest._normalised("GET", _url(base_url, IMAGE_PATH + quote(image_id, safe="")))
 
 

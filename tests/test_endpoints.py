@@ -121,7 +121,7 @@ class TestCreateRecord:
             ({"timestamp": datetime(2024, 1, 1)}, "timestamp", "no time zone"),
             ({"timestamp": -1}, "timestamp", ">= 0"),
             ({"timestamp": 1.5}, "timestamp", "aware datetime or an int"),
-            ({"timezone": ""}, "timezone", "non-empty"),
+            ({"timezone": ""}, "timezone", "is empty"),
             ({"process_mode": 1}, "process_mode", "only 0"),
             ({"process_mode": False}, "process_mode", "only 0"),
             (
