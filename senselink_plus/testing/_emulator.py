@@ -148,7 +148,11 @@ class Emulator:
         """
         from .._client import Client
 
-        return Client(self.app_key, self.app_secret, base_url=self.base_url, **options)
+        # Any of these may be overridden, e.g. a wrong app_secret to test auth failures.
+        options.setdefault("app_key", self.app_key)
+        options.setdefault("app_secret", self.app_secret)
+        options.setdefault("base_url", self.base_url)
+        return Client(**options)
 
     # -- test helpers ----------------------------------------------------------------
 
