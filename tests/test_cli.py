@@ -6,6 +6,7 @@ import asyncio
 import csv
 import io
 import json
+import sys
 import threading
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
@@ -255,3 +256,22 @@ def test_upload_fit_reencodes_what_the_service_would_refuse(
     stored = emulator.call(lambda: list(emulator.emu.images.values()))
     assert len(stored) == 1
     assert stored[0].startswith(b"\xff\xd8\xff")
+
+
+class FakeTerminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_records_shows_progress_on_a_terminal(
+    emulator: EmulatorThread, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    seed(emulator, 300, days=2)
+    terminal = FakeTerminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    assert main(["records", *window(2)]) == 0
+    shown = terminal.getvalue()
+    assert "\r" in shown
+    assert "100.0%" in shown.splitlines()[-2]
+    assert "300 records" in shown
+    assert len(capsys.readouterr().out.splitlines()) == 300
