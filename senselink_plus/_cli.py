@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import signal
 import sys
 import time
 from collections.abc import Sequence
@@ -287,7 +288,14 @@ async def _emulator(args: argparse.Namespace) -> int:
         print(f"  export SENSELINK_APP_KEY={emu.app_key}")
         print(f"  export SENSELINK_APP_SECRET={emu.app_secret}")
         print(f"  {args.seed} records seeded; Ctrl-C stops it", flush=True)
-        await asyncio.Event().wait()
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            # Not on Windows, where Ctrl-C arrives as KeyboardInterrupt instead.
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(signum, stop.set)
+        await stop.wait()
+    print("emulator stopped", flush=True)
     return EXIT_OK
 
 

@@ -275,3 +275,33 @@ def test_records_shows_progress_on_a_terminal(
     assert "100.0%" in shown.splitlines()[-2]
     assert "300 records" in shown
     assert len(capsys.readouterr().out.splitlines()) == 300
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+def test_the_emulator_command_serves_and_stops_cleanly_on_a_signal() -> None:
+    import signal
+    import subprocess
+    import urllib.request
+
+    process = subprocess.Popen(
+        [sys.executable, "-m", "senselink_plus", "emulator", "--port", "0", "--seed", "10"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        base_url = process.stdout.readline().split(" at ")[1].strip()
+        for _ in range(4):
+            process.stdout.readline()  # the export lines and the seed count
+        with urllib.request.urlopen(f"{base_url}/api/v1/plus/record", timeout=5) as reply:
+            assert json.loads(reply.read())["code"] == 401  # unsigned: refused, but served
+        process.send_signal(signal.SIGINT)
+        out, _ = process.communicate(timeout=10)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == 0
+    assert "emulator stopped" in out
+    assert "Traceback" not in out
