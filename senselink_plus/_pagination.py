@@ -133,17 +133,10 @@ class RecordPager:
         carried: set[int] = set()
         budget = [remaining]  # read by the walker so it never fetches ahead past max_items
         for lo, hi in self.windows:
-            boundary = int((hi if self.order is Order.ASCENDING else lo).timestamp())
-            s_lo, s_hi, ms_lo, ms_hi = _raw_bounds(boundary - 1, boundary + 1)
-            near_edge: set[int] = set()
             walker = _WindowWalker(self, lo, hi, carried, budget)
             async with contextlib.aclosing(walker.pages()) as pages:
                 async for page in pages:
                     records = page.records
-                    for record in records:
-                        at = record.create_at
-                        if s_lo <= at <= s_hi or ms_lo <= at <= ms_hi:
-                            near_edge.add(record.record_id)
                     if remaining is not None:
                         if len(records) > remaining:
                             records = records[:remaining]
@@ -154,7 +147,7 @@ class RecordPager:
                         yield page
                     if remaining == 0:
                         return
-            carried = near_edge
+            carried = walker.near_edge
 
 
 class _WindowWalker:
@@ -174,18 +167,32 @@ class _WindowWalker:
         self._hi = hi
         self._carried = carried
         self._ahead: dict[int, asyncio.Task[RecordPage]] = {}
+        self._first: HttpRequest | None = None
+        #: Ids yielded from within a second of the boundary shared with the next window.
+        self.near_edge: set[int] = set()
 
     def _request(self, page_no: int) -> HttpRequest:
-        pager = self._pager
-        return ep.build_list_records(
-            pager._client.base_url,
-            self._lo,
-            self._hi,
-            sn=pager.sn,
-            order=pager.order,
-            page=page_no,
-            size=pager.page_size,
+        # The window's first request is built (and checked) in full; the others differ
+        # only in their page number.
+        first = self._first
+        if first is None:
+            pager = self._pager
+            first = self._first = ep.build_list_records(
+                pager._client.base_url,
+                self._lo,
+                self._hi,
+                sn=pager.sn,
+                order=pager.order,
+                page=1,
+                size=pager.page_size,
+            )
+        if page_no == 1:
+            return first
+        page = str(page_no)
+        params = tuple(
+            (key, page) if key == "page" else (key, value) for key, value in first.params
         )
+        return HttpRequest._normalised(first.method, first.url, params)
 
     async def _fetch(self, page_no: int) -> RecordPage:
         task = self._ahead.pop(page_no, None)
@@ -229,6 +236,10 @@ class _WindowWalker:
         s_lo, s_hi, ms_lo, ms_hi = _raw_bounds(
             int(self._lo.timestamp()) - 1, int(self._hi.timestamp()) + 1
         )
+        # The instant shared with the next window walked (the end when ascending).
+        edge = int((self._hi if ascending else self._lo).timestamp())
+        e_lo, e_hi, em_lo, em_hi = _raw_bounds(edge - 1, edge + 1)
+        near_edge = self.near_edge
         prev_total: int | None = None
         prev_ids: tuple[int, ...] = ()
         prev_no = 0
@@ -284,6 +295,8 @@ class _WindowWalker:
                     continue
                 remember(record_id)
                 keep(record)
+                if e_lo <= at <= e_hi or em_lo <= at <= em_hi:
+                    near_edge.add(record_id)
             yield RecordPage(page.page_num, page.page_size, total, tuple(fresh))
             covered = (page_no - 1) * size + len(ids)
             if not ids or covered >= total:
