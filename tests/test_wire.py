@@ -251,3 +251,32 @@ def test_any_response_gives_a_page_or_a_senselink_error(status: int, body: bytes
     else:
         assert isinstance(page, RecordPage)
         assert all(isinstance(r, Record) for r in page.records)
+
+
+def test_fast_path_records_are_ordinary_frozen_records() -> None:
+    import pickle
+
+    import attrs as attrs_module
+
+    page = structure(
+        {"page_num": 1, "page_size": 100, "total": 1, "list": [WIRE_RECORD]},
+        RecordPage,
+        INFO,
+        200,
+    )
+    record = page.records[0]
+    assert type(record) is Record
+    assert record == Record(**WIRE_RECORD)
+    assert hash(record) == hash(Record(**WIRE_RECORD))
+    assert pickle.loads(pickle.dumps(record)) == record
+    assert attrs_module.evolve(record, sn="other").sn == "other"
+    with pytest.raises(attrs_module.exceptions.FrozenInstanceError):
+        record.sn = "changed"  # type: ignore[misc]
+
+
+def test_a_record_missing_optional_fields_takes_the_same_fast_result() -> None:
+    data = {k: WIRE_RECORD[k] for k in ("record_id", "sn", "image_id", "create_at")}
+    page = structure(
+        {"page_num": 1, "page_size": 100, "total": 1, "list": [data]}, RecordPage, INFO, 200
+    )
+    assert page.records == (Record(**data),)
