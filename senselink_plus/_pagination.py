@@ -8,8 +8,9 @@ What is guaranteed while records are being written to the range being read:
   ``record_id`` order: in descending order they push older ones onto later pages (seen
   again, dropped), in ascending order they extend the last page. Records expiring out
   of retention leave from the oldest end, which in ascending order pulls later records
-  onto earlier pages; a falling ``total`` is the sign, and the walker re-reads the pages
-  a shift may have skipped before going on.
+  onto earlier pages; a falling ``total`` is the sign, and the walker then resumes at
+  page 1 from the second of the last record it yielded, so page numbers never have to
+  keep up with a listing that keeps moving.
 - A page fetched ahead (``concurrency`` > 1) is used only if it was read in the same or
   a later state of the listing than the page before it (judged by ``total``); otherwise
   it is fetched again.
@@ -24,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncGenerator, AsyncIterator
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from . import _endpoints as ep
@@ -32,7 +33,7 @@ from ._checks import check_int
 from ._exceptions import ResponseError
 from ._http import HttpRequest
 from ._models import Order, Record, RecordPage
-from ._timeutil import MAX_WINDOW, split_time_range
+from ._timeutil import MAX_WINDOW, floor_second, from_wire_timestamp, split_time_range
 
 if TYPE_CHECKING:
     from ._client import Client
@@ -171,6 +172,13 @@ class _WindowWalker:
         #: Ids yielded from within a second of the boundary shared with the next window.
         self.near_edge: set[int] = set()
 
+    def _resume_from(self, raw_create_at: int) -> None:
+        """Narrow the window to start at the second of ``raw_create_at``."""
+        start = floor_second(from_wire_timestamp(raw_create_at))
+        latest = self._hi - timedelta(seconds=1)
+        self._lo = max(self._lo, min(start, latest))
+        self._first = None
+
     def _request(self, page_no: int) -> HttpRequest:
         # The window's first request is built (and checked) in full; the others differ
         # only in their page number.
@@ -240,6 +248,8 @@ class _WindowWalker:
         edge = int((self._hi if ascending else self._lo).timestamp())
         e_lo, e_hi, em_lo, em_hi = _raw_bounds(edge - 1, edge + 1)
         near_edge = self.near_edge
+        last_at: int | None = None  # raw create_at of the last record kept
+        resumed_at: int | None = None
         prev_total: int | None = None
         prev_ids: tuple[int, ...] = ()
         prev_no = 0
@@ -250,19 +260,23 @@ class _WindowWalker:
             total = page.total
             size = min(requested, page.page_size) if page.page_size > 0 else requested
             if prev_total is not None and total < prev_total:
-                # This page was read in an earlier state than the one before it, or
-                # records left the listing; either way it may have missed some.
+                # This page was read in an earlier state than the one before it (fetched
+                # ahead), or records left the listing; either way it may have missed some.
                 await self._drop_ahead()
-                if ascending:
-                    # Expired records shift the rest towards the start: re-read the
-                    # pages the shift may have carried records back into.
-                    page_no = max(1, page_no - _ceil_div(prev_total - total, size))
-                    prev_total, prev_ids, prev_no = total, (), 0
-                    continue
                 if rereads == 0:
                     rereads = 1
-                    continue  # read this page again in the current state
-                prev_total = total  # records left at the old end: nothing shifted
+                    continue  # read this page again, in the current state
+                if ascending and last_at is not None and last_at != resumed_at:
+                    # Records expired from the start and shifted the rest back: page
+                    # numbers cannot keep up while that goes on, so resume at page 1 from
+                    # the second of the last record yielded (``seen`` drops repeats).
+                    # Only once per record yielded, so the walk always moves on.
+                    resumed_at = last_at
+                    self._resume_from(last_at)
+                    page_no = 1
+                    prev_total, prev_ids, prev_no, rereads = None, (), 0, 0
+                    continue
+                prev_total = total  # nothing could have shifted past us
             rereads = 0
             ids = tuple(record.record_id for record in page.records)
             if ids and ids == prev_ids:
@@ -295,6 +309,7 @@ class _WindowWalker:
                     continue
                 remember(record_id)
                 keep(record)
+                last_at = at
                 if e_lo <= at <= e_hi or em_lo <= at <= em_hi:
                     near_edge.add(record_id)
             yield RecordPage(page.page_num, page.page_size, total, tuple(fresh))

@@ -355,3 +355,33 @@ async def test_expiring_records_do_not_make_the_walk_skip(concurrency: int) -> N
     assert got == sorted(got)
     survivors = {r["record_id"] for r in server.records}
     assert survivors <= set(got)
+
+
+@pytest.mark.parametrize("expiring_per_request", [0.3, 1.0, 3.0])
+async def test_a_window_at_the_retention_edge_is_walked_without_stalling(
+    expiring_per_request: float,
+) -> None:
+    """Records keep expiring from the start of the window while it is read."""
+    from senselink_plus.testing import Emulator
+
+    now = [1_700_000_000.0]
+    start = datetime.fromtimestamp(now[0], timezone.utc) - timedelta(hours=10)
+    per_second = 4000 / 2400  # 4,000 records over the window's first 40 minutes
+
+    def advance(event: Any) -> None:
+        if event.path.endswith("/record"):
+            now[0] += expiring_per_request / per_second
+
+    async with Emulator(clock=lambda: now[0], retention=timedelta(hours=10)) as emu:
+        emu.seed(4000, start=start + timedelta(seconds=30), span=timedelta(minutes=40))
+        async with emu.client(clock=lambda: now[0], event_hooks={"request": [advance]}) as client:
+            got = [
+                r.record_id
+                async for r in client.records(start, start + timedelta(hours=1), page_size=100)
+            ]
+        survivors = {r["record_id"] for r in emu.records}
+        requests = len(emu.requests)
+    assert len(got) == len(set(got))
+    assert got == sorted(got)
+    assert survivors <= set(got)
+    assert requests < 200  # 40 pages; a walk that keeps rewinding would need thousands
