@@ -353,7 +353,8 @@ class Client:
             except SenseLinkError as error:
                 if self._closed:
                     raise ClientClosedError(
-                        "the client was closed during the call", request=request.info()
+                        "the client was closed during the call",
+                        request=None if request is None else request.info(),
                     ) from None
                 if error.request is None:
                     error.request = request.info()
@@ -409,7 +410,9 @@ class Client:
             self._check_open()
             return await self._send_signed(request, attempt, started)
 
-    async def _until_closed(self, awaitable: Awaitable[T], request: HttpRequest) -> T:
+    async def _until_closed(
+        self, awaitable: Awaitable[T], request: HttpRequest | None = None
+    ) -> T:
         """Await ``awaitable`` in the caller's task, which `aclose` may cancel: the call
         then fails with ClientClosedError (and a cancel of the caller's own still wins)."""
         # No task of its own per request (an extra loop turn each): aclose cancels the
@@ -425,7 +428,8 @@ class Client:
                 self._cancelled_by_close.discard(task)
                 if _uncancel(task) == 0:
                     raise ClientClosedError(
-                        "the client was closed during the call", request=request.info()
+                        "the client was closed during the call",
+                        request=None if request is None else request.info(),
                     ) from None
             raise
         finally:

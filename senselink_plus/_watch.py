@@ -153,16 +153,31 @@ class _Position:
         return self.floor is None or record.created_at >= self.floor
 
     def take(self, record: Record, overlap: timedelta) -> None:
+        """The consumer has taken ``record``."""
         at = record.created_at
         self.seen[record.record_id] = at
-        if at > self.cursor:
-            self.cursor = at
-            # A poll starts at cursor - overlap, rounded down to the second: only ids
-            # stored after that can come again.
-            horizon = floor_second(self.cursor - overlap) - timedelta(seconds=1)
-            self.seen = {rid: when for rid, when in self.seen.items() if when >= horizon}
-            if self.floor is not None and horizon >= self.floor:
-                self.floor = None  # no poll reaches below the start any more
+        self._move_to(at, overlap)
+
+    def polled(self, until: datetime, overlap: timedelta) -> bool:
+        """A poll read everything stored up to ``until``; True when the position moved.
+
+        Without this an idle watch (no records for days) would poll an ever longer
+        range. The cursor stays an overlap behind ``until`` for clock skew and late
+        commits.
+        """
+        return self._move_to(until - overlap, overlap)
+
+    def _move_to(self, moment: datetime, overlap: timedelta) -> bool:
+        if moment <= self.cursor:
+            return False
+        self.cursor = moment
+        # A poll starts at cursor - overlap, rounded down to the second: only ids
+        # stored after that can come again.
+        horizon = floor_second(self.cursor - overlap) - timedelta(seconds=1)
+        self.seen = {rid: when for rid, when in self.seen.items() if when >= horizon}
+        if self.floor is not None and horizon >= self.floor:
+            self.floor = None  # no poll reaches below the start any more
+        return True
 
 
 _CHECKPOINT_HELP = "checkpoint must be a path or an object with async load() and save(state)"
@@ -308,7 +323,9 @@ async def _watch(
                     await _checkpoint_call(store.save(position.to_state()))
         if failed is None:
             failures = 0
-            await client._sleep(interval)
+            if position.polled(hi, overlap) and store is not None:
+                await _checkpoint_call(store.save(position.to_state()))
+            await client._until_closed(client._sleep(interval))
             continue
         failures += 1
         delay = min(MAX_BACKOFF, interval * 2 ** min(failures, 16))
@@ -316,4 +333,4 @@ async def _watch(
         logger.warning(
             "watch poll failed (%s: %s); retrying in %.1fs", type(failed).__name__, failed, delay
         )
-        await client._sleep(delay)
+        await client._until_closed(client._sleep(delay))

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import copy
 import itertools
+import json
 import logging
 import os
 import random
@@ -20,6 +21,7 @@ import pytest
 
 from senselink_plus import (
     Client,
+    ClientClosedError,
     FileCheckpoint,
     HttpRequest,
     HttpResponse,
@@ -743,3 +745,46 @@ async def test_an_error_thrown_in_by_the_consumer_is_not_taken_for_a_failed_poll
     with pytest.raises(ServerError, match="thrown by the consumer"):
         await watch.athrow(ServerError("thrown by the consumer", code=500, status=500))
     assert first.record_id > 0
+
+
+async def test_an_idle_watch_polls_a_bounded_range(
+    emu: Emulator, make: ClientFactory, fake_time: Clock, tmp_path: Path
+) -> None:
+    """Days without records must not make each poll read a longer range."""
+    state = tmp_path / "state.json"
+    polls: list[int] = []
+
+    async def count(before: float, after: float) -> None:
+        polls.append(len(emu.requests))
+        if after - T0 > 10 * 86400:
+            raise WatchStopped
+
+    fake_time.on_sleep = count
+    fake_time.limit = 1000
+    with pytest.raises(WatchStopped):
+        async for _ in make().watch(poll_interval=3600, checkpoint=state):
+            pass
+    per_poll = [b - a for a, b in itertools.pairwise(polls)]
+    assert len(per_poll) > 200
+    assert max(per_poll) == 1  # one list request per poll, day 1 as on day 10
+    saved = json.loads(state.read_text())
+    assert datetime.fromisoformat(saved["cursor"]) > at(9 * 86400)
+
+
+async def test_closing_the_client_wakes_a_watch_between_polls(emu: Emulator) -> None:
+    client = emu.client(clock=lambda: T0)
+    watch = client.watch(poll_interval=3600)
+
+    async def consume() -> None:
+        async for _ in watch:
+            pass
+
+    task = asyncio.create_task(consume())
+    for _ in range(200):  # until the first poll is done and the watch sleeps
+        await asyncio.sleep(0.001)
+        if emu.requests:
+            break
+    await asyncio.sleep(0.01)
+    await client.aclose()
+    with pytest.raises(ClientClosedError):
+        await asyncio.wait_for(task, 2)
