@@ -125,6 +125,12 @@ def check_base_url(value: object, *, allow_insecure_http: bool) -> str:
         raise ValidationError(
             f"base_url {shown(url)} is not a URL: {exc}", field="base_url"
         ) from None
+    if parts.query or parts.fragment or parts.username or parts.password:
+        raise ValidationError(
+            f"base_url {shown(url)} must be a plain base such as https://link.japancv.co.jp "
+            "(no query, fragment or user info)",
+            field="base_url",
+        )
     if parts.scheme not in ("http", "https") or not host or any(c.isspace() for c in url):
         raise ValidationError(
             f"base_url {shown(url)} must be an http(s) URL such as https://link.japancv.co.jp",

@@ -354,7 +354,10 @@ class Client:
                 if self._closed:
                     raise ClientClosedError(
                         "the client was closed during the call",
-                        request=None if request is None else request.info(),
+                        request=request.info(),
+                        # A create already handed to the transport may have landed.
+                        record_may_exist=not idempotent
+                        and (error.record_may_exist or _may_have_landed(error)),
                     ) from None
                 if error.request is None:
                     error.request = request.info()
@@ -411,7 +414,7 @@ class Client:
             return await self._send_signed(request, attempt, started)
 
     async def _until_closed(
-        self, awaitable: Awaitable[T], request: HttpRequest | None = None
+        self, awaitable: Awaitable[T], request: HttpRequest | None = None, *, sending: bool = False
     ) -> T:
         """Await ``awaitable`` in the caller's task, which `aclose` may cancel: the call
         then fails with ClientClosedError (and a cancel of the caller's own still wins)."""
@@ -430,6 +433,7 @@ class Client:
                     raise ClientClosedError(
                         "the client was closed during the call",
                         request=None if request is None else request.info(),
+                        record_may_exist=sending,  # the caller keeps it for creates only
                     ) from None
             raise
         finally:
@@ -448,13 +452,19 @@ class Client:
         deadline = self.retry.deadline
         try:
             if deadline is None:
-                response = await self._until_closed(self._transport.send(signed), request)
+                response = await self._until_closed(
+                    self._transport.send(signed), request, sending=True
+                )
             else:
                 remaining = deadline - (sent - started)
-                if remaining <= 0:
-                    raise asyncio.TimeoutError
+                if remaining <= 0:  # spent waiting for a turn: nothing was sent
+                    raise ConnectError(
+                        f"the call's deadline of {deadline}s passed before it was sent",
+                        request=request.info(),
+                    )
                 response = await asyncio.wait_for(
-                    self._until_closed(self._transport.send(signed), request), remaining
+                    self._until_closed(self._transport.send(signed), request, sending=True),
+                    remaining,
                 )
         except asyncio.TimeoutError:
             reason = "no answer in time" if deadline is None else f"deadline of {deadline}s passed"

@@ -71,7 +71,7 @@ class AiohttpTransport:
 
     def _get_session(self) -> aiohttp.ClientSession:
         if self._closed:
-            raise TransportError("the transport is closed")
+            raise ConnectError("the transport is closed: nothing was sent")
         if self._session is None:
             connector = aiohttp.TCPConnector(ssl=self._ssl if self._ssl is not None else True)
             # The session decodes no JSON and keeps no cookies: the client parses bodies
@@ -103,6 +103,8 @@ class AiohttpTransport:
             error = ConnectError(f"cannot connect: {_describe(exc)}")
         except (asyncio.TimeoutError, aiohttp.ServerTimeoutError) as exc:
             error = RequestTimeout(f"no answer in time: {_describe(exc)}")
+        except RuntimeError as exc:  # aiohttp: "Session is closed" (a caller's session)
+            error = ConnectError(f"cannot send: {_describe(exc)}")
         except aiohttp.ServerDisconnectedError as exc:
             error = TransportError(f"the server closed the connection: {_describe(exc)}")
         except (aiohttp.ClientError, OSError) as exc:
@@ -116,7 +118,8 @@ class AiohttpTransport:
         declared = response.content_length
         if declared is not None and declared > limit:
             raise _TooLarge(f"the response declares {declared} bytes; the limit is {limit}")
-        if declared is not None:  # aiohttp reads no more than the declared length
+        if declared is not None and "content-encoding" not in response.headers:
+            # Not compressed, so the declared length (within the limit) is what is read.
             return await response.read()
         chunks: list[bytes] = []
         size = 0

@@ -275,7 +275,9 @@ async def _watch(
     if state is not None:
         position = _Position.from_state(state, repr(store))
     else:
-        start = since or now()
+        # Whole seconds: create_at may be in seconds, and a record from the start's own
+        # second must not fall below the floor.
+        start = floor_second(since or now())
         position = _Position(start, {}, floor=start)
         if store is not None:
             # Saved at once, so a restart before the first record still resumes from here

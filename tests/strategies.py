@@ -164,8 +164,9 @@ def wire_records(
     ids = record_ids if record_ids is not None else st.integers(min_value=1, max_value=2**53)
     return {
         "record_id": draw(ids),
-        "sn": draw(st.text(alphabet=string.ascii_uppercase + string.digits, min_size=1,
-                           max_size=16)),
+        "sn": draw(
+            st.text(alphabet=string.ascii_uppercase + string.digits, min_size=1, max_size=16)
+        ),
         "image_id": draw(image_ids()),
         "user_id": draw(st.none() | st.integers(min_value=1, max_value=2**31)),
         "verify_score": draw(st.floats(min_value=0.0, max_value=1.0)),

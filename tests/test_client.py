@@ -335,7 +335,17 @@ class TestConfiguration:
         with pytest.raises(ValidationError, match="app_key"):
             Client()
 
-    @pytest.mark.parametrize("url", ["ftp://x", "link.japancv.co.jp", "http://example.com"])
+    @pytest.mark.parametrize(
+        "url",
+        [
+            "ftp://x",
+            "link.japancv.co.jp",
+            "http://example.com",
+            "https://h.example#frag",
+            "https://h.example/?x=1",
+            "https://user:pw@h.example",
+        ],
+    )
     def test_bad_or_insecure_base_url(self, url: str) -> None:
         with pytest.raises(ValidationError) as info:
             Client("k", "s", base_url=url, transport=MockTransport(scripted()))

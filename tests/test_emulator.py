@@ -31,8 +31,17 @@ RECORD = "/api/v1/plus/record"
 JPEG = b"\xff\xd8\xff\xe0" + b"face of alice"
 JPEG_B = b"\xff\xd8\xff\xe0" + b"face of bob"
 PNG = b"\x89PNG\r\n\x1a\n" + b"a png snapshot"
-RECORD_KEYS = ["record_id", "sn", "image_id", "user_id", "verify_score", "device_timestamp",
-               "timezone", "create_at", "extend"]
+RECORD_KEYS = [
+    "record_id",
+    "sn",
+    "image_id",
+    "user_id",
+    "verify_score",
+    "device_timestamp",
+    "timezone",
+    "create_at",
+    "extend",
+]
 
 
 class FakeClock:
@@ -76,33 +85,59 @@ class Api:
         self.session = session
         self.emu = emu
 
-    def auth(self, *, key: str | None = None, secret: str | None = None,
-             timestamp: int | str | None = None) -> dict[str, str]:
+    def auth(
+        self,
+        *,
+        key: str | None = None,
+        secret: str | None = None,
+        timestamp: int | str | None = None,
+    ) -> dict[str, str]:
         stamp = str(round(self.emu.clock() * 1000) if timestamp is None else timestamp)
-        return {"app_key": key or self.emu.app_key, "timestamp": stamp,
-                "sign": compute_sign(stamp, secret or self.emu.app_secret)}
+        return {
+            "app_key": key or self.emu.app_key,
+            "timestamp": stamp,
+            "sign": compute_sign(stamp, secret or self.emu.app_secret),
+        }
 
-    async def send(self, method: str, path: str, *, params: dict[str, Any] | None = None,
-                   auth: dict[str, str] | None = None, **kwargs: Any) -> Reply:
-        query = {**(self.auth() if auth is None else auth),
-                 **{k: str(v) for k, v in (params or {}).items()}}
+    async def send(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, Any] | None = None,
+        auth: dict[str, str] | None = None,
+        **kwargs: Any,
+    ) -> Reply:
+        query = {
+            **(self.auth() if auth is None else auth),
+            **{k: str(v) for k, v in (params or {}).items()},
+        }
         if "json" in kwargs:
             # A stream, because aiohttp warns (an error under -W error) on big raw bodies.
             kwargs["data"] = io.BytesIO(orjson.dumps(kwargs.pop("json")))
             kwargs["headers"] = {"Content-Type": "application/json"}
-        async with self.session.request(method, self.emu.base_url + path, params=query,
-                                        **kwargs) as response:
-            return Reply(response.status, response.content_type, response.headers,
-                         await response.read())
+        async with self.session.request(
+            method, self.emu.base_url + path, params=query, **kwargs
+        ) as response:
+            return Reply(
+                response.status, response.content_type, response.headers, await response.read()
+            )
 
     async def create(self, image: bytes = JPEG, **fields: Any) -> Reply:
-        body = {"sn": "SN1", "timestamp": 1658136457,
-                "image": {"data": base64.b64encode(image).decode()}, **fields}
+        body = {
+            "sn": "SN1",
+            "timestamp": 1658136457,
+            "image": {"data": base64.b64encode(image).decode()},
+            **fields,
+        }
         return await self.send("POST", RECORD, json=body)
 
     async def list(self, time_from: datetime, time_to: datetime, **params: Any) -> Reply:
-        return await self.send("GET", RECORD, params={
-            "time_from": time_from.isoformat(), "time_to": time_to.isoformat(), **params})
+        return await self.send(
+            "GET",
+            RECORD,
+            params={"time_from": time_from.isoformat(), "time_to": time_to.isoformat(), **params},
+        )
 
     async def image(self, image_id: str) -> Reply:
         return await self.send("GET", f"/api/v1/plus/image/{image_id}")
@@ -149,8 +184,9 @@ async def test_plugin_fixture_serves(senselink_emulator: Emulator, api: Api) -> 
 
 def test_plugin_in_a_users_suite(pytester: pytest.Pytester) -> None:
     """The entry point gives a user's strict-mode suite the fixture with no setup."""
-    pytester.makeini("[pytest]\nasyncio_mode = strict\n"
-                     "asyncio_default_fixture_loop_scope = function\n")
+    pytester.makeini(
+        "[pytest]\nasyncio_mode = strict\nasyncio_default_fixture_loop_scope = function\n"
+    )
     pytester.makepyfile("""
         import pytest
 
@@ -238,9 +274,15 @@ B64 = base64.b64encode
 
 
 def _body(**changes: Any) -> dict[str, Any]:
-    body: dict[str, Any] = {"sn": "SN1", "timestamp": 1658136457, "timezone": "GMT+9:00",
-                            "threshold": 0.9, "image": {"data": B64(JPEG).decode()},
-                            "process_mode": 0, "extend": '{"gate": "north"}'}
+    body: dict[str, Any] = {
+        "sn": "SN1",
+        "timestamp": 1658136457,
+        "timezone": "GMT+9:00",
+        "threshold": 0.9,
+        "image": {"data": B64(JPEG).decode()},
+        "process_mode": 0,
+        "extend": '{"gate": "north"}',
+    }
     for key, value in changes.items():
         if value is ...:
             del body[key]
@@ -277,8 +319,9 @@ INVALID_CREATE = {
     "image data missing": _body(image={}),
     "image data empty": _body(image={"data": ""}),
     "image data not base64": _body(image=_image("@@@@")),
-    "image data with newline": _body(image=_image(B64(JPEG).decode()[:8] + "\n" +
-                                                  B64(JPEG).decode()[8:])),
+    "image data with newline": _body(
+        image=_image(B64(JPEG).decode()[:8] + "\n" + B64(JPEG).decode()[8:])
+    ),
     "image gif": _body(image=_image(b"GIF89a....")),
     "image over 1 MB": _body(image=_image(b"\xff\xd8\xff" + bytes(MB - 2))),
     "image far over 1 MB": _body(image=_image(b"\xff\xd8\xff" + bytes(2 * MB))),
@@ -337,8 +380,9 @@ async def test_create_valid(api: Api, body: dict[str, Any]) -> None:
 
 async def test_round_trip(make: Factory) -> None:
     emu, api = await make(first_record_id=930490000)
-    created = (await api.create(JPEG, sn="GATE-1", timezone="GMT+9:00",
-                                extend='{"gate":"north"}')).data
+    created = (
+        await api.create(JPEG, sn="GATE-1", timezone="GMT+9:00", extend='{"gate":"north"}')
+    ).data
     assert created["record_id"] == 930490000
     assert len(created["image_id"]) == 24
     assert created["image_id"] == created["image_id"].lower()
@@ -353,9 +397,15 @@ async def test_round_trip(make: Factory) -> None:
     first = page["list"][0]
     assert list(first) == RECORD_KEYS
     assert first == {
-        "record_id": 930490000, "sn": "GATE-1", "image_id": created["image_id"],
-        "user_id": None, "verify_score": 0.31, "device_timestamp": 1658136457,
-        "timezone": "GMT+9:00", "create_at": round(T0 * 1000), "extend": '{"gate":"north"}',
+        "record_id": 930490000,
+        "sn": "GATE-1",
+        "image_id": created["image_id"],
+        "user_id": None,
+        "verify_score": 0.31,
+        "device_timestamp": 1658136457,
+        "timezone": "GMT+9:00",
+        "create_at": round(T0 * 1000),
+        "extend": '{"gate":"north"}',
     }
     assert page["list"][1]["create_at"] == round(T0 * 1000) + 1500
     assert page["list"][1]["timezone"] is None
@@ -388,7 +438,10 @@ async def test_enroll_matches_identical_bytes(api: Api) -> None:
     await api.create(JPEG, threshold=0.98)  # the score is below this threshold
     await api.create(JPEG_B)
     assert [(r["user_id"], r["verify_score"]) for r in api.emu.records] == [
-        (42, 0.97), (None, 0.97), (None, 0.31)]
+        (42, 0.97),
+        (None, 0.97),
+        (None, 0.31),
+    ]
 
 
 async def test_mark_no_face(api: Api) -> None:
@@ -443,8 +496,10 @@ INVALID_LIST = {
     "epoch number": {"time_from": "1670684400", "time_to": TO},
     "reversed": {"time_from": TO, "time_to": FROM},
     "over 24 h": {"time_from": FROM, "time_to": "2022-12-12T00:00:00.001+09:00"},
-    "over 24 h across zones": {"time_from": "2022-12-11T00:00:00Z",
-                               "time_to": "2022-12-12T09:00:01+09:00"},
+    "over 24 h across zones": {
+        "time_from": "2022-12-11T00:00:00Z",
+        "time_to": "2022-12-12T09:00:01+09:00",
+    },
     "order 2": {"time_from": FROM, "time_to": TO, "order": "2"},
     "order text": {"time_from": FROM, "time_to": TO, "order": "asc"},
     "page 0": {"time_from": FROM, "time_to": TO, "page": "0"},
@@ -465,11 +520,20 @@ async def test_list_invalid(api: Api, params: dict[str, str]) -> None:
 
 VALID_LIST = {
     "exactly 24 h": {"time_from": FROM, "time_to": "2022-12-12T00:00:00+09:00"},
-    "zulu and fraction": {"time_from": "2022-12-11T00:00:00.123456789Z",
-                          "time_to": "2022-12-11T00:00:00.5Z"},
+    "zulu and fraction": {
+        "time_from": "2022-12-11T00:00:00.123456789Z",
+        "time_to": "2022-12-11T00:00:00.5Z",
+    },
     "equal bounds": {"time_from": FROM, "time_to": FROM},
-    "all options": {"time_from": FROM, "time_to": TO, "order": "1", "page": "3", "size": "100",
-                    "sn": "SN1", "unknown": "ignored"},
+    "all options": {
+        "time_from": FROM,
+        "time_to": TO,
+        "order": "1",
+        "page": "3",
+        "size": "100",
+        "sn": "SN1",
+        "unknown": "ignored",
+    },
 }
 
 
@@ -477,8 +541,10 @@ VALID_LIST = {
 async def test_list_valid(api: Api, params: dict[str, str]) -> None:
     data = (await api.send("GET", RECORD, params=params)).data
     assert data["list"] == []
-    assert (data["page_num"], data["page_size"]) == (int(params.get("page", 1)),
-                                                     int(params.get("size", 20)))
+    assert (data["page_num"], data["page_size"]) == (
+        int(params.get("page", 1)),
+        int(params.get("size", 20)),
+    )
 
 
 # -- listing against a brute-force filter ---------------------------------------------
@@ -488,16 +554,17 @@ offsets = st.sampled_from([timedelta(0), timedelta(hours=9), timedelta(hours=-3,
 
 
 @settings(max_examples=60, deadline=None)
-@given(arrivals=st.lists(st.tuples(steps, st.sampled_from(["A", "B", "C"])), max_size=24),
-       retention=st.sampled_from([timedelta(days=90), timedelta(hours=2)]),
-       data=st.data())
+@given(
+    arrivals=st.lists(st.tuples(steps, st.sampled_from(["A", "B", "C"])), max_size=24),
+    retention=st.sampled_from([timedelta(days=90), timedelta(hours=2)]),
+    data=st.data(),
+)
 async def test_listing_matches_brute_force(
     arrivals: list[tuple[int, str]], retention: timedelta, data: st.DataObject
 ) -> None:
     clock = FakeClock()
     created: list[dict[str, Any]] = []
-    async with Emulator(clock=clock, retention=retention) as emu, \
-            aiohttp.ClientSession() as http:
+    async with Emulator(clock=clock, retention=retention) as emu, aiohttp.ClientSession() as http:
         api = Api(http, emu)
         for step, sn in arrivals:
             clock.advance(step / 1000)
@@ -508,11 +575,11 @@ async def test_listing_matches_brute_force(
         oldest = round(clock.now * 1000) - retention // timedelta(milliseconds=1)
         expected = [r for r in created if r["create_at"] >= oldest]
         assert [(r["record_id"], r["sn"], r["create_at"]) for r in emu.records] == [
-            (r["record_id"], r["sn"], r["create_at"]) for r in expected]
+            (r["record_id"], r["sn"], r["create_at"]) for r in expected
+        ]
         # Bounds on whole seconds, often exactly on a record's create_at (inclusive ends).
         moments = [r["create_at"] // 1000 for r in created] or [int(T0)]
-        bound = st.one_of(st.sampled_from(moments),
-                          st.integers(int(T0) - 5, max(moments) + 5))
+        bound = st.one_of(st.sampled_from(moments), st.integers(int(T0) - 5, max(moments) + 5))
         for _ in range(3):
             low = data.draw(bound)
             high = min(data.draw(st.integers(low, max(low, max(moments) + 5))), low + 86_400)
@@ -525,12 +592,15 @@ async def test_listing_matches_brute_force(
             if sn is not None:
                 params["sn"] = sn
             reply = (await api.list(at(low, zone), at(high, zone), **params)).data
-            hits = [r["record_id"] for r in expected
-                    if low * 1000 <= r["create_at"] <= high * 1000 and sn in (None, r["sn"])]
+            hits = [
+                r["record_id"]
+                for r in expected
+                if low * 1000 <= r["create_at"] <= high * 1000 and sn in (None, r["sn"])
+            ]
             if order == 0:
                 hits.reverse()
             assert reply["total"] == len(hits)
-            assert [r["record_id"] for r in reply["list"]] == hits[(page - 1) * size:][:size]
+            assert [r["record_id"] for r in reply["list"]] == hits[(page - 1) * size :][:size]
             assert (reply["page_num"], reply["page_size"]) == (page, size)
 
 
@@ -624,8 +694,12 @@ async def test_seed_200k_lists_correctly(make: Factory) -> None:
 async def test_seed_uses_enrolled_users_and_checks_arguments(make: Factory) -> None:
     emu, _ = await make()
     emu.enroll(7, JPEG)
-    emu.seed(4, start=at(T0 - 100, timezone(timedelta(hours=-3, minutes=-30))),
-             span=timedelta(seconds=3), matched_every=2)
+    emu.seed(
+        4,
+        start=at(T0 - 100, timezone(timedelta(hours=-3, minutes=-30))),
+        span=timedelta(seconds=3),
+        matched_every=2,
+    )
     assert [r["user_id"] for r in emu.records] == [7, None, 7, None]
     assert emu.records[0]["timezone"] == "GMT-3:30"
     with pytest.raises(ValueError, match="naive"):
@@ -642,7 +716,11 @@ async def test_requests_log_redacts_image_and_sign(api: Api) -> None:
     await api.send("GET", RECORD, params={"sn": "X"}, auth=api.auth(secret="bad"))
     create, listing = api.emu.requests
     assert (create.method, create.path, create.route, create.auth_ok) == (
-        "POST", RECORD, "create", True)
+        "POST",
+        RECORD,
+        "create",
+        True,
+    )
     assert create.json["image"]["data"] == f"<{len(B64(JPEG))} base64 chars>"
     assert create.json["extend"] == "{}"
     assert B64(JPEG).decode() not in repr(create)
@@ -663,7 +741,10 @@ async def test_fail_with_retry_after(api: Api) -> None:
     for _ in range(2):
         reply = await api.create()
         assert (reply.status, reply.code, reply.json["message"]) == (
-            503, 503, "Service Unavailable")
+            503,
+            503,
+            "Service Unavailable",
+        )
         assert reply.headers["Retry-After"] == "1"
     assert (await api.create()).code == 200
     assert [r.fault for r in api.emu.requests] == ["fail", "fail", None]
@@ -675,7 +756,10 @@ async def test_fail_custom_code_and_routes(api: Api) -> None:
     api.emu.fail("*", status=500)
     listing = await api.send("GET", RECORD)  # "*" takes it; the image fault waits
     assert (listing.status, listing.code, listing.json["message"]) == (
-        500, 500, "Internal Server Error")
+        500,
+        500,
+        "Internal Server Error",
+    )
     image = await api.image("0" * 24)
     assert (image.status, image.code, image.json["message"]) == (429, 40029, "Slow Down")
     assert image.headers["Retry-After"] == "Wed"

@@ -277,9 +277,7 @@ def test_created_at_from_milliseconds() -> None:
 
 
 def test_created_at_from_seconds() -> None:
-    assert record(create_at=1658136457).created_at == datetime(
-        2022, 7, 18, 9, 27, 37, tzinfo=UTC
-    )
+    assert record(create_at=1658136457).created_at == datetime(2022, 7, 18, 9, 27, 37, tzinfo=UTC)
     # The spec's example value, far below 10**11, reads as seconds.
     assert record(create_at=130000000).created_at.year == 1974
 

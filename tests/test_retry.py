@@ -132,8 +132,9 @@ def test_policy_refuses_bad_values(kwargs: dict[str, Any], field: str) -> None:
 
 
 def test_policy_accepts_zero_delays_and_a_deadline() -> None:
-    policy = RetryPolicy(max_attempts=1, initial_delay=0, max_delay=0, max_retry_after=0,
-                         deadline=0.5)
+    policy = RetryPolicy(
+        max_attempts=1, initial_delay=0, max_delay=0, max_retry_after=0, deadline=0.5
+    )
     assert policy.deadline == 0.5
     assert policy.backoff(3, random.Random(0)) == 0
 

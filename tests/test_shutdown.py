@@ -19,7 +19,7 @@ from senselink_plus import (
     RetryPolicy,
 )
 from senselink_plus.testing import Emulator, MockTransport
-from tests.conftest import APP_KEY, APP_SECRET, ok
+from tests.conftest import APP_KEY, APP_SECRET, JPEG, ok
 
 T = TypeVar("T")
 T0 = datetime(2024, 5, 1, tzinfo=timezone.utc)
@@ -212,3 +212,29 @@ async def test_rate_limit_holds_over_ten_seconds() -> None:
     for count in full_windows:
         assert abs(count - 200) <= 20  # 20/s over 10 s, within 10%
     assert starts[-1] - begin == pytest.approx(399 / 20.0)
+
+
+async def test_closing_during_a_create_in_flight_says_the_record_may_exist() -> None:
+    gate = Gate()
+    client = Client(APP_KEY, APP_SECRET, transport=MockTransport(gate))
+    call = asyncio.create_task(client.create_record("SN1", JPEG))
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert gate.in_flight == 1
+    await client.aclose()
+    with pytest.raises(ClientClosedError) as info:
+        await call
+    assert info.value.record_may_exist
+    assert "may have been created" in str(info.value)
+
+
+async def test_closing_before_a_get_is_sent_says_nothing_of_records() -> None:
+    gate = Gate()
+    client = Client(APP_KEY, APP_SECRET, transport=MockTransport(gate))
+    call = asyncio.create_task(client.get_image("abc"))
+    for _ in range(5):
+        await asyncio.sleep(0)
+    await client.aclose()
+    with pytest.raises(ClientClosedError) as info:
+        await call
+    assert not info.value.record_may_exist

@@ -282,9 +282,7 @@ def test_iso_string_bounds_split_like_datetimes(bounds: tuple[datetime, datetime
     start, end = (floor_second(value) for value in bounds)
     from_strings = split_time_range(start.isoformat(), end.isoformat())
     from_values = split_time_range(start, end)
-    assert [(utc(a), utc(b)) for a, b in from_strings] == [
-        (utc(a), utc(b)) for a, b in from_values
-    ]
+    assert [(utc(a), utc(b)) for a, b in from_strings] == [(utc(a), utc(b)) for a, b in from_values]
 
 
 # --- split_time_range: examples across DST ---------------------------------------------

@@ -227,7 +227,7 @@ async def test_a_user_session_is_never_closed(server: tuple[BaseTestServer, Reco
     assert len(server[1].seen) == 2
 
 
-async def test_use_after_aclose_is_a_transport_error(
+async def test_use_after_aclose_is_a_connect_error(
     server: tuple[BaseTestServer, Recorder],
 ) -> None:
     transport = AiohttpTransport()
@@ -235,7 +235,7 @@ async def test_use_after_aclose_is_a_transport_error(
     await transport.aclose()
     with pytest.raises(TransportError, match="closed") as info:
         await transport.send(HttpRequest("GET", url(server, "/echo")))
-    assert not isinstance(info.value, ConnectError)
+    assert isinstance(info.value, ConnectError)  # nothing was sent: safe to retry
     assert transport._session is None, "a closed transport must not make a new session"
     assert len(server[1].seen) == 1
 
@@ -365,3 +365,33 @@ def test_the_body_limit_must_be_a_positive_int(limit: Any) -> None:
 
     with pytest.raises(ValidationError):
         AiohttpTransport(max_response_bytes=limit)
+
+
+async def test_a_compressed_body_is_capped_by_its_decompressed_size() -> None:
+    import gzip
+
+    async def bomb(request: web.Request) -> web.Response:
+        body = gzip.compress(b"x" * 200_000)
+        return web.Response(body=body, headers={"Content-Encoding": "gzip"})
+
+    app = web.Application()
+    app.router.add_get("/bomb", bomb)
+    test_server = TestServer(app, host="127.0.0.1")
+    await test_server.start_server(access_log=None)
+    async with test_server:
+        transport = AiohttpTransport(max_response_bytes=50_000)
+        try:
+            with pytest.raises(TransportError, match="limit"):
+                await transport.send(HttpRequest("GET", str(test_server.make_url("/bomb"))))
+        finally:
+            await transport.aclose()
+
+
+async def test_a_closed_caller_session_is_a_connect_error(
+    server: tuple[BaseTestServer, Recorder],
+) -> None:
+    session = aiohttp.ClientSession()
+    await session.close()
+    transport = AiohttpTransport(session)
+    with pytest.raises(ConnectError):
+        await transport.send(HttpRequest("GET", url(server, "/echo")))
