@@ -7,7 +7,6 @@ import io
 import logging
 import os
 import random
-import tempfile
 import time
 import weakref
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
@@ -23,7 +22,6 @@ from ._checks import (
     check_callable,
     check_error_codes,
     check_int,
-    check_path,
 )
 from ._events import Event, EventHook, HookRunner
 from ._exceptions import (
@@ -38,6 +36,7 @@ from ._exceptions import (
     TransportError,
     ValidationError,
 )
+from ._files import check_target_path, write_atomically
 from ._http import HttpRequest, HttpResponse
 from ._limits import RateLimiter, make_semaphore
 from ._models import CreatedRecord, FaceImage, Order, Record, RecordPage, Rectangle
@@ -329,7 +328,7 @@ class Client:
         target = _check_destination(destination)
         data = await self.get_image(image_id)
         if isinstance(target, str):
-            _write_atomically(target, data)
+            write_atomically(target, data)
         else:
             target.write(data)
         return len(data)
@@ -515,27 +514,10 @@ def _may_have_landed(error: SenseLinkError) -> bool:
 def _check_destination(destination: object) -> str | IO[bytes]:
     """A writable path (its folder exists, it is not a folder) or a binary file object."""
     if isinstance(destination, (str, os.PathLike)):
-        path = check_path(destination, "destination")
-        folder = os.path.dirname(os.path.abspath(path))
-        if os.path.isdir(path) or not os.path.isdir(folder):
-            problem = "is a folder" if os.path.isdir(path) else "is in a folder that does not exist"
-            raise ValidationError(f"destination {path!r} {problem}", field="destination")
-        return path
+        return check_target_path(destination, "destination")
     if not callable(getattr(destination, "write", None)) or isinstance(destination, io.TextIOBase):
         raise ValidationError(
             "destination must be a path or a binary file object (opened with 'wb')",
             field="destination",
         )
     return destination  # type: ignore[return-value]
-
-
-def _write_atomically(path: str, data: bytes) -> None:
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".senselink-", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise

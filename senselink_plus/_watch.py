@@ -8,7 +8,6 @@ import inspect
 import logging
 import math
 import os
-import tempfile
 from collections.abc import AsyncGenerator, Awaitable, Mapping
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
@@ -17,6 +16,7 @@ import orjson
 
 from ._checks import shown
 from ._exceptions import ClientClosedError, SenseLinkError, ValidationError
+from ._files import check_target_path, write_atomically
 from ._models import Order, Record
 from ._timeutil import MAX_WINDOW, ceil_second, floor_second, to_aware
 
@@ -67,6 +67,10 @@ class FileCheckpoint:
                 data = handle.read()
         except FileNotFoundError:
             return None
+        except OSError as exc:
+            raise ValidationError(
+                f"cannot read checkpoint {self.path!r}: {exc.strerror}", field="checkpoint"
+            ) from None
         try:
             state = orjson.loads(data)
         except orjson.JSONDecodeError:
@@ -81,18 +85,7 @@ class FileCheckpoint:
         return state
 
     def _save(self, payload: bytes) -> None:
-        directory = os.path.dirname(os.path.abspath(self.path))
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".checkpoint-", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(payload)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, self.path)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
-            raise
+        write_atomically(self.path, payload, durable=True)
 
 
 class _Position:
@@ -190,26 +183,8 @@ def _checkpoint(value: str | os.PathLike[str] | Checkpoint | None) -> Checkpoint
     if isinstance(value, Checkpoint) and callable(value.load) and callable(value.save):
         return value
     if isinstance(value, (str, os.PathLike)):
-        return FileCheckpoint(_checkpoint_path(value))
+        return FileCheckpoint(check_target_path(value, "checkpoint"))
     raise ValidationError(_CHECKPOINT_HELP, field="checkpoint")
-
-
-def _checkpoint_path(value: str | os.PathLike[str]) -> str:
-    """The path as a str the OS takes: refused now, not at the first load or save."""
-    try:
-        path = os.fspath(value)
-        if not isinstance(path, str):
-            raise TypeError(f"it names {type(path).__name__}, not str")
-        encoded = os.fsencode(path)  # a lone surrogate fails here
-    except (TypeError, ValueError) as exc:
-        raise ValidationError(
-            f"checkpoint path {shown(value)} is unusable: {exc}", field="checkpoint"
-        ) from None
-    if not encoded or b"\0" in encoded:
-        raise ValidationError(
-            f"checkpoint path {shown(path)} is empty or holds a NUL", field="checkpoint"
-        )
-    return path
 
 
 async def _checkpoint_call(result: Awaitable[T]) -> T:

@@ -389,6 +389,18 @@ class TestImages:
         await client.download_image("5fceef6e1ddb2800010d1409", buffer)
         assert buffer.getvalue() == JPEG
 
+    async def test_a_downloaded_file_gets_the_usual_permissions(
+        self, make_client: MakeClient, tmp_path: Path
+    ) -> None:
+        import os
+
+        client = make_client(scripted(HttpResponse(200, {"content-type": "image/jpeg"}, JPEG)))
+        target = tmp_path / "snap.jpg"
+        await client.download_image("abc", target)
+        mask = os.umask(0)
+        os.umask(mask)
+        assert target.stat().st_mode & 0o777 == 0o666 & ~mask
+
     async def test_download_to_a_bad_destination(self, make_client: MakeClient) -> None:
         client = make_client(scripted())
         with pytest.raises(ValidationError):

@@ -27,6 +27,7 @@ from senselink_plus import (
     HttpResponse,
     Record,
     RetryPolicy,
+    SenseLinkError,
     ServerError,
     ValidationError,
 )
@@ -653,7 +654,7 @@ async def test_the_checkpoint_file_holds_versioned_json_and_is_replaced_atomical
         raise OSError("disk gone")
 
     monkeypatch.setattr(os, "replace", crash)
-    with pytest.raises(OSError, match="disk gone"):
+    with pytest.raises(SenseLinkError, match="disk gone"):
         await anext(watch)  # taking the 4th record saves, and the save fails
     monkeypatch.undo()
     assert orjson.loads(path.read_bytes()) == state
@@ -788,3 +789,14 @@ async def test_closing_the_client_wakes_a_watch_between_polls(emu: Emulator) -> 
     await client.aclose()
     with pytest.raises(ClientClosedError):
         await asyncio.wait_for(task, 2)
+
+
+@pytest.mark.parametrize("where", ["missing-folder", "a-folder"])
+async def test_an_unusable_checkpoint_path_is_refused_at_the_call(
+    make_client: MakeClient, tmp_path: Path, where: str
+) -> None:
+    path = tmp_path / "nope" / "state.json" if where == "missing-folder" else tmp_path
+    client = make_client(ListServer())
+    with pytest.raises(ValidationError) as info:
+        client.watch(checkpoint=path)
+    assert info.value.field == "checkpoint"
