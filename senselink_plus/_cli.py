@@ -13,8 +13,9 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import IO, Any
 
+from ._checks import check_int
 from ._client import Client
-from ._endpoints import encode_extend, window_bounds
+from ._endpoints import check_threshold, encode_extend, window_bounds
 from ._exceptions import SenseLinkError, ValidationError
 from ._models import FaceImage, Order, Record
 from ._output import FORMATS, RecordWriter
@@ -216,6 +217,8 @@ async def _records(args: argparse.Namespace) -> int:
 
 
 async def _watch(args: argparse.Namespace) -> int:
+    if args.max_items is not None:
+        check_int(args.max_items, "--max-items")
     async with _client(args) as client:
         writer = RecordWriter(sys.stdout, args.format)
         writer.header()
@@ -230,10 +233,11 @@ async def _watch(args: argparse.Namespace) -> int:
 
 
 async def _upload(args: argparse.Namespace) -> int:
-    # Checked once here, so a bad --extend is a usage error rather than N failed uploads.
+    # Checked once here, so a bad value is one usage error rather than N failed uploads.
     extend: Any = None if args.extend is None else encode_extend(args.extend)
-    if args.concurrency < 1:
-        raise ValidationError("--concurrency must be >= 1", field="concurrency")
+    if args.threshold is not None:
+        check_threshold(args.threshold)
+    check_int(args.concurrency, "--concurrency")
     failures = 0
     async with _client(args) as client:
         gate = asyncio.Semaphore(args.concurrency)
@@ -284,7 +288,11 @@ async def _emulator(args: argparse.Namespace) -> int:
         emu.seed(args.seed, start=now - timedelta(hours=24), span=timedelta(hours=24))
     async with emu:
         print(f"SenseLink Plus emulator at {emu.base_url}", flush=True)
-        print(f"  export SENSELINK_BASE_URL={emu.base_url}")
+        # A wildcard address serves every interface; clients here reach it on loopback.
+        reachable = emu.base_url.replace("://0.0.0.0:", "://127.0.0.1:").replace(
+            "://[::]:", "://[::1]:"
+        )
+        print(f"  export SENSELINK_BASE_URL={reachable}")
         print(f"  export SENSELINK_APP_KEY={emu.app_key}")
         print(f"  export SENSELINK_APP_SECRET={emu.app_secret}")
         print(f"  {args.seed} records seeded; Ctrl-C stops it", flush=True)

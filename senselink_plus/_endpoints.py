@@ -124,7 +124,7 @@ def _rectangle(value: object) -> Rectangle | None:
     )
 
 
-def _threshold(value: object) -> float:
+def check_threshold(value: object) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ValidationError(
             f"threshold must be a number in [0, 1], not {type(value).__name__}", field="threshold"
@@ -223,7 +223,7 @@ def build_create_record(
     if zone is not None:
         body["timezone"] = zone
     if threshold is not None:
-        body["threshold"] = _threshold(threshold)
+        body["threshold"] = check_threshold(threshold)
     image_obj: dict[str, Any] = {"data": base64.b64encode(face.data).decode("ascii")}
     if face.rectangle is not None:
         r = face.rectangle

@@ -19,9 +19,7 @@ def check_target_path(value: object, field: str) -> str:
     if os.path.isdir(path):
         raise ValidationError(f"{field} {path!r} is a folder", field=field)
     if not os.path.isdir(os.path.dirname(os.path.abspath(path))):
-        raise ValidationError(
-            f"{field} {path!r} is in a folder that does not exist", field=field
-        )
+        raise ValidationError(f"{field} {path!r} is in a folder that does not exist", field=field)
     return path
 
 

@@ -305,3 +305,15 @@ def test_the_emulator_command_serves_and_stops_cleanly_on_a_signal() -> None:
     assert process.returncode == 0
     assert "emulator stopped" in out
     assert "Traceback" not in out
+
+
+def test_bad_upload_and_watch_options_are_usage_errors(
+    emulator: EmulatorThread, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    good = tmp_path / "alice.png"
+    good.write_bytes(sample_image("alice"))
+    assert main(["upload", "--sn", "GATE-1", "--threshold", "2", str(good), str(good)]) == 2
+    assert "threshold" in capsys.readouterr().err
+    assert main(["watch", "--max-items", "0"]) == 2
+    assert "--max-items" in capsys.readouterr().err
+    assert emulator.call(lambda: len(emulator.emu.requests)) == 0
