@@ -61,12 +61,11 @@ def check_int(value: object, field: str, *, minimum: int = 1, maximum: int = MAX
     return value
 
 
-def check_seconds(value: object, field: str, *, allow_zero: bool = False) -> float:
-    """A finite number of seconds, > 0 (or >= 0 with ``allow_zero``)."""
-    if not finite(value) or not (value >= 0 if allow_zero else value > 0):  # type: ignore[operator]
-        bound = ">= 0" if allow_zero else "> 0"
+def check_seconds(value: object, field: str) -> float:
+    """A finite number > 0 (seconds, or a rate)."""
+    if not finite(value) or not value > 0:  # type: ignore[operator]
         raise ValidationError(
-            f"{field} must be a finite number {bound}, not {shown(value)}", field=field
+            f"{field} must be a finite number > 0, not {shown(value)}", field=field
         )
     return float(value)  # type: ignore[arg-type]
 

@@ -61,8 +61,6 @@ DEFAULT_MAX_CONCURRENCY = 16
 
 logger = logging.getLogger("senselink_plus")
 
-Parser = Callable[[HttpResponse, HttpRequest], T]
-
 
 class Client:
     """An asyncio client for the SenseLink Cloud Authentication Record Plus API.
@@ -146,10 +144,12 @@ class Client:
 
     @property
     def app_key(self) -> str:
+        """The app key requests are signed with (not a secret)."""
         return self._credentials.app_key
 
     @property
     def closed(self) -> bool:
+        """True once `aclose` has been called."""
         return self._closed
 
     async def __aenter__(self) -> Client:

@@ -59,6 +59,7 @@ class HttpRequest:
 
     @property
     def path(self) -> str:
+        """The URL's path, e.g. ``/api/v1/plus/record``."""
         return urlsplit(self.url).path
 
     @classmethod

@@ -134,6 +134,7 @@ class FaceImage:
 
     @property
     def content_type(self) -> str:
+        """'image/jpeg' or 'image/png', by the image's first bytes."""
         kind = image_type(self.data)
         assert kind is not None
         return kind

@@ -34,9 +34,13 @@ class Transport(Protocol):
     two methods works (``senselink_plus.testing.MockTransport`` is one).
     """
 
-    async def send(self, request: HttpRequest) -> HttpResponse: ...
+    async def send(self, request: HttpRequest) -> HttpResponse:
+        """Send ``request`` once; return the response or raise a `TransportError`."""
+        ...
 
-    async def aclose(self) -> None: ...
+    async def aclose(self) -> None:
+        """Release what the transport holds (connections, sessions it made)."""
+        ...
 
 
 class AiohttpTransport:
@@ -82,6 +86,7 @@ class AiohttpTransport:
         return self._session
 
     async def send(self, request: HttpRequest) -> HttpResponse:
+        """Send ``request`` with aiohttp; map aiohttp's failures to `TransportError`s."""
         session = self._get_session()
         # Our own session carries the timeout (a per-request one costs ~10 µs); a
         # caller's session gets ours on each request.
@@ -131,6 +136,7 @@ class AiohttpTransport:
         return b"".join(chunks)
 
     async def aclose(self) -> None:
+        """Close the session if this transport made it; a caller's session stays open."""
         self._closed = True
         if self._owns_session and self._session is not None:
             session, self._session = self._session, None

@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import inspect
 import logging
-import math
 import os
 from collections.abc import AsyncGenerator, Awaitable, Mapping
 from datetime import datetime, timedelta, timezone
@@ -14,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 
 import orjson
 
-from ._checks import shown
+from ._checks import check_seconds
 from ._exceptions import ClientClosedError, SenseLinkError, ValidationError
 from ._files import check_target_path, write_atomically
 from ._models import Order, Record
@@ -37,9 +36,13 @@ MAX_BACKOFF = 300.0
 class Checkpoint(Protocol):
     """Where `Client.watch` keeps its position: any object with these two methods."""
 
-    async def load(self) -> Mapping[str, Any] | None: ...
+    async def load(self) -> Mapping[str, Any] | None:
+        """The state last saved, or None when there is none yet."""
+        ...
 
-    async def save(self, state: Mapping[str, Any]) -> None: ...
+    async def save(self, state: Mapping[str, Any]) -> None:
+        """Keep ``state`` (a JSON-able mapping) so `load` returns it after a restart."""
+        ...
 
 
 class FileCheckpoint:
@@ -56,9 +59,11 @@ class FileCheckpoint:
         return f"FileCheckpoint({self.path!r})"
 
     async def load(self) -> Mapping[str, Any] | None:
+        """Read the saved state; None when the file does not exist yet."""
         return await asyncio.to_thread(self._load)
 
     async def save(self, state: Mapping[str, Any]) -> None:
+        """Write ``state`` as JSON, replacing the file atomically (fsync, then rename)."""
         await asyncio.to_thread(self._save, orjson.dumps(state))
 
     def _load(self) -> Mapping[str, Any] | None:
@@ -193,18 +198,6 @@ async def _checkpoint_call(result: Awaitable[T]) -> T:
     return await result
 
 
-def _check_seconds(value: object, field: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-        raise ValidationError(f"{field} must be > 0 seconds, not {shown(value)}", field=field)
-    try:
-        seconds = float(value)
-    except OverflowError:  # an int too large for a float
-        seconds = math.inf
-    if not math.isfinite(seconds):
-        raise ValidationError(f"{field} must be a finite number of seconds", field=field)
-    return seconds
-
-
 def watch_records(
     client: Client,
     *,
@@ -218,7 +211,7 @@ def watch_records(
     from ._endpoints import check_sn
 
     store = _checkpoint(checkpoint)
-    interval = _check_seconds(poll_interval, "poll_interval")
+    interval = check_seconds(poll_interval, "poll_interval")
     if not isinstance(overlap, timedelta) or not timedelta(0) <= overlap <= MAX_WINDOW:
         raise ValidationError(
             f"overlap must be a timedelta from 0 to {MAX_WINDOW}", field="overlap"

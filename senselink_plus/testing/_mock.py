@@ -27,6 +27,7 @@ class MockTransport:
         self.closed = False
 
     async def send(self, request: HttpRequest) -> HttpResponse:
+        """Record ``request`` and answer it with the handler."""
         self.requests.append(request)
         result = self.handler(request)
         if inspect.isawaitable(result):
@@ -34,4 +35,5 @@ class MockTransport:
         return result
 
     async def aclose(self) -> None:
+        """Mark the transport closed (``closed`` becomes True)."""
         self.closed = True
