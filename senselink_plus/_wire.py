@@ -68,32 +68,24 @@ class WireShapeError(ValueError):
 converter = make_converter()
 
 
-def _int(obj: Mapping[str, Any], key: str, where: str) -> int:
-    value = obj.get(key)
-    if type(value) is not int:
-        raise WireShapeError(f"{where}.{key} must be an integer, got {_kind(value)}")
-    return value
+_NAMES = {int: "an integer", str: "a string"}
 
 
-def _opt_int(obj: Mapping[str, Any], key: str, where: str) -> int | None:
+def _field(obj: Mapping[str, Any], key: str, where: str, kind: type, *, optional: bool) -> Any:
+    """``obj[key]`` when it is exactly of ``kind`` (or null when ``optional``)."""
     value = obj.get(key)
-    if value is None or type(value) is int:
+    if type(value) is kind or (optional and value is None):
         return value
-    raise WireShapeError(f"{where}.{key} must be an integer or null, got {_kind(value)}")
+    wanted = _NAMES[kind] + (" or null" if optional else "")
+    raise WireShapeError(f"{where}.{key} must be {wanted}, got {_kind(value)}")
+
+
+def _int(obj: Mapping[str, Any], key: str, where: str) -> int:
+    return int(_field(obj, key, where, int, optional=False))
 
 
 def _str(obj: Mapping[str, Any], key: str, where: str) -> str:
-    value = obj.get(key)
-    if type(value) is not str:
-        raise WireShapeError(f"{where}.{key} must be a string, got {_kind(value)}")
-    return value
-
-
-def _opt_str(obj: Mapping[str, Any], key: str, where: str) -> str | None:
-    value = obj.get(key)
-    if value is None or type(value) is str:
-        return value
-    raise WireShapeError(f"{where}.{key} must be a string or null, got {_kind(value)}")
+    return str(_field(obj, key, where, str, optional=False))
 
 
 def _kind(value: object) -> str:
@@ -130,10 +122,10 @@ def _structure_record(obj: Any, _: type[Record]) -> Record:
         _str(obj, "sn", where),
         _str(obj, "image_id", where),
         create_at,
-        _opt_int(obj, "user_id", where),
+        _field(obj, "user_id", where, int, optional=True),
         score,
-        _opt_int(obj, "device_timestamp", where),
-        _opt_str(obj, "timezone", where),
+        _field(obj, "device_timestamp", where, int, optional=True),
+        _field(obj, "timezone", where, str, optional=True),
         extend,
     )
 
