@@ -249,7 +249,8 @@ class Client(Requester):
         """
         self._check_open()
         return RecordPager(
-            self,
+            self._fetch_page,
+            self.base_url,
             time_from,
             time_to,
             sn=sn,
@@ -257,7 +258,12 @@ class Client(Requester):
             page_size=page_size,
             concurrency=concurrency,
             max_items=max_items,
+            pause=self._pause,
         )
+
+    async def _pause(self, attempt: int) -> None:
+        """Wait the retry policy's back-off for ``attempt`` (a pager re-reading a page)."""
+        await self._until_closed(self._sleep(self.retry.backoff(attempt, self._rng)))
 
     def watch(
         self,

@@ -608,7 +608,8 @@ async def test_records_any_arguments(data: st.DataObject) -> None:
         result = await outcome(client, walk, hostile, must_send=kwargs["max_items"] != 0)
     if not isinstance(result, ValidationError):
         assert result == []
-        assert len(sent(client)) <= 6
+        # Up to `concurrency` first pages of later windows are fetched ahead.
+        assert len(sent(client)) <= 5 + kwargs.get("concurrency", 4)
 
 
 # --- get_image and download_image ----------------------------------------------------------

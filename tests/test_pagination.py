@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -92,7 +93,8 @@ async def test_every_record_exactly_once_in_order(
     if order is Order.DESCENDING:
         expected.reverse()
     assert got == expected
-    assert all(int(call["size"]) == page_size for call in server.calls)
+    # A page may ask for fewer records than page_size, to overlap the one before it.
+    assert all(0 < int(call["size"]) <= page_size for call in server.calls)
 
 
 async def test_a_90_day_range_is_walked_window_by_window() -> None:
@@ -132,8 +134,8 @@ async def test_pages_are_deduplicated_and_truncated() -> None:
                 T0, T0 + timedelta(hours=1), page_size=10, max_items=23
             ).pages()
         ]
-    assert [len(p) for p in pages] == [10, 10, 3]
-    assert all(p.total == 25 for p in pages)
+    assert [r.record_id for p in pages for r in p.records] == list(range(23))
+    assert all(0 < len(p) <= 10 for p in pages)
 
 
 async def test_filters_by_sn() -> None:
@@ -172,17 +174,25 @@ async def test_more_pages_than_total_allows_is_an_error() -> None:
         return ok({"page_num": page, "page_size": 100, "total": total, "list": rows})
 
     async with client_for(shrinking) as client:
-        with pytest.raises(ResponseError, match="total=50 allows only 1 pages"):
+        with pytest.raises(ResponseError, match=r"total=50 allows only 1 pages|not advancing"):
             await collect(client, T0, T0 + timedelta(hours=1), order=Order.DESCENDING)
 
 
-async def test_a_short_page_that_never_fills_is_an_error() -> None:
-    def short(request: HttpRequest) -> HttpResponse:
-        return ok({"page_num": 1, "page_size": 100, "total": 150, "list": [wire(1, T0_MS)]})
+@pytest.mark.parametrize("concurrency", [1, 4])
+async def test_an_over_stated_total_ends_cleanly_with_every_record(concurrency: int) -> None:
+    """A count that runs ahead of the list (total=1000, 150 held) is common."""
+    server = FakeServer([wire(i, T0_MS + i * 1000) for i in range(150)])
+    inner = server.__call__
 
-    async with client_for(short) as client:
-        with pytest.raises(ResponseError, match="page 1 came back unchanged while total=150"):
-            await collect(client, T0, T0 + timedelta(hours=1))
+    def over_stated(request: HttpRequest) -> HttpResponse:
+        body = orjson.loads(inner(request).content)
+        body["data"]["total"] = 1000
+        return ok(body["data"])
+
+    async with client_for(over_stated) as client:
+        got = await collect(client, T0, T0 + timedelta(hours=1), concurrency=concurrency)
+    assert got == list(range(150))
+    assert len(server.calls) <= 2 + concurrency
 
 
 async def test_a_server_capping_the_page_size_is_followed() -> None:
@@ -262,7 +272,8 @@ async def test_concurrency_keeps_order_and_bounds_pages_in_flight(concurrency: i
         )
     assert got == list(range(2000))
     assert server.peak == concurrency
-    assert len(server.calls) == 40
+    # 40 pages of 50 at best; 100 records a second leave pages overlapping by a few.
+    assert len(server.calls) <= 50
 
 
 async def test_concurrency_one_is_lazy() -> None:
