@@ -5,12 +5,18 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
+import secrets
 
 from ._checks import check_path
 from ._exceptions import SenseLinkError, ValidationError
 
-__all__ = ["check_target_path", "write_atomically"]
+__all__ = ["check_target_path", "create_temp_beside", "write_atomically"]
+
+#: Temp files are named ``.senselink-<random>.part`` beside their target.
+TEMP_PREFIX, TEMP_SUFFIX = ".senselink-", ".part"
+_TEMP_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0) | getattr(
+    os, "O_BINARY", 0
+)
 
 
 def check_target_path(value: object, field: str) -> str:
@@ -23,21 +29,31 @@ def check_target_path(value: object, field: str) -> str:
     return path
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+def create_temp_beside(path: str) -> tuple[int, str]:
+    """Create a new empty temp file in ``path``'s folder; return its fd and name.
+
+    Created with mode 0o666 so the kernel applies the process umask itself, as for any
+    new file: the umask is never read (reading it means setting it, which races every
+    other thread creating files). Raises OSError.
+    """
+    directory = os.path.dirname(os.path.abspath(path))
+    for _ in range(100):
+        tmp = os.path.join(directory, f"{TEMP_PREFIX}{secrets.token_hex(8)}{TEMP_SUFFIX}")
+        try:
+            return os.open(tmp, _TEMP_FLAGS, 0o666), tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"no free temp file name in {directory!r}")
 
 
 def write_atomically(path: str, data: bytes, *, durable: bool = False) -> None:
     """Replace ``path`` with ``data`` all at once: a temp file beside it, then a rename.
 
     ``durable`` also fsyncs before the rename (a checkpoint must survive a crash). The
-    file gets the usual permissions (0o666 less the umask), not mkstemp's 0o600.
+    file gets the usual permissions (0o666 less the umask), as `create_temp_beside` makes it.
     """
-    directory = os.path.dirname(os.path.abspath(path))
     try:
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".senselink-", suffix=".part")
+        fd, tmp = create_temp_beside(path)
     except OSError as exc:
         raise SenseLinkError(f"cannot write {path!r}: {exc.strerror or exc}") from None
     try:
@@ -46,7 +62,6 @@ def write_atomically(path: str, data: bytes, *, durable: bool = False) -> None:
             if durable:
                 handle.flush()
                 os.fsync(handle.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     except OSError as exc:
         with contextlib.suppress(OSError):
