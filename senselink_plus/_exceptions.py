@@ -4,10 +4,12 @@
 SenseLinkError
 ├── ValidationError (also ValueError)   bad input; nothing was sent
 ├── ClientClosedError                   the client was closed
+├── EventLoopError                      used from an event loop other than its own
 ├── TransportError                      the request may or may not have reached the server
 │   ├── ConnectError                    it did not: any call is safe to retry
 │   └── RequestTimeout                  no answer in time
 ├── ResponseError                       the response could not be understood
+│   └── RedirectError                   a 3xx answer: redirects are never followed
 └── APIError                            the service refused (code, message, desc, status)
     ├── AuthenticationError             bad key, bad sign, stale timestamp, API not allowed
     ├── InvalidParameterError           30001 "Param Invalid"
@@ -31,10 +33,12 @@ __all__ = [
     "AuthenticationError",
     "ClientClosedError",
     "ConnectError",
+    "EventLoopError",
     "InvalidParameterError",
     "NoFaceDetectedError",
     "NotFoundError",
     "RateLimitError",
+    "RedirectError",
     "RequestTimeout",
     "ResponseError",
     "SenseLinkError",
@@ -89,6 +93,14 @@ class ClientClosedError(SenseLinkError):
     """The client was closed before or during the call."""
 
 
+class EventLoopError(SenseLinkError):
+    """The client was used from an event loop other than the one it was first used in.
+
+    A client (its connections, its locks) belongs to one loop: make one per loop, e.g.
+    one per `asyncio.run`. A programming error, never retried.
+    """
+
+
 class TransportError(SenseLinkError):
     """The exchange failed on the wire; the request may or may not have been processed."""
 
@@ -114,6 +126,28 @@ class ResponseError(SenseLinkError):
     ) -> None:
         super().__init__(message, request=request, record_may_exist=record_may_exist)
         self.status = status
+
+
+class RedirectError(ResponseError):
+    """The server answered with a redirect (HTTP 3xx), which is never followed.
+
+    Following it would send the signed request (and a face image) wherever the
+    ``Location`` points, perhaps over plain http. ``location`` is the target's origin
+    (``scheme://host:port``, never its path or query), or None when the answer named a
+    path on the same host or no target at all. Never retried.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        request: RequestInfo | None = None,
+        status: int | None = None,
+        location: str | None = None,
+        record_may_exist: bool = False,
+    ) -> None:
+        super().__init__(message, request=request, status=status, record_may_exist=record_may_exist)
+        self.location = location
 
 
 class APIError(SenseLinkError):

@@ -14,8 +14,8 @@ __all__ = ["check_target_path", "create_temp_beside", "write_atomically"]
 
 #: Temp files are named ``.senselink-<random>.part`` beside their target.
 TEMP_PREFIX, TEMP_SUFFIX = ".senselink-", ".part"
-_TEMP_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0) | getattr(
-    os, "O_BINARY", 0
+_TEMP_FLAGS = (
+    os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
 )
 
 

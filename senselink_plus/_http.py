@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from types import MappingProxyType
 from urllib.parse import urlencode, urlsplit
@@ -34,6 +35,18 @@ def _to_headers(value: Mapping[str, str] | Iterable[tuple[str, str]]) -> Mapping
 def _redacted_params(params: Params) -> str:
     shown = tuple((k, "***" if k in _SECRET_PARAMS else v) for k, v in params)
     return repr(shown)
+
+
+_SIGN = re.compile(r"(sign=)[^&\s'\"]*", re.IGNORECASE)
+
+
+def _headers_repr(headers: Mapping[str, str]) -> str:
+    # A redirect's Location (or any header a server fills in) may echo the signed query.
+    try:
+        items = dict(headers.items())
+    except Exception:
+        return "<headers>"
+    return _SIGN.sub(r"\1***", repr(items))
 
 
 def _content_repr(content: bytes | None) -> str:
@@ -100,7 +113,9 @@ class HttpResponse:
     """
 
     status: int
-    headers: Mapping[str, str] = attrs.field(factory=dict, converter=_to_headers)
+    headers: Mapping[str, str] = attrs.field(
+        factory=dict, converter=_to_headers, repr=_headers_repr
+    )
     content: bytes = attrs.field(default=b"", repr=_content_repr)
 
     @classmethod

@@ -12,6 +12,7 @@ from ._exceptions import (
     APIError,
     ConnectError,
     RateLimitError,
+    RedirectError,
     ResponseError,
     SenseLinkError,
     ServerError,
@@ -59,11 +60,12 @@ def is_retryable(error: SenseLinkError, *, idempotent: bool) -> bool:
 
     A GET is retried on anything transient. ``create_record`` is not idempotent: it is
     retried only when the server provably did not take the request (no connection was
-    made, or it refused with a rate limit).
+    made, or it refused with a rate limit). A redirect is never retried: the same
+    request would be redirected again.
     """
     if isinstance(error, (ConnectError, RateLimitError)):
         return True
-    if not idempotent:
+    if not idempotent or isinstance(error, RedirectError):
         return False
     if isinstance(error, (TransportError, ResponseError, ServerError)):
         return True

@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import re
 import ssl
+from collections.abc import Mapping
 from typing import Any, Protocol, runtime_checkable
 
 import aiohttp
 
 from ._checks import check_int
-from ._exceptions import ConnectError, RequestTimeout, TransportError
+from ._exceptions import ConnectError, EventLoopError, RequestTimeout, TransportError
 from ._http import HttpRequest, HttpResponse
 from ._retry import Timeout
 
@@ -72,10 +73,13 @@ class AiohttpTransport:
         self._timeout = aiohttp.ClientTimeout(total=timeout.total, sock_connect=timeout.connect)
         self._per_request: dict[str, Any] = {} if session is None else {"timeout": self._timeout}
         self._closed = False
+        #: The loop our own session was made in; a caller's session is theirs to mind.
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     def _get_session(self) -> aiohttp.ClientSession:
         if self._closed:
             raise ConnectError("the transport is closed: nothing was sent")
+        loop = asyncio.get_running_loop()
         if self._session is None:
             connector = aiohttp.TCPConnector(ssl=self._ssl if self._ssl is not None else True)
             # The session decodes no JSON and keeps no cookies: the client parses bodies
@@ -83,40 +87,57 @@ class AiohttpTransport:
             self._session = aiohttp.ClientSession(
                 connector=connector, cookie_jar=aiohttp.DummyCookieJar(), timeout=self._timeout
             )
+            self._loop = loop
+        elif self._loop is not None and loop is not self._loop:
+            raise EventLoopError(
+                "this transport's aiohttp session belongs to the event loop it was first "
+                "used in, not this one: make one transport (and client) per event loop"
+            )
+        if self._session.closed:  # a caller's session, closed under us
+            raise ConnectError("the aiohttp session is closed: nothing was sent")
         return self._session
 
     async def send(self, request: HttpRequest) -> HttpResponse:
-        """Send ``request`` with aiohttp; map aiohttp's failures to `TransportError`s."""
+        """Send ``request`` with aiohttp; map aiohttp's failures to `TransportError`s.
+
+        Redirects are not followed: a 3xx comes back as it is (the client raises
+        `RedirectError` for it), so the signed request and the image go nowhere else.
+        """
         session = self._get_session()
-        # Our own session carries the timeout (a per-request one costs ~10 µs); a
-        # caller's session gets ours on each request.
-        extra = self._per_request
         try:
-            async with session.request(
-                request.method,
-                request.url,
-                params=request.params,
-                headers=request.headers,
-                data=request.content,
-                **extra,
-            ) as response:
-                content = await self._read(response)
-                return HttpResponse._normalised(response.status, response.headers, content)
+            status, headers, content = await self._exchange(session, request)
+            return HttpResponse._normalised(status, headers, content)
         except aiohttp.ConnectionTimeoutError as exc:
             error: TransportError = ConnectError(f"timed out connecting: {_describe(exc)}")
         except aiohttp.ClientConnectorError as exc:
             error = ConnectError(f"cannot connect: {_describe(exc)}")
         except (asyncio.TimeoutError, aiohttp.ServerTimeoutError) as exc:
             error = RequestTimeout(f"no answer in time: {_describe(exc)}")
-        except RuntimeError as exc:  # aiohttp: "Session is closed" (a caller's session)
-            error = ConnectError(f"cannot send: {_describe(exc)}")
         except aiohttp.ServerDisconnectedError as exc:
             error = TransportError(f"the server closed the connection: {_describe(exc)}")
         except (aiohttp.ClientError, OSError) as exc:
             error = TransportError(f"transport failure: {_describe(exc)}")
         # Raised outside the except blocks so the aiohttp exception, whose request_info
-        # holds the signed URL, is neither the cause nor the context of ours.
+        # holds the signed URL, is neither the cause nor the context of ours; and no
+        # frame on our traceback holds the aiohttp response (its repr has the signed URL).
         raise error
+
+    async def _exchange(
+        self, session: aiohttp.ClientSession, request: HttpRequest
+    ) -> tuple[int, Mapping[str, str], bytes]:
+        """One exchange as plain values; the aiohttp response never leaves this frame."""
+        # Our own session carries the timeout (a per-request one costs ~10 µs); a
+        # caller's session gets ours on each request.
+        async with session.request(
+            request.method,
+            request.url,
+            params=request.params,
+            headers=request.headers,
+            data=request.content,
+            allow_redirects=False,
+            **self._per_request,
+        ) as response:
+            return response.status, response.headers, await self._read(response)
 
     async def _read(self, response: aiohttp.ClientResponse) -> bytes:
         limit = self._max_response_bytes

@@ -7,15 +7,50 @@ numbers JSON cannot carry.
 
 from __future__ import annotations
 
+import asyncio
 import os
+import socket
+import traceback
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
 
-from senselink_plus import Client, FileCheckpoint, ValidationError
+from senselink_plus import (
+    AiohttpTransport,
+    AuthenticationError,
+    Client,
+    ConnectError,
+    FileCheckpoint,
+    HttpRequest,
+    HttpResponse,
+    RedirectError,
+    RequestTimeout,
+    ResponseError,
+    RetryPolicy,
+    ServerError,
+    Timeout,
+    TransportError,
+    ValidationError,
+    compute_sign,
+)
 from senselink_plus._files import write_atomically
 from tests.conftest import APP_KEY, APP_SECRET, JPEG, MakeClient, transport_of
+
+T0 = datetime(2024, 3, 1, tzinfo=timezone(timedelta(hours=9)))
+
+
+def closed_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port  # nothing listens here any more
+
 
 # --- 2. loopback is parsed, not matched by prefix -----------------------------------------
 
@@ -78,7 +113,6 @@ async def test_nan_and_infinities_in_extend_are_refused_naming_the_key(
     assert transport_of(client).requests == []
 
 
-
 # --- 6. the process umask is never changed ---------------------------------------------------
 
 
@@ -103,3 +137,222 @@ def test_atomic_writes_never_touch_the_process_umask(
     finally:
         os.umask(mask)
 
+
+# --- a loopback server that misbehaves on demand -----------------------------------------------
+
+FIXED_NOW = 1_700_000_000.0
+FIXED_SIGN = compute_sign(int(FIXED_NOW * 1000), APP_SECRET)
+CREATED = {"record_id": 7, "image_id": "0" * 24}
+
+
+def no_sleep_client(base_url: str, **options: Any) -> Client:
+    async def no_sleep(seconds: float) -> None:
+        pass
+
+    options.setdefault("retry", RetryPolicy(max_attempts=3))
+    return Client(
+        APP_KEY, APP_SECRET, base_url=base_url, clock=lambda: FIXED_NOW, sleep=no_sleep, **options
+    )
+
+
+async def make_call(client: Client, call: str) -> object:
+    if call == "create":
+        return await client.create_record("GATE-1", JPEG)
+    if call == "list":
+        return await client.list_records(T0, T0 + timedelta(hours=1))
+    return await client.get_image("0" * 24)
+
+
+class Misbehaving:
+    """A loopback server whose every answer is ``self.answer(request)``; counts requests."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, str]] = []
+        self.answer: Callable[[web.Request], Awaitable[web.StreamResponse]] = self.ok
+        self.server: TestServer | None = None
+
+    async def ok(self, request: web.Request) -> web.StreamResponse:
+        return web.json_response({"code": 200, "message": "OK", "data": CREATED})
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        self.seen.append((request.method, request.path))
+        await request.read()
+        return await self.answer(request)
+
+    @property
+    def base_url(self) -> str:
+        assert self.server is not None
+        return str(self.server.make_url("")).rstrip("/")
+
+    async def __aenter__(self) -> Misbehaving:
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", self.handle)
+        self.server = TestServer(app, host="127.0.0.1")
+        await self.server.start_server(access_log=None)  # its lines would hold the sign
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self.server is not None
+        await self.server.close()
+
+
+# --- 1. redirects are never followed ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
+@pytest.mark.parametrize("call", ["create", "list", "image"])
+async def test_a_redirect_to_another_host_is_not_followed_nor_retried(
+    status: int, call: str
+) -> None:
+    async with Misbehaving() as api, Misbehaving() as elsewhere:
+
+        async def redirect(request: web.Request) -> web.StreamResponse:
+            # Echoes the signed query, as an http -> https redirect would.
+            target = f"{elsewhere.base_url}{request.path_qs}"
+            return web.Response(status=status, headers={"Location": target})
+
+        api.answer = redirect
+        async with no_sleep_client(api.base_url) as client:
+            with pytest.raises(RedirectError) as caught:
+                await make_call(client, call)
+        assert elsewhere.seen == []
+        assert len(api.seen) == 1  # never retried, GET or POST
+        error = caught.value
+        assert error.status == status
+        assert error.location == elsewhere.base_url
+        assert isinstance(error, ResponseError)
+        assert f"HTTP {status} redirect to '{elsewhere.base_url}'" in str(error)
+        assert FIXED_SIGN not in str(error)
+        assert "sign=" not in str(error)
+
+
+async def test_a_relative_redirect_is_refused_too() -> None:
+    async with Misbehaving() as api:
+
+        async def redirect(request: web.Request) -> web.StreamResponse:
+            return web.Response(status=307, headers={"Location": "/v2" + request.path_qs})
+
+        api.answer = redirect
+        async with no_sleep_client(api.base_url) as client:
+            with pytest.raises(RedirectError, match="to a path on the same host") as caught:
+                await client.list_records(T0, T0 + timedelta(hours=1))
+        assert caught.value.location is None
+        assert len(api.seen) == 1
+
+
+async def test_a_user_transport_that_follows_redirects_keeps_its_choice() -> None:
+    async with Misbehaving() as api, Misbehaving() as moved:
+
+        async def redirect(request: web.Request) -> web.StreamResponse:
+            raise web.HTTPPermanentRedirect(f"{moved.base_url}{request.path_qs}")
+
+        api.answer = redirect
+
+        class Following(AiohttpTransport):
+            async def send(self, request: HttpRequest) -> HttpResponse:
+                async with (
+                    aiohttp.ClientSession() as session,
+                    session.request(
+                        request.method, request.url, params=request.params, data=request.content
+                    ) as reply,
+                ):  # aiohttp's default: follow
+                    return HttpResponse(reply.status, dict(reply.headers), await reply.read())
+
+        async with no_sleep_client(api.base_url, transport=Following()) as client:
+            created = await client.create_record("GATE-1", JPEG)
+        assert created.record_id == 7
+        assert moved.seen == [("POST", "/api/v1/plus/record")]
+
+
+# --- 3. no frame on an error's traceback holds the sign -------------------------------------------
+
+
+async def _stall(request: web.Request) -> web.StreamResponse:
+    response = web.StreamResponse(headers={"Content-Type": "application/json"})
+    response.content_length = 1000
+    await response.prepare(request)
+    await response.write(b'{"code"')
+    await asyncio.Event().wait()  # cancelled when the client gives up and the server closes
+    return response
+
+
+async def _truncate(request: web.Request) -> web.StreamResponse:
+    response = web.StreamResponse(headers={"Content-Type": "application/json"})
+    response.content_length = 1000
+    await response.prepare(request)
+    await response.write(b'{"code": 200, "data": ')
+    assert request.transport is not None
+    request.transport.close()
+    return response
+
+
+async def _too_big_declared(request: web.Request) -> web.StreamResponse:
+    return web.Response(body=b"x" * 5000, content_type="application/json")
+
+
+async def _too_big_streamed(request: web.Request) -> web.StreamResponse:
+    response = web.StreamResponse(headers={"Content-Type": "application/json"})
+    response.enable_chunked_encoding()
+    await response.prepare(request)
+    for _ in range(10):
+        await response.write(b"x" * 1000)
+    await response.write_eof()
+    return response
+
+
+async def _drop(request: web.Request) -> web.StreamResponse:
+    assert request.transport is not None
+    request.transport.close()
+    raise ConnectionResetError("dropped on purpose")
+
+
+def _status(status: int, body: bytes = b"", **headers: str) -> Any:
+    async def answer(request: web.Request) -> web.StreamResponse:
+        location = {k: v.format(qs=request.query_string) for k, v in headers.items()}
+        return web.Response(status=status, body=body, headers=location)
+
+    return answer
+
+
+LEAKY_PATHS: dict[str, tuple[Any, dict[str, Any], type[BaseException]]] = {
+    "over-cap-declared": (_too_big_declared, {"max_response_bytes": 1000}, TransportError),
+    "over-cap-streamed": (_too_big_streamed, {"max_response_bytes": 1000}, TransportError),
+    "body-timeout": (_stall, {"timeout": Timeout(connect=2.0, total=0.2)}, RequestTimeout),
+    "deadline": (_stall, {"retry": RetryPolicy(deadline=0.2)}, RequestTimeout),
+    "truncated-body": (_truncate, {}, TransportError),
+    "dropped": (_drop, {}, TransportError),
+    "connect-refused": (None, {}, ConnectError),
+    "server-error": (_status(503, b'{"code": 503, "message": "busy"}'), {}, ServerError),
+    "auth": (_status(401, b'{"code": 401, "message": "bad sign"}'), {}, AuthenticationError),
+    "not-json": (_status(200, b"<html>"), {}, ResponseError),
+    "redirect-echoing-sign": (
+        _status(307, Location="https://127.0.0.1:9/x?{qs}", X_Echo="sign={qs}"),
+        {},
+        RedirectError,
+    ),
+}
+
+
+@pytest.mark.parametrize("path", LEAKY_PATHS)
+@pytest.mark.parametrize("call", ["create", "list"])
+async def test_no_frame_on_any_error_traceback_holds_the_sign_or_secret(
+    path: str, call: str
+) -> None:
+    answer, options, expected = LEAKY_PATHS[path]
+    async with Misbehaving() as api:
+        if answer is not None:
+            api.answer = answer
+        base_url = api.base_url if answer is not None else f"http://127.0.0.1:{closed_port()}"
+        async with no_sleep_client(base_url, **options) as client:
+            with pytest.raises(expected) as caught:
+                await make_call(client, call)
+    error = caught.value
+    text = "".join(
+        traceback.TracebackException(
+            type(error), error, error.__traceback__, capture_locals=True
+        ).format(chain=True)
+    )
+    assert "response = " in text or "error = " in text  # the locals really were captured
+    assert FIXED_SIGN not in text
+    assert APP_SECRET not in text
+    assert "/9j/" not in text  # nor the image, base64
