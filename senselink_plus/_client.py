@@ -126,6 +126,7 @@ class Client(Requester):
             else AiohttpTransport(timeout=self.timeout, max_response_bytes=max_response_bytes)
         )
         self._closed = False
+        self._loop: asyncio.AbstractEventLoop | None = None  # bound on first use
 
     def __repr__(self) -> str:
         return f"Client(app_key={self._credentials.app_key!r}, base_url={self.base_url!r})"
@@ -142,6 +143,7 @@ class Client(Requester):
 
     async def __aenter__(self) -> Client:
         self._check_open()
+        self._check_loop()
         return self
 
     async def __aexit__(
@@ -153,9 +155,14 @@ class Client(Requester):
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Close the client (and its own transport; a transport passed in stays open)."""
+        """Close the client (and its own transport; a transport passed in stays open).
+
+        Raises `EventLoopError` from a loop other than the one the client was used in.
+        """
         if self._closed:
             return
+        if self._loop is not None:
+            self._check_loop()
         self._closed = True
         # Calls in flight (or waiting to retry) fail with ClientClosedError.
         for task in list(self._inflight):

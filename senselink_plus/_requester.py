@@ -17,6 +17,7 @@ from ._exceptions import (
     APIError,
     ClientClosedError,
     ConnectError,
+    EventLoopError,
     RateLimitError,
     RequestTimeout,
     ResponseError,
@@ -56,10 +57,27 @@ class Requester:
     _cancelled_by_close: weakref.WeakSet[asyncio.Task[Any]]
     _transport: Transport
     _closed: bool
+    _loop: asyncio.AbstractEventLoop | None
 
     def _check_open(self) -> None:
         if self._closed:
             raise ClientClosedError("the client is closed")
+
+    def _check_loop(self) -> None:
+        """Bind the client to the running loop on first use; refuse any other loop after.
+
+        Its connections, locks and tasks belong to that loop: from another one they fail
+        in ways that look like network errors (and would be retried).
+        """
+        loop = asyncio.get_running_loop()
+        if self._loop is None:
+            self._loop = loop
+        elif loop is not self._loop:
+            raise EventLoopError(
+                "this client belongs to the event loop it was first used in, and this is "
+                "another one: use and aclose() it in that loop, or make one client per "
+                "loop (e.g. per asyncio.run)"
+            )
 
     async def _fetch_page(self, request: HttpRequest) -> RecordPage:
         return await self._call(request, ep.parse_record_page, idempotent=True)
@@ -68,6 +86,7 @@ class Requester:
         return parser(response, request, codes=self._codes, now=self._clock())
 
     async def _call(self, request: HttpRequest, parser: Callable[..., T], *, idempotent: bool) -> T:
+        self._check_loop()
         started = self._timer()
         attempt = 0
         while True:

@@ -26,6 +26,7 @@ from senselink_plus import (
     AuthenticationError,
     Client,
     ConnectError,
+    EventLoopError,
     FileCheckpoint,
     HttpRequest,
     HttpResponse,
@@ -40,6 +41,7 @@ from senselink_plus import (
     compute_sign,
 )
 from senselink_plus._files import write_atomically
+from senselink_plus._retry import is_retryable
 from tests.conftest import APP_KEY, APP_SECRET, JPEG, MakeClient, transport_of
 
 T0 = datetime(2024, 3, 1, tzinfo=timezone(timedelta(hours=9)))
@@ -356,3 +358,48 @@ async def test_no_frame_on_any_error_traceback_holds_the_sign_or_secret(
     assert FIXED_SIGN not in text
     assert APP_SECRET not in text
     assert "/9j/" not in text  # nor the image, base64
+
+
+# --- 5. a client belongs to the event loop it was first used in ----------------------------------
+
+
+def test_a_client_used_from_another_event_loop_raises_event_loop_error() -> None:
+    first, second = asyncio.new_event_loop(), asyncio.new_event_loop()
+    api = Misbehaving()
+    try:
+        first.run_until_complete(api.__aenter__())
+        client = no_sleep_client(api.base_url)
+        first.run_until_complete(make_call(client, "create"))
+        for call in ("create", "list", "image"):
+            with pytest.raises(EventLoopError, match="belongs to the event loop it was first"):
+                second.run_until_complete(make_call(client, call))
+        with pytest.raises(EventLoopError) as caught:
+            second.run_until_complete(client.aclose())
+        assert not isinstance(caught.value, TransportError)
+        assert not is_retryable(caught.value, idempotent=True)
+        assert api.seen == [("POST", "/api/v1/plus/record")]  # nothing sent, nothing retried
+        assert not client.closed
+        first.run_until_complete(client.aclose())  # in its own loop it closes as usual
+        assert client.closed
+    finally:
+        first.run_until_complete(api.__aexit__())
+        first.close()
+        second.close()
+
+
+def test_an_aiohttp_transport_used_from_another_event_loop_raises_event_loop_error() -> None:
+    first, second = asyncio.new_event_loop(), asyncio.new_event_loop()
+    api = Misbehaving()
+    transport = AiohttpTransport()
+    try:
+        first.run_until_complete(api.__aenter__())
+        request = HttpRequest("GET", api.base_url + "/x")
+        assert first.run_until_complete(transport.send(request)).status == 200
+        with pytest.raises(EventLoopError):
+            second.run_until_complete(transport.send(request))
+        assert len(api.seen) == 1
+    finally:
+        first.run_until_complete(transport.aclose())
+        first.run_until_complete(api.__aexit__())
+        first.close()
+        second.close()
