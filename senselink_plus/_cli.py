@@ -245,7 +245,12 @@ async def _upload(args: argparse.Namespace) -> int:
         async def one(path: Path) -> tuple[Path, str, bool]:
             async with gate:
                 try:
-                    image = FaceImage.from_path(path, fit=True) if args.fit else path
+                    # Reading and re-encoding a photo is blocking work: off the loop.
+                    image = (
+                        await asyncio.to_thread(FaceImage.from_path, path, fit=True)
+                        if args.fit
+                        else path
+                    )
                     created = await client.create_record(
                         args.sn, image, threshold=args.threshold, extend=extend
                     )

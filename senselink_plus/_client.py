@@ -4,6 +4,7 @@ is in `_requester`)."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import io
 import os
 import random
@@ -199,7 +200,8 @@ class Client(Requester):
         """
         self._check_open()
         now = datetime.fromtimestamp(self._clock()).astimezone() if timestamp is None else None
-        request = ep.build_create_record(
+        build = functools.partial(
+            ep.build_create_record,
             self.base_url,
             sn,
             image,
@@ -211,6 +213,10 @@ class Client(Requester):
             extend=extend,
             process_mode=process_mode,
         )
+        # A path is read in a worker thread: file I/O (a slow disk, a network share) must
+        # not stall the event loop. Bytes and FaceImage are built inline.
+        is_path = isinstance(image, (str, os.PathLike))
+        request = await asyncio.to_thread(build) if is_path else build()
         return await self._call(request, ep.parse_created_record, idempotent=False)
 
     async def list_records(
