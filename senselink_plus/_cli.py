@@ -5,10 +5,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import logging
+import os
 import signal
+import stat
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import IO, Any
@@ -17,6 +20,7 @@ from ._checks import check_int
 from ._client import Client
 from ._endpoints import check_threshold, encode_extend, window_bounds
 from ._exceptions import SenseLinkError, ValidationError
+from ._files import check_target_path, create_temp_beside
 from ._models import FaceImage, Order, Record
 from ._output import FORMATS, RecordWriter
 from ._version import __version__
@@ -25,8 +29,11 @@ __all__ = ["main"]
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
+logger = logging.getLogger("senselink_plus")
+
 EPILOG = """\
-credentials: --app-key/--app-secret or $SENSELINK_APP_KEY/$SENSELINK_APP_SECRET;
+credentials: --app-key and --app-secret-file (or $SENSELINK_APP_KEY/$SENSELINK_APP_SECRET);
+  --app-secret works too, but any user can read it in the process list.
 base URL: --base-url or $SENSELINK_BASE_URL (default https://link.japancv.co.jp).
 
 examples:
@@ -50,7 +57,16 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--app-key", help="app key (default: $SENSELINK_APP_KEY)")
-    common.add_argument("--app-secret", help="app secret (default: $SENSELINK_APP_SECRET)")
+    common.add_argument(
+        "--app-secret",
+        help="app secret (default: $SENSELINK_APP_SECRET); visible to every user in the "
+        "process list, so prefer --app-secret-file",
+    )
+    common.add_argument(
+        "--app-secret-file",
+        metavar="PATH",
+        help="read the app secret from the first line of PATH ('-': standard input)",
+    )
     common.add_argument("--base-url", help="API base URL (default: $SENSELINK_BASE_URL)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -148,7 +164,70 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _client(args: argparse.Namespace) -> Client:
-    return Client(args.app_key, args.app_secret, base_url=args.base_url)
+    return Client(args.app_key, _app_secret(args), base_url=args.base_url)
+
+
+#: The longest secret line read from --app-secret-file.
+_MAX_SECRET_LINE = 4096
+
+
+def _app_secret(args: argparse.Namespace) -> str | None:
+    """The secret from --app-secret-file, or --app-secret (with a warning), or None."""
+    path = getattr(args, "app_secret_file", None)
+    if path is None:
+        if args.app_secret is not None:
+            logger.warning(
+                "--app-secret on the command line is visible to every user of this machine "
+                "(ps, /proc); use --app-secret-file or $SENSELINK_APP_SECRET"
+            )
+        return args.app_secret  # type: ignore[no-any-return]
+    if args.app_secret is not None:
+        raise ValidationError(
+            "give --app-secret or --app-secret-file, not both", field="--app-secret-file"
+        )
+    try:
+        if path == "-":
+            line = sys.stdin.readline(_MAX_SECRET_LINE)
+        else:
+            # Read before any request; a FIFO (e.g. <(pass show ...)) is fine here.
+            with open(path, encoding="utf-8") as handle:
+                line = handle.readline(_MAX_SECRET_LINE)
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+        raise ValidationError(
+            f"cannot read --app-secret-file {path!r}: {reason}", field="--app-secret-file"
+        ) from None
+    secret = line.rstrip("\r\n")
+    if not secret.strip():
+        raise ValidationError(
+            f"--app-secret-file {path!r} has an empty first line", field="--app-secret-file"
+        )
+    return secret
+
+
+@contextlib.contextmanager
+def _replacing(path: Path) -> Iterator[IO[str]]:
+    """A text file that replaces ``path`` only when the block succeeds.
+
+    Until then ``path`` is untouched: the output goes to a temp file beside it (keeping
+    ``path``'s permissions when it exists), removed on any failure or interrupt.
+    """
+    target = check_target_path(path, "--output")
+    fd, tmp = create_temp_beside(target)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as out:
+            with contextlib.suppress(FileNotFoundError):
+                os.chmod(tmp, stat.S_IMODE(os.stat(target).st_mode))
+            yield out
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        print(
+            f"senselink-plus: {target} left as it was; the partial output was discarded",
+            file=sys.stderr,
+        )
+        raise
 
 
 class Progress:
@@ -198,11 +277,10 @@ async def _records(args: argparse.Namespace) -> int:
         )
         progress = Progress(sys.stderr, start, end, order) if sys.stderr.isatty() else None
         with contextlib.ExitStack() as stack:
+            # A file is replaced only once every record is in: a failure or Ctrl-C
+            # leaves an existing one as it was.
             out: IO[str] = (
-                # Opening a local file is brief; the writes stream as records arrive.
-                stack.enter_context(open(args.output, "w", encoding="utf-8", newline=""))  # noqa: ASYNC230
-                if args.output
-                else sys.stdout
+                stack.enter_context(_replacing(args.output)) if args.output else sys.stdout
             )
             writer = RecordWriter(out, args.format)
             writer.header()
