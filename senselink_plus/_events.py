@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import contextvars
 import inspect
 import logging
+import queue
+import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Literal
 
@@ -13,7 +17,16 @@ import attrs
 from ._exceptions import ValidationError
 from ._http import Params
 
-__all__ = ["EVENT_KINDS", "Event", "EventHook", "HookRunner", "logging_hook"]
+__all__ = [
+    "EVENT_KINDS",
+    "HOOK_CLOSE_TIMEOUT",
+    "MAX_HOOK_TASKS",
+    "MAX_PENDING_EVENTS",
+    "Event",
+    "EventHook",
+    "HookRunner",
+    "logging_hook",
+]
 
 logger = logging.getLogger("senselink_plus")
 
@@ -77,15 +90,45 @@ def _callables(value: object) -> tuple[EventHook, ...] | None:
     return items if all(callable(item) for item in items) else None
 
 
-class HookRunner:
-    """Calls the hooks for each event; a failing or slow hook never breaks a call.
+#: Async hook tasks running at once per client; beyond it events are dropped (a hook that
+#: never finishes must not hold a task per call forever).
+MAX_HOOK_TASKS = 1024
+#: Events waiting for the sync-hook thread; beyond it events are dropped.
+MAX_PENDING_EVENTS = 10_000
+#: How long `aclose` waits for queued sync hooks and cancelled async ones.
+HOOK_CLOSE_TIMEOUT = 5.0
+#: The sync-hook thread ends after this long without events (a new one starts as needed).
+_IDLE_SECONDS = 30.0
 
-    Sync hooks run inline (exceptions are logged); async hooks run as background tasks
-    that `aclose` cancels.
+_STOP = object()
+
+
+def _is_async(hook: EventHook) -> bool:
+    return inspect.iscoroutinefunction(hook) or inspect.iscoroutinefunction(
+        getattr(hook, "__call__", None)  # noqa: B004 -- an object with an async __call__
+    )
+
+
+def _reraise(exc: BaseException) -> None:
+    raise exc
+
+
+class HookRunner:
+    """Calls the hooks for each event, off the call path: a slow or failing hook never
+    delays or breaks a call.
+
+    Sync hooks run in one background thread per client, in event order, each in a copy
+    of the caller's context (contextvars); async hooks run as tasks in the loop. Both are
+    bounded (`MAX_PENDING_EVENTS`, `MAX_HOOK_TASKS`): past a bound events are dropped
+    with one WARNING. An exception is logged; KeyboardInterrupt or SystemExit from a hook
+    is re-raised in the event loop (it ends ``asyncio.run`` as Ctrl-C would), never
+    inside the call. `aclose` waits up to `HOOK_CLOSE_TIMEOUT` for queued sync hooks,
+    and cancels async ones.
     """
 
     def __init__(self, hooks: Mapping[str, Sequence[EventHook]] | None) -> None:
-        self._hooks: dict[str, tuple[EventHook, ...]] = {}
+        self._sync: dict[str, tuple[EventHook, ...]] = {}
+        self._async: dict[str, tuple[EventHook, ...]] = {}
         if hooks is None:
             hooks = {}
         if not isinstance(hooks, Mapping):
@@ -106,32 +149,150 @@ class HookRunner:
                 raise ValidationError(
                     f"event_hooks[{kind!r}] must be a list of callables", field="event_hooks"
                 )
-            if chosen:
-                self._hooks[kind] = chosen
+            sync = tuple(h for h in chosen if not _is_async(h))
+            if sync:
+                self._sync[kind] = sync
+            if len(sync) < len(chosen):
+                self._async[kind] = tuple(h for h in chosen if _is_async(h))
+        self._kinds = frozenset(self._sync) | frozenset(self._async)
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._queue: queue.Queue[Any] = queue.Queue()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._dropped = 0
+        self._closed = False
 
     def wants(self, kind: EventKind) -> bool:
-        return kind in self._hooks
+        return kind in self._kinds
 
     def emit(self, event: Event) -> None:
-        for hook in self._hooks.get(event.kind, ()):
+        """Hand ``event`` to its hooks without running any of them here."""
+        if self._closed:
+            return
+        for hook in self._async.get(event.kind, ()):
+            if len(self._tasks) >= MAX_HOOK_TASKS:
+                self._drop(f"{MAX_HOOK_TASKS} async hook tasks are still running")
+                continue
             try:
-                result = hook(event)
+                self._spawn(hook(event))
             except Exception:
                 logger.exception("event hook %r failed on a %s event", hook, event.kind)
-                continue
-            if inspect.isawaitable(result):
-                task = asyncio.ensure_future(result)
-                self._tasks.add(task)
-                task.add_done_callback(self._done)
+        if event.kind in self._sync:
+            if self._queue.qsize() >= MAX_PENDING_EVENTS:
+                self._drop(f"{MAX_PENDING_EVENTS} events wait for the sync hooks")
+                return
+            self._loop = asyncio.get_running_loop()
+            with self._lock:
+                self._queue.put((contextvars.copy_context(), event))
+                if self._thread is None:
+                    self._thread = threading.Thread(
+                        target=self._work, name="senselink-event-hooks", daemon=True
+                    )
+                    self._thread.start()
+
+    def _drop(self, why: str) -> None:
+        self._dropped += 1
+        if self._dropped == 1:
+            logger.warning(
+                "event hooks fall behind: %s, so events are being dropped (a hook is slow "
+                "or never finishes)",
+                why,
+            )
+
+    def _spawn(self, result: object) -> None:
+        if not inspect.isawaitable(result):
+            return
+        if self._closed or len(self._tasks) >= MAX_HOOK_TASKS:
+            if inspect.iscoroutine(result):
+                result.close()  # never started: no "never awaited" warning
+            if not self._closed:
+                self._drop(f"{MAX_HOOK_TASKS} async hook tasks are still running")
+            return
+        task = asyncio.ensure_future(result)
+        self._tasks.add(task)
+        task.add_done_callback(self._done)
 
     def _done(self, task: asyncio.Task[Any]) -> None:
         self._tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
             logger.error("an async event hook failed", exc_info=task.exception())
 
+    def _work(self) -> None:
+        """The sync-hook thread: run queued events' hooks in order until told to stop or
+        idle for a while."""
+        while True:
+            try:
+                item = self._queue.get(timeout=_IDLE_SECONDS)
+            except queue.Empty:
+                with self._lock:
+                    if self._queue.empty():
+                        self._thread = None
+                        return
+                continue
+            try:
+                if item is _STOP:
+                    return
+                context, event = item
+                for hook in self._sync.get(event.kind, ()):
+                    self._run_sync(context, hook, event)
+            finally:
+                self._queue.task_done()
+
+    def _run_sync(self, context: contextvars.Context, hook: EventHook, event: Event) -> None:
+        loop = self._loop
+        try:
+            result = context.run(hook, event)
+        except Exception:
+            logger.exception("event hook %r failed on a %s event", hook, event.kind)
+            return
+        except BaseException as exc:  # KeyboardInterrupt, SystemExit: to the loop
+            try:
+                assert loop is not None
+                loop.call_soon_threadsafe(_reraise, exc)
+            except (AssertionError, RuntimeError):  # the loop is gone: say so here
+                logger.critical(
+                    "event hook %r raised %s after its event loop closed",
+                    hook,
+                    type(exc).__name__,
+                )
+            return
+        if inspect.isawaitable(result) and loop is not None:
+            # A sync function that returned a coroutine: it runs in the loop.
+            with contextlib.suppress(RuntimeError):  # the loop is gone
+                loop.call_soon_threadsafe(self._spawn, result)
+
+    async def drain(self, timeout: float | None = None) -> bool:
+        """Wait until the sync hooks have run for every event so far; False on timeout."""
+        if self._thread is None or self._queue.unfinished_tasks == 0:
+            return True
+        try:
+            await asyncio.wait_for(asyncio.to_thread(self._queue.join), timeout)
+        except asyncio.TimeoutError:
+            return False
+        return True
+
     async def aclose(self) -> None:
+        self._closed = True
+        if not await self.drain(HOOK_CLOSE_TIMEOUT):
+            logger.warning(
+                "event hooks still running %.1fs after aclose(): left behind", HOOK_CLOSE_TIMEOUT
+            )
+        with self._lock:
+            if self._thread is not None:
+                self._queue.put(_STOP)
+                self._thread = None
         tasks = list(self._tasks)
         for task in tasks:
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        if tasks:
+            _, pending = await asyncio.wait(tasks, timeout=HOOK_CLOSE_TIMEOUT)
+            if pending:
+                logger.warning(
+                    "%d async event hooks ignored cancellation for %.1fs after aclose(): "
+                    "left behind",
+                    len(pending),
+                    HOOK_CLOSE_TIMEOUT,
+                )
+        if self._dropped:
+            logger.warning("event hooks fell behind: %d events were dropped", self._dropped)
