@@ -335,8 +335,8 @@ def _status(status: int, body: bytes = b"", **headers: str) -> Any:
 LEAKY_PATHS: dict[str, tuple[Any, dict[str, Any], type[BaseException]]] = {
     "over-cap-declared": (_too_big_declared, {"max_response_bytes": 1000}, TransportError),
     "over-cap-streamed": (_too_big_streamed, {"max_response_bytes": 1000}, TransportError),
-    "body-timeout": (_stall, {"timeout": Timeout(connect=2.0, total=0.2)}, RequestTimeout),
-    "deadline": (_stall, {"retry": RetryPolicy(deadline=0.2)}, RequestTimeout),
+    "body-timeout": (_stall, {"timeout": Timeout(connect=2.0, total=0.1)}, RequestTimeout),
+    "deadline": (_stall, {"retry": RetryPolicy(deadline=0.1)}, RequestTimeout),
     "truncated-body": (_truncate, {}, TransportError),
     "dropped": (_drop, {}, TransportError),
     "connect-refused": (None, {}, ConnectError),
