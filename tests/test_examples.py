@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import sqlite3
 import sys
@@ -67,7 +68,8 @@ async def test_ingest_to_sqlite_resumes_without_loss(example: Any, tmp_path: Pat
             first = await ingest.main(client, db, state, since=since, max_items=120)
             second = await ingest.main(client, db, state, since=since, max_items=181)
     assert (first, second) == (120, 181)  # the 120th comes again after the "crash"
-    rows = sqlite3.connect(db).execute("SELECT record_id FROM records ORDER BY 1").fetchall()
+    with contextlib.closing(sqlite3.connect(db)) as conn:
+        rows = conn.execute("SELECT record_id FROM records ORDER BY 1").fetchall()
     assert [row[0] for row in rows] == list(ids)
 
 
