@@ -17,18 +17,23 @@ __all__ = ["EVENT_KINDS", "Event", "EventHook", "HookRunner", "logging_hook"]
 
 logger = logging.getLogger("senselink_plus")
 
-EventKind = Literal["request", "response", "retry"]
-EVENT_KINDS: tuple[EventKind, ...] = ("request", "response", "retry")
+EventKind = Literal["start", "request", "response", "retry", "end"]
+EVENT_KINDS: tuple[EventKind, ...] = ("start", "request", "response", "retry", "end")
 EventHook = Callable[["Event"], Any]
 
 
 @attrs.frozen
 class Event:
-    """One step of a call: a request sent, a response received, or a retry scheduled.
+    """One step of a call: ``start`` (the call begins, ``attempt`` 0), ``request`` (an
+    attempt is sent), ``response`` (its response arrived), ``retry`` (it failed and
+    another is scheduled) and ``end`` (the call is over, ``attempt`` attempts made).
 
-    ``params`` are the non-secret query parameters; ``elapsed`` is the attempt's
-    seconds; ``error`` names the failure that led to a retry. Never a secret, a sign or
-    image bytes.
+    ``url`` is the endpoint without its query; ``params`` the non-secret query
+    parameters; ``headers`` the response's headers (``response``, and ``retry``/``end``
+    after an error from a response); ``elapsed`` the attempt's seconds (the whole call's
+    for ``end``); ``error`` and ``error_type`` name the failure behind a ``retry`` or a
+    failed ``end``. Never a secret, a sign or image bytes. Every call that emits
+    ``start`` emits ``end`` once, however it ends (a cancelled call too).
     """
 
     kind: EventKind
@@ -40,6 +45,9 @@ class Event:
     elapsed: float | None = None
     delay: float | None = None
     error: str | None = None
+    url: str | None = None
+    headers: Mapping[str, str] | None = None
+    error_type: str | None = None
 
 
 def logging_hook(event: Event) -> None:
@@ -65,8 +73,17 @@ def logging_hook(event: Event) -> None:
             event.attempt,
             (event.elapsed or 0) * 1000,
         )
-    else:
+    elif event.kind == "request":
         logger.debug("%s %s attempt=%d sent", event.method, event.path, event.attempt)
+    elif event.kind == "end":
+        logger.debug(
+            "%s %s done attempts=%d elapsed_ms=%.1f%s",
+            event.method,
+            event.path,
+            event.attempt,
+            (event.elapsed or 0) * 1000,
+            f" error={event.error_type}" if event.error_type else "",
+        )
 
 
 def _callables(value: object) -> tuple[EventHook, ...] | None:
