@@ -16,11 +16,12 @@ position a previous run saved, and the example must end either way.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import sqlite3
 import sys
 import tempfile
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator
 from datetime import datetime, timedelta, timezone
 
 import senselink_plus as slp
@@ -64,24 +65,26 @@ async def main(
     try:
         db.execute(SCHEMA)
         count = 0
-        records = client.watch(since=since, checkpoint=checkpoint, poll_interval=poll_interval)
-        async for record in _until_idle(records, idle_stop):
-            with db:  # one transaction per record: committed before the next is asked for
-                db.execute(
-                    UPSERT,
-                    (
-                        record.record_id,
-                        record.sn,
-                        record.image_id,
-                        record.user_id,
-                        record.verify_score,
-                        record.created_at.isoformat(),
-                        record.extend,
-                    ),
-                )
-            count += 1
-            if max_items is not None and count >= max_items:
-                break
+        watch = client.watch(since=since, checkpoint=checkpoint, poll_interval=poll_interval)
+        # Closed on the way out, so the watch releases its checkpoint at once.
+        async with contextlib.aclosing(_until_idle(watch, idle_stop)) as records:
+            async for record in records:
+                with db:  # one transaction per record: committed before the next is asked for
+                    db.execute(
+                        UPSERT,
+                        (
+                            record.record_id,
+                            record.sn,
+                            record.image_id,
+                            record.user_id,
+                            record.verify_score,
+                            record.created_at.isoformat(),
+                            record.extend,
+                        ),
+                    )
+                count += 1
+                if max_items is not None and count >= max_items:
+                    break
         return count
     finally:
         db.close()
@@ -89,7 +92,7 @@ async def main(
 
 async def _until_idle(
     records: AsyncGenerator[slp.Record, None], idle: float | None
-) -> AsyncIterator[slp.Record]:
+) -> AsyncGenerator[slp.Record, None]:
     """``records`` until none arrives for ``idle`` seconds (None: no limit)."""
     try:
         while True:
