@@ -86,6 +86,17 @@ def logging_hook(event: Event) -> None:
         )
 
 
+def _hook_headers(value: Mapping[Any, Any], hook: EventHook) -> dict[str, str]:
+    """The valid headers a request hook returned; an invalid one is logged and dropped."""
+    from ._headers import check_headers  # a hook's headers are checked as defaults are
+
+    try:
+        return check_headers(value, "request hook headers")
+    except ValidationError as exc:
+        logger.error("event hook %r returned unusable headers: %s", hook, exc.message)
+        return {}
+
+
 def _callables(value: object) -> tuple[EventHook, ...] | None:
     """``value`` as a tuple of callables, or None when it is not an iterable of them."""
     if callable(value) or isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
@@ -98,7 +109,8 @@ class HookRunner:
     """Calls the hooks for each event; a failing or slow hook never breaks a call.
 
     Sync hooks run inline (exceptions are logged); async hooks run as background tasks
-    that `aclose` cancels.
+    that `aclose` cancels. A sync ``request`` hook may return a mapping of headers to
+    add to that attempt (``traceparent``, say); the request's own headers win.
     """
 
     def __init__(self, hooks: Mapping[str, Sequence[EventHook]] | None) -> None:
@@ -130,7 +142,10 @@ class HookRunner:
     def wants(self, kind: EventKind) -> bool:
         return kind in self._hooks
 
-    def emit(self, event: Event) -> None:
+    def emit(self, event: Event) -> dict[str, str] | None:
+        """Call the hooks for ``event``; for a ``request`` event, return the headers its
+        hooks asked to add (None when none did)."""
+        added: dict[str, str] | None = None
         for hook in self._hooks.get(event.kind, ()):
             try:
                 result = hook(event)
@@ -141,6 +156,11 @@ class HookRunner:
                 task = asyncio.ensure_future(result)
                 self._tasks.add(task)
                 task.add_done_callback(self._done)
+            elif isinstance(result, Mapping) and event.kind == "request":
+                headers = _hook_headers(result, hook)
+                if headers:
+                    added = headers if added is None else {**added, **headers}
+        return added
 
     def _done(self, task: asyncio.Task[Any]) -> None:
         self._tasks.discard(task)

@@ -252,7 +252,7 @@ class Requester:
         # A fresh timestamp and sign for every attempt: the server refuses stale ones.
         signed = sign_request(request, self._credentials, int(self._clock() * 1000))
         if self._hooks.wants("request"):
-            self._hooks.emit(
+            added = self._hooks.emit(
                 Event(
                     "request",
                     request.method,
@@ -262,6 +262,15 @@ class Requester:
                     url=request.url,
                 )
             )
+            if added:  # e.g. a tracing hook's traceparent; the request's own headers win
+                signed = HttpRequest._normalised(
+                    signed.method,
+                    signed.url,
+                    signed.params,
+                    {**added, **signed.headers},
+                    signed.content,
+                    signed.timeout,
+                )
         sent = self._timer()
         deadline = self.retry.deadline
         # A per-call timeout bounds the attempt whatever the transport does with it.

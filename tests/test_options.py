@@ -398,3 +398,26 @@ def test_senselink_log_at_import(tmp_path: Any) -> None:
     assert "INFO senselink_plus: GET /api/v1/plus/image/x retry attempt=2" in done.stderr
     assert "DEBUG" not in done.stderr
     assert done.stdout == ""
+
+
+async def test_a_request_hook_may_add_headers(caplog: pytest.LogCaptureFixture) -> None:
+    def tag(event: slp.Event) -> dict[str, str]:
+        return {"x-attempt": str(event.attempt), "content-type": "text/plain"}
+
+    def broken(event: slp.Event) -> dict[str, str]:
+        return {"x-bad": "a\r\nb"}
+
+    answers = iter([error_response(503, status=503), image_response(), created_record_response()])
+    mock = MockTransport(lambda request: next(answers))
+    hooks: dict[str, Any] = {"request": [tag, broken]}
+    policy = slp.RetryPolicy(initial_delay=0.0, max_delay=0.0)
+    async with mock_client(mock, event_hooks=hooks, retry=policy) as client:
+        with caplog.at_level(logging.ERROR, logger="senselink_plus"):
+            await client.get_image("img1")
+        await client.create_record("SN1", sample_image("alice"))
+    assert [r.headers["x-attempt"] for r in mock.requests] == ["1", "2", "1"]
+    assert all("x-bad" not in r.headers for r in mock.requests)
+    assert "returned unusable headers" in caplog.text
+    # A hook's header is added where the request has none, never over the request's own.
+    assert mock.requests[0].headers["content-type"] == "text/plain"
+    assert mock.requests[2].headers["content-type"] == "application/json"
