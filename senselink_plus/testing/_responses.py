@@ -56,7 +56,8 @@ def wire_record(
     timezone: str | None = "GMT+9:00",
     extend: str | None = None,
 ) -> dict[str, Any]:
-    """One record as the listing sends it (``create_at`` in Unix milliseconds).
+    """One record as the listing sends it (``create_at`` in Unix milliseconds, as the
+    emulator sends it; the service does not document the unit).
 
     >>> wire_record(1, user_id=42)["user_id"]
     42
