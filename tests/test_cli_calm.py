@@ -54,8 +54,12 @@ def test_records_into_a_closed_pipe_exits_quietly(emulator: EmulatorThread) -> N
     assert b"Exception ignored" not in err
 
 
-def test_watch_stops_cleanly_on_sigterm_and_keeps_its_checkpoint(
-    emulator: EmulatorThread, tmp_path: Path
+@pytest.mark.parametrize(
+    ("signum", "code", "name"),
+    [(signal.SIGTERM, 143, "SIGTERM"), (signal.SIGINT, 130, "Ctrl-C")],
+)
+def test_watch_stops_cleanly_on_a_signal_and_keeps_its_checkpoint(
+    signum: int, code: int, name: str, emulator: EmulatorThread, tmp_path: Path
 ) -> None:
     seed(emulator, 5)
     state = tmp_path / "state.json"
@@ -65,11 +69,11 @@ def test_watch_stops_cleanly_on_sigterm_and_keeps_its_checkpoint(
     )
     assert process.stdout is not None
     lines = [process.stdout.readline() for _ in range(5)]
-    process.send_signal(signal.SIGTERM)
+    process.send_signal(signum)
     _, err = process.communicate(timeout=30)
-    assert process.returncode == 143
+    assert process.returncode == code
     assert err.decode().splitlines() == [
-        f"senselink-plus: stopped by SIGTERM; position saved in {state}"
+        f"senselink-plus: stopped by {name}; position saved in {state}"
     ]
     ids = [json.loads(line)["record_id"] for line in lines]
     assert ids == list(range(ids[0], ids[0] + 5))
