@@ -19,6 +19,7 @@ from ._http import Params
 
 __all__ = [
     "EVENT_KINDS",
+    "HEADERS_HOOK",
     "HOOK_CLOSE_TIMEOUT",
     "MAX_HOOK_TASKS",
     "MAX_PENDING_EVENTS",
@@ -30,18 +31,26 @@ __all__ = [
 
 logger = logging.getLogger("senselink_plus")
 
-EventKind = Literal["request", "response", "retry"]
-EVENT_KINDS: tuple[EventKind, ...] = ("request", "response", "retry")
+EventKind = Literal["start", "request", "response", "retry", "end"]
+EVENT_KINDS: tuple[EventKind, ...] = ("start", "request", "response", "retry", "end")
 EventHook = Callable[["Event"], Any]
+#: The ``event_hooks`` key for hooks that return headers to add to an attempt. Not an
+#: event kind: such a hook gets the attempt's ``request`` event, inline, before it is sent.
+HEADERS_HOOK = "headers"
 
 
 @attrs.frozen
 class Event:
-    """One step of a call: a request sent, a response received, or a retry scheduled.
+    """One step of a call: ``start`` (the call begins, ``attempt`` 0), ``request`` (an
+    attempt is sent), ``response`` (its response arrived), ``retry`` (it failed and
+    another is scheduled) and ``end`` (the call is over, ``attempt`` attempts made).
 
-    ``params`` are the non-secret query parameters; ``elapsed`` is the attempt's
-    seconds; ``error`` names the failure that led to a retry. Never a secret, a sign or
-    image bytes.
+    ``url`` is the endpoint without its query; ``params`` the non-secret query
+    parameters; ``headers`` the response's headers (``response``, and ``retry``/``end``
+    after an error from a response); ``elapsed`` the attempt's seconds (the whole call's
+    for ``end``); ``error`` and ``error_type`` name the failure behind a ``retry`` or a
+    failed ``end``. Never a secret, a sign or image bytes. Every call that emits
+    ``start`` emits ``end`` once, however it ends (a cancelled call too).
     """
 
     kind: EventKind
@@ -53,6 +62,9 @@ class Event:
     elapsed: float | None = None
     delay: float | None = None
     error: str | None = None
+    url: str | None = None
+    headers: Mapping[str, str] | None = None
+    error_type: str | None = None
 
 
 def logging_hook(event: Event) -> None:
@@ -78,8 +90,28 @@ def logging_hook(event: Event) -> None:
             event.attempt,
             (event.elapsed or 0) * 1000,
         )
-    else:
+    elif event.kind == "request":
         logger.debug("%s %s attempt=%d sent", event.method, event.path, event.attempt)
+    elif event.kind == "end":
+        logger.debug(
+            "%s %s done attempts=%d elapsed_ms=%.1f%s",
+            event.method,
+            event.path,
+            event.attempt,
+            (event.elapsed or 0) * 1000,
+            f" error={event.error_type}" if event.error_type else "",
+        )
+
+
+def _hook_headers(value: object, hook: EventHook) -> dict[str, str]:
+    """The valid headers a headers hook returned; unusable ones are logged and dropped."""
+    from ._headers import check_headers  # a hook's headers are checked as defaults are
+
+    try:
+        return check_headers(value, "headers hook result")
+    except ValidationError as exc:
+        logger.error("headers hook %r returned unusable headers: %s", hook, exc.message)
+        return {}
 
 
 def _callables(value: object) -> tuple[EventHook, ...] | None:
@@ -124,6 +156,9 @@ class HookRunner:
     is re-raised in the event loop (it ends ``asyncio.run`` as Ctrl-C would), never
     inside the call. `aclose` waits up to `HOOK_CLOSE_TIMEOUT` for queued sync hooks,
     and cancels async ones.
+
+    The one exception is the ``"headers"`` kind: those hooks run inline, in the call's
+    task, just before each attempt is sent (see `headers_for`).
     """
 
     def __init__(self, hooks: Mapping[str, Sequence[EventHook]] | None) -> None:
@@ -137,10 +172,12 @@ class HookRunner:
                 f"not {type(hooks).__name__}",
                 field="event_hooks",
             )
+        self._headers_hooks: tuple[EventHook, ...] = ()
         for kind, callbacks in hooks.items():
-            if kind not in EVENT_KINDS:
+            if kind not in EVENT_KINDS and kind != HEADERS_HOOK:
                 raise ValidationError(
-                    f"event_hooks key {kind!r} is not one of {', '.join(EVENT_KINDS)}",
+                    f"event_hooks key {kind!r} is not one of "
+                    f"{', '.join((*EVENT_KINDS, HEADERS_HOOK))}",
                     field="event_hooks",
                 )
             # Materialised first: an iterator would be used up by the check below.
@@ -149,6 +186,15 @@ class HookRunner:
                 raise ValidationError(
                     f"event_hooks[{kind!r}] must be a list of callables", field="event_hooks"
                 )
+            if kind == HEADERS_HOOK:
+                if any(_is_async(h) for h in chosen):
+                    raise ValidationError(
+                        f"event_hooks[{HEADERS_HOOK!r}] must be plain (not async) functions: "
+                        "they run inline, before each attempt is sent",
+                        field="event_hooks",
+                    )
+                self._headers_hooks = chosen
+                continue
             sync = tuple(h for h in chosen if not _is_async(h))
             if sync:
                 self._sync[kind] = sync
@@ -161,10 +207,44 @@ class HookRunner:
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._dropped = 0
+        self._told_headers = False
         self._closed = False
 
     def wants(self, kind: EventKind) -> bool:
         return kind in self._kinds
+
+    @property
+    def adds_headers(self) -> bool:
+        """Whether any ``"headers"`` hook was given."""
+        return bool(self._headers_hooks)
+
+    def headers_for(self, event: Event) -> dict[str, str] | None:
+        """Run the ``"headers"`` hooks for an attempt's ``request`` event, here and now,
+        and return the headers they ask to add (None when none do).
+
+        The one place a hook runs on the call path, in the call's task and context (so it
+        sees the caller's current span, say): it must be quick. A hook returns a mapping
+        of header names to values, or None; the result is checked as ``default_headers``
+        are, and an unusable one, or an exception, is logged and adds nothing (the
+        attempt goes ahead). KeyboardInterrupt or SystemExit is re-raised in the event
+        loop, as from any other hook.
+        """
+        added: dict[str, str] | None = None
+        for hook in self._headers_hooks:
+            try:
+                result = hook(event)
+            except Exception:
+                logger.exception("headers hook %r failed", hook)
+                continue
+            except BaseException as exc:  # KeyboardInterrupt, SystemExit: to the loop
+                asyncio.get_running_loop().call_soon(_reraise, exc)
+                continue
+            if result is None:
+                continue
+            headers = _hook_headers(result, hook)
+            if headers:
+                added = headers if added is None else {**added, **headers}
+        return added
 
     def emit(self, event: Event) -> None:
         """Hand ``event`` to its hooks without running any of them here."""
@@ -257,6 +337,14 @@ class HookRunner:
                     type(exc).__name__,
                 )
             return
+        if isinstance(result, Mapping) and event.kind == "request" and not self._told_headers:
+            self._told_headers = True
+            logger.warning(
+                "event hook %r returned headers from a 'request' event; they are not sent: "
+                "request hooks run off the call path. Return them from a %r hook instead",
+                hook,
+                HEADERS_HOOK,
+            )
         if inspect.isawaitable(result) and loop is not None:
             # A sync function that returned a coroutine: it runs in the loop.
             with contextlib.suppress(RuntimeError):  # the loop is gone

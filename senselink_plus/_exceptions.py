@@ -20,11 +20,15 @@ SenseLinkError
 ```
 
 Every error raised for a request carries ``request`` (a `RequestInfo`: method, path
-and the non-secret query parameters) and says it in its message. No error ever holds
+and the non-secret query parameters) and says it in its message. An error made from a
+response also carries its ``headers`` and, when the service sent one (``X-Request-Id``
+and the like), its ``request_id``. No error ever holds
 the app secret, a sign, or image bytes.
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
 
 from ._http import RequestInfo
 
@@ -57,8 +61,13 @@ class SenseLinkError(Exception):
     """Base class of every error senselink-plus raises.
 
     ``request`` says what was asked; ``record_may_exist`` is True only for a failed
-    `create_record` whose request may have reached the server.
+    `create_record` whose request may have reached the server. For an error made from a
+    response, ``headers`` are that response's headers (case-insensitive) and
+    ``request_id`` the service's id for the request, when it sent one (else None).
     """
+
+    headers: Mapping[str, str] | None = None
+    request_id: str | None = None
 
     def __init__(
         self,
@@ -76,6 +85,8 @@ class SenseLinkError(Exception):
         text = self.message
         if self.request is not None:
             text = f"{text} [{self.request}]"
+        if self.request_id is not None:
+            text = f"{text} [request id {self.request_id}]"
         if self.record_may_exist:
             text = f"{text}; {_MAY_EXIST}"
         return text
@@ -181,6 +192,8 @@ class APIError(SenseLinkError):
         text = f"{head} [HTTP {self.status}]"
         if self.request is not None:
             text = f"{text} [{self.request}]"
+        if self.request_id is not None:
+            text = f"{text} [request id {self.request_id}]"
         if self.record_may_exist:
             text = f"{text}; {_MAY_EXIST}"
         return text

@@ -20,7 +20,7 @@ from ._exceptions import (
     ValidationError,
 )
 
-__all__ = ["RetryPolicy", "Timeout", "is_retryable"]
+__all__ = ["RetryPolicy", "Timeout", "TimeoutInput", "is_retryable", "to_timeout"]
 
 
 def _positive(_: object, attribute: attrs.Attribute[float], value: float) -> None:
@@ -50,6 +50,30 @@ class Timeout:
 
     connect: float = attrs.field(default=10.0, validator=_positive)
     total: float = attrs.field(default=60.0, validator=_positive)
+
+
+#: What a ``timeout=`` argument takes: a `Timeout`, or a number of seconds (the total).
+TimeoutInput = Timeout | float
+
+
+def to_timeout(value: object, field: str = "timeout") -> Timeout:
+    """``value`` as a `Timeout`: a number is the total in seconds (connect up to 10 s).
+
+    >>> to_timeout(5)
+    Timeout(connect=5.0, total=5.0)
+    """
+    if isinstance(value, Timeout):
+        return value
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValidationError(
+            f"{field} must be a Timeout or a number of seconds, not {shown(value)}", field=field
+        )
+    if not _finite(value) or not value > 0:
+        raise ValidationError(
+            f"{field} must be > 0 seconds (finite), not {shown(value)}", field=field
+        )
+    total = float(value)
+    return Timeout(connect=min(10.0, total), total=total)
 
 
 _RETRYABLE_STATUS = frozenset({408, 429})

@@ -13,7 +13,7 @@ import aiohttp
 from ._checks import check_int
 from ._exceptions import ConnectError, EventLoopError, RequestTimeout, TransportError
 from ._http import HttpRequest, HttpResponse
-from ._retry import Timeout
+from ._retry import Timeout, TimeoutInput, to_timeout
 
 __all__ = ["DEFAULT_MAX_RESPONSE_BYTES", "AiohttpTransport", "Transport"]
 
@@ -48,6 +48,8 @@ class AiohttpTransport:
     """The default transport, on an `aiohttp.ClientSession`.
 
     Bodies over ``max_response_bytes`` (default 16 MiB) fail as a `TransportError`.
+    ``timeout`` (a `Timeout` or seconds) applies to every request, unless the request
+    carries its own (``HttpRequest.timeout``).
     Without ``session`` it makes its own inside the running event loop on first use and
     closes it in `aclose`. A session passed in is the caller's: it is never closed here.
 
@@ -59,7 +61,7 @@ class AiohttpTransport:
         self,
         session: aiohttp.ClientSession | None = None,
         *,
-        timeout: Timeout | None = None,
+        timeout: TimeoutInput | None = None,
         ssl_context: ssl.SSLContext | None = None,
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
     ) -> None:
@@ -69,7 +71,7 @@ class AiohttpTransport:
         self._session = session
         self._owns_session = session is None
         self._ssl = ssl_context
-        timeout = timeout or Timeout()
+        timeout = Timeout() if timeout is None else to_timeout(timeout)
         self._timeout = aiohttp.ClientTimeout(total=timeout.total, sock_connect=timeout.connect)
         self._per_request: dict[str, Any] = {} if session is None else {"timeout": self._timeout}
         self._closed = False
@@ -128,6 +130,13 @@ class AiohttpTransport:
         """One exchange as plain values; the aiohttp response never leaves this frame."""
         # Our own session carries the timeout (a per-request one costs ~10 µs); a
         # caller's session gets ours on each request.
+        extra = self._per_request
+        if request.timeout is not None:  # a per-call or with_options timeout
+            limits = request.timeout
+            extra = {
+                **extra,
+                "timeout": aiohttp.ClientTimeout(total=limits.total, sock_connect=limits.connect),
+            }
         async with session.request(
             request.method,
             request.url,
@@ -135,7 +144,7 @@ class AiohttpTransport:
             headers=request.headers,
             data=request.content,
             allow_redirects=False,
-            **self._per_request,
+            **extra,
         ) as response:
             return response.status, response.headers, await self._read(response)
 
