@@ -122,7 +122,12 @@ class AiohttpTransport:
         # Raised outside the except blocks so the aiohttp exception, whose request_info
         # holds the signed URL, is neither the cause nor the context of ours; and no
         # frame on our traceback holds the aiohttp response (its repr has the signed URL).
-        raise error
+        try:
+            raise error
+        finally:
+            # Python 3.10 steps a task from inside the except block that caught its
+            # future's exception (aiohttp's, here): the raise above takes that as context.
+            error.__context__ = None
 
     async def _exchange(
         self, session: aiohttp.ClientSession, request: HttpRequest
