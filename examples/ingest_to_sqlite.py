@@ -5,13 +5,23 @@
 file makes a restart pick up where it stopped.
 
     python examples/ingest_to_sqlite.py records.db state.json
+    python examples/ingest_to_sqlite.py          # a throwaway database and checkpoint
+
+Without paths, the database and checkpoint live in a temporary folder removed at the
+end. Against the local emulator (no SENSELINK_APP_KEY) it stops once it has caught up
+and nothing new came for a few seconds: a fresh emulator's data may lie before the
+position a previous run saved, and the example must end either way.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import sqlite3
 import sys
+import tempfile
+from collections.abc import AsyncGenerator
 from datetime import datetime, timedelta, timezone
 
 import senselink_plus as slp
@@ -47,34 +57,51 @@ async def main(
     since: datetime | None = None,
     max_items: int | None = None,
     poll_interval: float = 10.0,
+    idle_stop: float | None = None,
 ) -> int:
-    """Copy records into ``db_path``; stop after ``max_items`` (None: run forever)."""
+    """Copy records into ``db_path``; stop after ``max_items`` or once nothing new came
+    for ``idle_stop`` seconds (None, None: run forever)."""
     db = sqlite3.connect(db_path)
     try:
         db.execute(SCHEMA)
         count = 0
-        async for record in client.watch(
-            since=since, checkpoint=checkpoint, poll_interval=poll_interval
-        ):
-            with db:  # one transaction per record: committed before the next is asked for
-                db.execute(
-                    UPSERT,
-                    (
-                        record.record_id,
-                        record.sn,
-                        record.image_id,
-                        record.user_id,
-                        record.verify_score,
-                        record.created_at.isoformat(),
-                        record.extend,
-                    ),
-                )
-            count += 1
-            if max_items is not None and count >= max_items:
-                break
+        watch = client.watch(since=since, checkpoint=checkpoint, poll_interval=poll_interval)
+        # Closed on the way out, so the watch releases its checkpoint at once.
+        async with contextlib.aclosing(_until_idle(watch, idle_stop)) as records:
+            async for record in records:
+                with db:  # one transaction per record: committed before the next is asked for
+                    db.execute(
+                        UPSERT,
+                        (
+                            record.record_id,
+                            record.sn,
+                            record.image_id,
+                            record.user_id,
+                            record.verify_score,
+                            record.created_at.isoformat(),
+                            record.extend,
+                        ),
+                    )
+                count += 1
+                if max_items is not None and count >= max_items:
+                    break
         return count
     finally:
         db.close()
+
+
+async def _until_idle(
+    records: AsyncGenerator[slp.Record, None], idle: float | None
+) -> AsyncGenerator[slp.Record, None]:
+    """``records`` until none arrives for ``idle`` seconds (None: no limit)."""
+    try:
+        while True:
+            try:
+                yield await asyncio.wait_for(anext(records), idle)
+            except (StopAsyncIteration, asyncio.TimeoutError):
+                return
+    finally:
+        await records.aclose()
 
 
 def _seed(emu: object) -> None:
@@ -85,13 +112,34 @@ def _seed(emu: object) -> None:
     emu.seed(250, start=now - timedelta(hours=2), span=timedelta(hours=1), sn=["A", "B"])
 
 
-async def run(db_path: str, checkpoint: str) -> None:
-    since = datetime.now(timezone.utc) - timedelta(hours=3)
-    async with example_client(_seed) as client:
-        count = await main(client, db_path, checkpoint, since=since, max_items=250)
-    print(f"ingested {count} records into {db_path}")
+async def run(
+    db_path: str | None = None,
+    checkpoint: str | None = None,
+    *,
+    poll_interval: float = 1.0,
+    idle_stop: float = 3.0,
+) -> int:
+    """Ingest into ``db_path`` with ``checkpoint`` (both in a temporary folder when not
+    given); against the emulator, stop after ``idle_stop`` seconds without news."""
+    with tempfile.TemporaryDirectory(prefix="ingest-") as scratch:
+        db_path = db_path or os.path.join(scratch, "records.db")
+        checkpoint = checkpoint or os.path.join(scratch, "state.json")
+        on_emulator = not os.environ.get("SENSELINK_APP_KEY")
+        since = datetime.now(timezone.utc) - timedelta(hours=3)
+        async with example_client(_seed) as client:
+            count = await main(
+                client,
+                db_path,
+                checkpoint,
+                since=since,
+                max_items=250,
+                poll_interval=poll_interval,
+                idle_stop=idle_stop if on_emulator else None,
+            )
+        print(f"ingested {count} records into {db_path}")
+    return count
 
 
 if __name__ == "__main__":
-    db, state = (sys.argv[1:3] + ["records.db", "state.json"][len(sys.argv[1:3]) :])[:2]
-    asyncio.run(run(db, state))
+    paths = sys.argv[1:3]
+    asyncio.run(run(*paths))

@@ -32,9 +32,10 @@ async def main(client: slp.Client, sn: str = "JKQ00009234") -> list[slp.Record]:
         who = f"user {record.user_id}" if record.matched else "unknown face"
         print(f"{record.record_id}  {record.created_at:%H:%M:%S}  {record.sn}  {who}")
 
-    target = Path(tempfile.gettempdir()) / f"{created.image_id}.img"
-    size = await client.download_image(created.image_id, target)
-    print(f"snapshot: {size} bytes -> {target}")
+    with tempfile.TemporaryDirectory() as folder:  # nothing left behind
+        target = Path(folder) / f"{created.image_id}.img"
+        size = await client.download_image(created.image_id, target)
+        print(f"snapshot: {size} bytes -> {target}")
     return records
 
 

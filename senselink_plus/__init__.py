@@ -3,8 +3,11 @@
 >>> import senselink_plus as slp
 >>> async with slp.Client(app_key, app_secret) as client:  # doctest: +SKIP
 ...     created = await client.create_record("JKQ00009234", "face.jpg")
+
+Set ``SENSELINK_LOG=debug`` (or ``info``, ``warning``) to log the SDK to stderr.
 """
 
+from . import _logging
 from ._auth import compute_sign
 from ._client import DEFAULT_BASE_URL, Client
 from ._events import Event, logging_hook
@@ -13,10 +16,12 @@ from ._exceptions import (
     AuthenticationError,
     ClientClosedError,
     ConnectError,
+    EventLoopError,
     InvalidParameterError,
     NoFaceDetectedError,
     NotFoundError,
     RateLimitError,
+    RedirectError,
     RequestTimeout,
     ResponseError,
     SenseLinkError,
@@ -42,6 +47,9 @@ from ._transport import AiohttpTransport, Transport
 from ._version import __version__
 from ._watch import Checkpoint, FileCheckpoint
 
+# SENSELINK_LOG=debug|info|warning logs the SDK to stderr, as OPENAI_LOG does for openai.
+_logging.configure_from_env()
+
 __all__ = [
     "DEFAULT_BASE_URL",
     "MAX_EXTEND_BYTES",
@@ -55,6 +63,7 @@ __all__ = [
     "ConnectError",
     "CreatedRecord",
     "Event",
+    "EventLoopError",
     "FaceImage",
     "FileCheckpoint",
     "HttpRequest",
@@ -68,6 +77,7 @@ __all__ = [
     "RecordPage",
     "RecordPager",
     "Rectangle",
+    "RedirectError",
     "RequestInfo",
     "RequestTimeout",
     "ResponseError",

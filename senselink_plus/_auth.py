@@ -74,5 +74,5 @@ def sign_request(request: HttpRequest, credentials: Credentials, now_ms: int) ->
     )
     kept = tuple(p for p in request.params if p[0] not in AUTH_PARAMS)
     return HttpRequest._normalised(
-        request.method, request.url, kept + auth, request.headers, request.content
+        request.method, request.url, kept + auth, request.headers, request.content, request.timeout
     )

@@ -3,6 +3,7 @@ naming the field, what is wrong, and the limit."""
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import os
 from collections.abc import Callable, Mapping
@@ -21,6 +22,7 @@ __all__ = [
     "check_seconds",
     "check_text",
     "finite",
+    "is_loopback_host",
     "shown",
 ]
 
@@ -135,14 +137,29 @@ def check_base_url(value: object, *, allow_insecure_http: bool) -> str:
             f"base_url {shown(url)} must be an http(s) URL such as https://link.japancv.co.jp",
             field="base_url",
         )
-    loopback = host in ("localhost", "::1") or host.startswith("127.")
-    if parts.scheme == "http" and not loopback and not allow_insecure_http:
+    if parts.scheme == "http" and not is_loopback_host(host) and not allow_insecure_http:
         raise ValidationError(
             f"base_url {shown(url)} is plain http: a sign is valid for 30 minutes and anyone "
             "on the path could replay it; use https, or pass allow_insecure_http=True",
             field="base_url",
         )
     return url.rstrip("/")
+
+
+def is_loopback_host(host: str) -> bool:
+    """Whether ``host`` (as `urlsplit` gives it, without brackets) is this machine: an IP
+    literal in 127.0.0.0/8 or ::1, or exactly the name ``localhost``.
+
+    Parsed, not matched by prefix: ``127.0.0.1.evil.com`` and ``127.attacker.example``
+    are names any DNS server may point elsewhere; ``localhost.`` (with the root dot) goes
+    to DNS on some resolvers, so it is refused too.
+    """
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def check_error_codes(value: object) -> dict[int, type[APIError]]:

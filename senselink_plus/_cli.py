@@ -5,10 +5,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import logging
+import os
 import signal
+import stat
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import IO, Any
@@ -17,16 +20,24 @@ from ._checks import check_int
 from ._client import Client
 from ._endpoints import check_threshold, encode_extend, window_bounds
 from ._exceptions import SenseLinkError, ValidationError
+from ._files import check_target_path, create_temp_beside
+from ._logging import log_to_stderr
 from ._models import FaceImage, Order, Record
 from ._output import FORMATS, RecordWriter
+from ._timeutil import to_aware
 from ._version import __version__
 
 __all__ = ["main"]
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+# 128 + the signal's number, as a shell reports a command a signal ended.
+EXIT_SIGINT, EXIT_SIGPIPE, EXIT_SIGTERM = 130, 141, 143
+
+logger = logging.getLogger("senselink_plus")
 
 EPILOG = """\
-credentials: --app-key/--app-secret or $SENSELINK_APP_KEY/$SENSELINK_APP_SECRET;
+credentials: --app-key and --app-secret-file (or $SENSELINK_APP_KEY/$SENSELINK_APP_SECRET);
+  --app-secret works too, but any user can read it in the process list.
 base URL: --base-url or $SENSELINK_BASE_URL (default https://link.japancv.co.jp).
 
 examples:
@@ -40,6 +51,42 @@ examples:
 """
 
 
+#: The time options, by their attribute: read here so errors speak of the option.
+TIME_OPTIONS = {"time_from": "--from", "time_to": "--to", "since": "--since"}
+
+
+def _time_arg(text: str, option: str) -> datetime:
+    """An ISO-8601 time with a UTC offset (or Z) given to ``option``."""
+    try:
+        return to_aware(text, option)
+    except ValidationError as exc:
+        stripped = text.strip()
+        try:
+            naive = datetime.fromisoformat(stripped).utcoffset() is None
+        except ValueError:
+            naive = False
+        if naive:
+            raise ValidationError(
+                f"{option} {stripped} has no UTC offset: add +09:00 or Z "
+                f"(e.g. {stripped}+09:00 or {stripped}Z)",
+                field=option,
+            ) from None
+        if "ISO-8601" in exc.message:
+            raise ValidationError(
+                f"{option} {text!r} is not a time such as 2026-11-29T00:00:00+09:00 or "
+                "2026-11-29T00:00:00Z",
+                field=option,
+            ) from None
+        raise
+
+
+def _read_times(args: argparse.Namespace) -> None:
+    for name, option in TIME_OPTIONS.items():
+        value = getattr(args, name, None)
+        if isinstance(value, str):
+            setattr(args, name, _time_arg(value, option))
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="senselink-plus",
@@ -48,10 +95,35 @@ def _parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument(
+        "-v", "--verbose", action="count", default=0, help="log requests (-vv: debug) to stderr"
+    )
     common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "-v",
+        "--verbose",
+        dest="sub_verbose",
+        action="count",
+        default=0,
+        help="log retries (-vv: every request) to stderr",
+    )
     common.add_argument("--app-key", help="app key (default: $SENSELINK_APP_KEY)")
-    common.add_argument("--app-secret", help="app secret (default: $SENSELINK_APP_SECRET)")
+    common.add_argument(
+        "--app-secret",
+        help="app secret (default: $SENSELINK_APP_SECRET); visible to every user in the "
+        "process list, so prefer --app-secret-file",
+    )
+    common.add_argument(
+        "--app-secret-file",
+        metavar="PATH",
+        help="read the app secret from the first line of PATH ('-': standard input)",
+    )
     common.add_argument("--base-url", help="API base URL (default: $SENSELINK_BASE_URL)")
+    common.add_argument(
+        "--allow-insecure-http",
+        action="store_true",
+        help="allow a plain http:// base URL to a host other than this machine",
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     demo = sub.add_parser(
@@ -90,8 +162,10 @@ def _parser() -> argparse.ArgumentParser:
         "--to 2024-05-02T00:00:00+09:00 --format table",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    records.add_argument("--from", dest="time_from", required=True, help="ISO-8601 with offset")
-    records.add_argument("--to", dest="time_to", required=True, help="ISO-8601 with offset")
+    records.add_argument(
+        "--from", dest="time_from", required=True, help="ISO-8601 with offset or Z"
+    )
+    records.add_argument("--to", dest="time_to", required=True, help="ISO-8601 with offset or Z")
     records.add_argument("--sn", help="only this device")
     records.add_argument("--order", choices=("asc", "desc"), default="asc")
     records.add_argument("--format", choices=FORMATS, default="jsonl")
@@ -111,7 +185,7 @@ def _parser() -> argparse.ArgumentParser:
     watch.add_argument("--sn", help="only this device")
     watch.add_argument("--checkpoint", type=Path, help="JSON file keeping the position")
     watch.add_argument("--interval", type=float, default=10.0, help="seconds between polls")
-    watch.add_argument("--since", help="start here (ISO-8601) instead of now")
+    watch.add_argument("--since", help="start here (ISO-8601 with offset or Z) instead of now")
     watch.add_argument("--format", choices=FORMATS, default="jsonl")
     watch.add_argument("--max-items", type=int, help="stop after this many records")
 
@@ -148,7 +222,75 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _client(args: argparse.Namespace) -> Client:
-    return Client(args.app_key, args.app_secret, base_url=args.base_url)
+    return Client(
+        args.app_key,
+        _app_secret(args),
+        base_url=args.base_url,
+        allow_insecure_http=args.allow_insecure_http,
+    )
+
+
+#: The longest secret line read from --app-secret-file.
+_MAX_SECRET_LINE = 4096
+
+
+def _app_secret(args: argparse.Namespace) -> str | None:
+    """The secret from --app-secret-file, or --app-secret (with a warning), or None."""
+    path = getattr(args, "app_secret_file", None)
+    if path is None:
+        if args.app_secret is not None:
+            logger.warning(
+                "--app-secret on the command line is visible to every user of this machine "
+                "(ps, /proc); use --app-secret-file or $SENSELINK_APP_SECRET"
+            )
+        return args.app_secret  # type: ignore[no-any-return]
+    if args.app_secret is not None:
+        raise ValidationError(
+            "give --app-secret or --app-secret-file, not both", field="--app-secret-file"
+        )
+    try:
+        if path == "-":
+            line = sys.stdin.readline(_MAX_SECRET_LINE)
+        else:
+            # Read before any request; a FIFO (e.g. <(pass show ...)) is fine here.
+            with open(path, encoding="utf-8") as handle:
+                line = handle.readline(_MAX_SECRET_LINE)
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+        raise ValidationError(
+            f"cannot read --app-secret-file {path!r}: {reason}", field="--app-secret-file"
+        ) from None
+    secret = line.rstrip("\r\n")
+    if not secret.strip():
+        raise ValidationError(
+            f"--app-secret-file {path!r} has an empty first line", field="--app-secret-file"
+        )
+    return secret
+
+
+@contextlib.contextmanager
+def _replacing(path: Path) -> Iterator[IO[str]]:
+    """A text file that replaces ``path`` only when the block succeeds.
+
+    Until then ``path`` is untouched: the output goes to a temp file beside it (keeping
+    ``path``'s permissions when it exists), removed on any failure or interrupt.
+    """
+    target = check_target_path(path, "--output")
+    fd, tmp = create_temp_beside(target)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as out:
+            with contextlib.suppress(FileNotFoundError):
+                os.chmod(tmp, stat.S_IMODE(os.stat(target).st_mode))
+            yield out
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        print(
+            f"senselink-plus: {target} left as it was; the partial output was discarded",
+            file=sys.stderr,
+        )
+        raise
 
 
 class Progress:
@@ -198,11 +340,10 @@ async def _records(args: argparse.Namespace) -> int:
         )
         progress = Progress(sys.stderr, start, end, order) if sys.stderr.isatty() else None
         with contextlib.ExitStack() as stack:
+            # A file is replaced only once every record is in: a failure or Ctrl-C
+            # leaves an existing one as it was.
             out: IO[str] = (
-                # Opening a local file is brief; the writes stream as records arrive.
-                stack.enter_context(open(args.output, "w", encoding="utf-8", newline=""))  # noqa: ASYNC230
-                if args.output
-                else sys.stdout
+                stack.enter_context(_replacing(args.output)) if args.output else sys.stdout
             )
             writer = RecordWriter(out, args.format)
             writer.header()
@@ -245,7 +386,12 @@ async def _upload(args: argparse.Namespace) -> int:
         async def one(path: Path) -> tuple[Path, str, bool]:
             async with gate:
                 try:
-                    image = FaceImage.from_path(path, fit=True) if args.fit else path
+                    # Reading and re-encoding a photo is blocking work: off the loop.
+                    image = (
+                        await asyncio.to_thread(FaceImage.from_path, path, fit=True)
+                        if args.fit
+                        else path
+                    )
                     created = await client.create_record(
                         args.sn, image, threshold=args.threshold, extend=extend
                     )
@@ -253,10 +399,18 @@ async def _upload(args: argparse.Namespace) -> int:
                     return path, f"error {type(exc).__name__}: {exc}", False
                 return path, f"record {created.record_id} image {created.image_id}", True
 
-        for task in asyncio.as_completed([one(p) for p in args.images]):
-            path, text, ok = await task
-            failures += not ok
-            print(f"{path}\t{text}", flush=True)
+        # Uploads run together; lines come in argument order, each as soon as it and
+        # those before it are done.
+        tasks = [asyncio.ensure_future(one(p)) for p in args.images]
+        try:
+            for task in tasks:
+                path, text, ok = await task
+                failures += not ok
+                print(f"{path}\t{text}", flush=True)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
     return EXIT_FAILED if failures else EXIT_OK
 
 
@@ -307,6 +461,57 @@ async def _emulator(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+#: Commands that stop cleanly on SIGTERM as on Ctrl-C (the emulator has its own handler).
+STOPPABLE = frozenset({"records", "watch"})
+
+
+async def _stoppable(
+    command: Callable[[argparse.Namespace], Awaitable[int]], args: argparse.Namespace
+) -> int:
+    """Run ``command``; SIGTERM cancels it like Ctrl-C does, so it stops cleanly (the
+    output is flushed and closed, a watch checkpoint keeps the last record written)."""
+    task = asyncio.current_task()
+    loop = asyncio.get_running_loop()
+    stopped: list[str] = []
+
+    def stop() -> None:
+        if task is not None and not stopped:
+            stopped.append("SIGTERM")
+            task.cancel()
+
+    installed = False
+    with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+        # Not on Windows, nor off the main thread.
+        loop.add_signal_handler(signal.SIGTERM, stop)
+        installed = True
+    try:
+        return await command(args)
+    except asyncio.CancelledError:
+        if not stopped:
+            raise
+        _stopped_line(args, "SIGTERM")
+        return EXIT_SIGTERM
+    finally:
+        if installed:
+            loop.remove_signal_handler(signal.SIGTERM)
+
+
+def _stopped_line(args: argparse.Namespace, why: str) -> None:
+    checkpoint = getattr(args, "checkpoint", None)
+    kept = f"; position saved in {checkpoint}" if checkpoint else ""
+    with contextlib.suppress(OSError):
+        print(f"senselink-plus: stopped by {why}{kept}", file=sys.stderr, flush=True)
+
+
+def _quiet_stdout() -> None:
+    """After a broken pipe, point stdout at devnull so the interpreter's last flush does
+    not print a second error."""
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+
+
 COMMANDS = {
     "demo": _demo,
     "emulator": _emulator,
@@ -320,10 +525,23 @@ COMMANDS = {
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit code (0 ok, 1 a call failed, 2 bad usage)."""
     args = _parser().parse_args(argv)
+    verbosity = args.verbose + getattr(args, "sub_verbose", 0)
+    if verbosity:
+        log_to_stderr(logging.DEBUG if verbosity > 1 else logging.INFO)
+    command = COMMANDS[args.command]
     try:
-        return asyncio.run(COMMANDS[args.command](args))
+        _read_times(args)
+        if args.command in STOPPABLE:
+            return asyncio.run(_stoppable(command, args))
+        return asyncio.run(command(args))
     except KeyboardInterrupt:
-        return 130
+        if args.command in STOPPABLE:
+            _stopped_line(args, "Ctrl-C")
+        return EXIT_SIGINT
+    except BrokenPipeError:
+        # The reader went away (`records ... | head`): nothing is wrong, stop quietly.
+        _quiet_stdout()
+        return EXIT_SIGPIPE
     except ValidationError as exc:
         print(f"senselink-plus: error: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -4,6 +4,8 @@ is in `_requester`)."""
 from __future__ import annotations
 
 import asyncio
+import copy
+import functools
 import io
 import os
 import random
@@ -29,11 +31,12 @@ from ._exceptions import (
     ValidationError,
 )
 from ._files import check_target_path, write_atomically
+from ._headers import USER_AGENT, check_headers
 from ._limits import RateLimiter, make_semaphore
 from ._models import CreatedRecord, FaceImage, Order, Record, RecordPage, Rectangle
 from ._pagination import RecordPager
 from ._requester import Requester
-from ._retry import RetryPolicy, Timeout
+from ._retry import RetryPolicy, Timeout, TimeoutInput, to_timeout
 from ._transport import (
     DEFAULT_MAX_RESPONSE_BYTES,
     MAX_RESPONSE_LIMIT,
@@ -61,8 +64,10 @@ class Client(Requester):
     ...     async for record in client.records(t0, t0 + timedelta(days=7)):
     ...         print(record.record_id, record.user_id)
 
-    ``clock`` (wall time, for signing), ``timer`` (monotonic, for deadlines), ``sleep``
-    and ``rng`` are injectable so tests run without real waits.
+    ``timeout`` is a `Timeout` or a number of seconds (the total). Every request carries
+    ``User-Agent: senselink-plus/<version> python/<x.y> aiohttp/<version>`` and the
+    ``default_headers``. ``clock`` (wall time, for signing), ``timer`` (monotonic, for
+    deadlines), ``sleep`` and ``rng`` are injectable so tests run without real waits.
     """
 
     def __init__(
@@ -72,7 +77,7 @@ class Client(Requester):
         *,
         base_url: str | None = None,
         transport: Transport | None = None,
-        timeout: Timeout | None = None,
+        timeout: TimeoutInput | None = None,
         retry: RetryPolicy | None = None,
         max_concurrency: int | None = DEFAULT_MAX_CONCURRENCY,
         rate_limit: float | None = None,
@@ -80,6 +85,7 @@ class Client(Requester):
         event_hooks: Mapping[str, Sequence[EventHook]] | None = None,
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
         allow_insecure_http: bool = False,
+        default_headers: Mapping[str, str] | None = None,
         clock: Callable[[], float] = time.time,
         timer: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
@@ -90,10 +96,8 @@ class Client(Requester):
         self.base_url = check_base_url(
             url, allow_insecure_http=check_bool(allow_insecure_http, "allow_insecure_http")
         )
-        self.timeout = timeout if timeout is not None else Timeout()
+        self.timeout = to_timeout(timeout) if timeout is not None else Timeout()
         self.retry = retry if retry is not None else RetryPolicy()
-        if not isinstance(self.timeout, Timeout):
-            raise ValidationError("timeout must be a Timeout", field="timeout")
         if not isinstance(self.retry, RetryPolicy):
             raise ValidationError("retry must be a RetryPolicy", field="retry")
         self._codes: ErrorCodes = {**DEFAULT_ERROR_CODES, **check_error_codes(error_codes)}
@@ -125,7 +129,62 @@ class Client(Requester):
             if transport is not None
             else AiohttpTransport(timeout=self.timeout, max_response_bytes=max_response_bytes)
         )
+        # A transport passed in knows nothing of this client's timeout: each request then
+        # carries it (and the attempt is bounded by it).
+        given = transport is not None and timeout is not None
+        self._request_timeout = self.timeout if given else None
+        self._default_headers = (
+            {} if default_headers is None else check_headers(default_headers, "default_headers")
+        )
+        self._headers = {"user-agent": USER_AGENT, **self._default_headers}
+        self._owns_hooks = True
+        self._copies: weakref.WeakSet[Client] = weakref.WeakSet()
         self._closed = False
+        self._loop: asyncio.AbstractEventLoop | None = None  # bound on first use
+        self._loop_owner = self
+
+    def with_options(
+        self,
+        *,
+        timeout: TimeoutInput | None = None,
+        retry: RetryPolicy | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Client:
+        """A copy of this client with other options, sharing everything else.
+
+        The copy shares the transport (its connections), the concurrency and rate
+        limits, the credentials and the event hooks, so it costs a few microseconds.
+        ``timeout`` (a `Timeout` or seconds) applies to each of its requests, ``retry``
+        replaces the policy, ``headers`` are added to every request (over the
+        ``default_headers``). Ownership: the original owns the transport and hooks;
+        closing a copy ends only the copy's calls, and closing the original closes every
+        copy too.
+
+        >>> slow = client.with_options(timeout=120, retry=slp.RetryPolicy(max_attempts=5))
+        >>> jpeg = await slow.get_image(image_id)  # doctest: +SKIP
+        """
+        self._check_open()
+        new_timeout = None if timeout is None else to_timeout(timeout)
+        if retry is not None and not isinstance(retry, RetryPolicy):
+            raise ValidationError("retry must be a RetryPolicy", field="retry")
+        extra = None if headers is None else check_headers(headers, "headers")
+        clone = copy.copy(self)
+        clone._owns_transport = False
+        clone._owns_hooks = False
+        clone._inflight = set()
+        clone._cancelled_by_close = weakref.WeakSet()
+        clone._copies = weakref.WeakSet()
+        if new_timeout is not None:
+            clone.timeout = clone._request_timeout = new_timeout
+        if retry is not None:
+            clone.retry = retry
+        if extra:
+            clone._headers = {**self._headers, **extra}
+        self._copies.add(clone)
+        return clone
+
+    def _for_call(self, timeout: TimeoutInput | None) -> Client:
+        return self if timeout is None else self.with_options(timeout=timeout)
 
     def __repr__(self) -> str:
         return f"Client(app_key={self._credentials.app_key!r}, base_url={self.base_url!r})"
@@ -142,6 +201,7 @@ class Client(Requester):
 
     async def __aenter__(self) -> Client:
         self._check_open()
+        self._check_loop()
         return self
 
     async def __aexit__(
@@ -153,16 +213,25 @@ class Client(Requester):
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Close the client (and its own transport; a transport passed in stays open)."""
+        """Close the client and its `with_options` copies (and its own transport; a
+        transport passed in stays open). Closing a copy leaves the shared transport open.
+
+        Raises `EventLoopError` from a loop other than the one the client was used in.
+        """
         if self._closed:
             return
+        if self._loop_owner._loop is not None:
+            self._check_loop()
         self._closed = True
+        for clone in list(self._copies):
+            await clone.aclose()
         # Calls in flight (or waiting to retry) fail with ClientClosedError.
         for task in list(self._inflight):
             if task is not asyncio.current_task():
                 self._cancelled_by_close.add(task)
                 task.cancel()
-        await self._hooks.aclose()
+        if self._owns_hooks:
+            await self._hooks.aclose()
         if self._owns_transport:
             await self._transport.aclose()
 
@@ -179,6 +248,7 @@ class Client(Requester):
         rectangle: Rectangle | Mapping[str, int] | None = None,
         extend: Mapping[str, Any] | str | None = None,
         process_mode: int | None = None,
+        timeout: TimeoutInput | None = None,
     ) -> CreatedRecord:
         """Upload a face snapshot; the cloud searches it 1:N and stores a record.
 
@@ -186,13 +256,16 @@ class Client(Requester):
         ``timezone`` when none is given) or an int sent as is; None means now.
         Retried only when the request provably did not reach the server; any other
         failure raises at once with ``record_may_exist`` set when it might have landed.
+        ``timeout`` (a `Timeout` or seconds) overrides the client's for each attempt.
 
         >>> created = await client.create_record("JKQ00009234", "face.jpg",
         ...                                      extend={"gate": "north"})  # doctest: +SKIP
         """
         self._check_open()
+        client = self._for_call(timeout)  # a bad timeout fails before the image is read
         now = datetime.fromtimestamp(self._clock()).astimezone() if timestamp is None else None
-        request = ep.build_create_record(
+        build = functools.partial(
+            ep.build_create_record,
             self.base_url,
             sn,
             image,
@@ -204,7 +277,11 @@ class Client(Requester):
             extend=extend,
             process_mode=process_mode,
         )
-        return await self._call(request, ep.parse_created_record, idempotent=False)
+        # A path is read in a worker thread: file I/O (a slow disk, a network share) must
+        # not stall the event loop. Bytes and FaceImage are built inline.
+        is_path = isinstance(image, (str, os.PathLike))
+        request = await asyncio.to_thread(build) if is_path else build()
+        return await client._call(request, ep.parse_created_record, idempotent=False)
 
     async def list_records(
         self,
@@ -215,6 +292,7 @@ class Client(Requester):
         order: Order | int = Order.ASCENDING,
         page: int = 1,
         size: int = ep.MAX_PAGE_SIZE,
+        timeout: TimeoutInput | None = None,
     ) -> RecordPage:
         """Fetch one page of records stored in ``[time_from, time_to]`` (at most 24 h).
 
@@ -227,7 +305,8 @@ class Client(Requester):
         request = ep.build_list_records(
             self.base_url, time_from, time_to, sn=sn, order=order, page=page, size=size
         )
-        return await self._call(request, ep.parse_record_page, idempotent=True)
+        client = self._for_call(timeout)
+        return await client._call(request, ep.parse_record_page, idempotent=True)
 
     def records(
         self,
@@ -239,6 +318,7 @@ class Client(Requester):
         page_size: int = ep.MAX_PAGE_SIZE,
         concurrency: int = 4,
         max_items: int | None = None,
+        timeout: TimeoutInput | None = None,
     ) -> RecordPager:
         """Every record in ``[time_from, time_to]``, any length, lazily.
 
@@ -248,9 +328,10 @@ class Client(Requester):
         ...     ...
         """
         self._check_open()
+        caller = self._for_call(timeout)
         return RecordPager(
-            self._fetch_page,
-            self.base_url,
+            caller._fetch_page,
+            caller.base_url,
             time_from,
             time_to,
             sn=sn,
@@ -258,7 +339,7 @@ class Client(Requester):
             page_size=page_size,
             concurrency=concurrency,
             max_items=max_items,
-            pause=self._pause,
+            pause=caller._pause,
         )
 
     async def _pause(self, attempt: int) -> None:
@@ -273,24 +354,26 @@ class Client(Requester):
         poll_interval: float = 10.0,
         checkpoint: str | os.PathLike[str] | Checkpoint | None = None,
         overlap: timedelta = timedelta(minutes=2),
+        timeout: TimeoutInput | None = None,
     ) -> AsyncGenerator[Record, None]:
         """New records as they are stored, oldest first, each exactly once, forever.
 
         Polls every ``poll_interval`` seconds from the newest delivered record's time
         minus ``overlap`` (so a record committed a little late is not missed), skipping
         ids it has delivered. After downtime it catches up in 24 h windows. A failed poll
-        is retried with back-off, never fatal. With ``checkpoint`` (a path, or an object
-        with async ``load()``/``save(state)``), the position is saved each time the
-        consumer asks for the next record, so a restart skips nothing and repeats at most
-        the record that was being processed. Without ``since`` or a saved position it
-        starts from now.
+        is retried with back-off, never fatal (`ValidationError`, `ClientClosedError`,
+        `EventLoopError` and `RedirectError` end the watch). With ``checkpoint`` (a
+        path, or an object with async ``load()``/``save(state)``), the position is saved
+        each time the consumer asks for the next record, so a restart skips nothing and
+        repeats at most the record that was being processed. Without ``since`` or a
+        saved position it starts from now.
 
         >>> async for record in client.watch(checkpoint="state.json"):  # doctest: +SKIP
         ...     await handle(record)
         """
         self._check_open()
         return watch_records(
-            self,
+            self._for_call(timeout),
             sn=sn,
             since=since,
             poll_interval=poll_interval,
@@ -298,17 +381,21 @@ class Client(Requester):
             overlap=overlap,
         )
 
-    async def get_image(self, image_id: str) -> bytes:
+    async def get_image(self, image_id: str, *, timeout: TimeoutInput | None = None) -> bytes:
         """Download a record's snapshot (JPEG or PNG bytes).
 
         >>> jpeg = await client.get_image(record.image_id)  # doctest: +SKIP
         """
         self._check_open()
         request = ep.build_get_image(self.base_url, image_id)
-        return await self._call(request, ep.parse_image, idempotent=True)
+        return await self._for_call(timeout)._call(request, ep.parse_image, idempotent=True)
 
     async def download_image(
-        self, image_id: str, destination: str | os.PathLike[str] | IO[bytes]
+        self,
+        image_id: str,
+        destination: str | os.PathLike[str] | IO[bytes],
+        *,
+        timeout: TimeoutInput | None = None,
     ) -> int:
         """Write a snapshot to a path (atomically) or a binary file; return its size.
 
@@ -316,7 +403,7 @@ class Client(Requester):
         """
         # Checked before the download, so a bad destination costs no request.
         target = _check_destination(destination)
-        data = await self.get_image(image_id)
+        data = await self.get_image(image_id, timeout=timeout)
         if isinstance(target, str):
             write_atomically(target, data)
         else:

@@ -7,11 +7,14 @@ import tempfile
 from datetime import datetime, timedelta
 from importlib import resources
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 from ._exceptions import NoFaceDetectedError, ValidationError
 from ._models import MAX_IMAGE_BYTES
 from ._output import RecordWriter
+
+if TYPE_CHECKING:
+    from .testing import Emulator
 
 __all__ = ["run_demo", "sample_image"]
 
@@ -32,16 +35,24 @@ def sample_image(name: str) -> bytes:
 
 
 async def run_demo(out: IO[str] | None = None, workdir: Path | None = None) -> Path:
-    """Run the demo (printing to ``out``, default stdout); return the snapshot's path."""
+    """Run the demo (printing to ``out``, default stdout); return the snapshot's path.
+
+    Without ``workdir`` the snapshot goes to a temporary folder removed at the end.
+    """
     from .testing import Emulator
 
     stream = out if out is not None else sys.stdout
+    if workdir is not None:
+        return await _run(stream, Emulator, workdir, keep=True)
+    with tempfile.TemporaryDirectory(prefix="senselink-demo-") as folder:
+        return await _run(stream, Emulator, Path(folder), keep=False)
 
+
+async def _run(stream: IO[str], emulator: type[Emulator], workdir: Path, *, keep: bool) -> Path:
     def say(text: str = "") -> None:
         stream.write(text + "\n")
 
-    workdir = workdir or Path(tempfile.mkdtemp(prefix="senselink-demo-"))
-    async with Emulator() as emu:
+    async with emulator() as emu:
         say(f"Emulator running at {emu.base_url} (app_key={emu.app_key})")
         for user_id, name in PEOPLE.items():
             emu.enroll(user_id, sample_image(name))
@@ -73,7 +84,8 @@ async def run_demo(out: IO[str] | None = None, workdir: Path | None = None) -> P
             assert last is not None
             target = workdir / f"{last.image_id}.png"
             size = await client.download_image(last.image_id, target)
-            say(f"  wrote {size} bytes to {target}")
+            kept = "" if keep else " (a temporary folder, removed at the end; --out-dir keeps it)"
+            say(f"  wrote {size} bytes to {target}{kept}")
 
             say("\n4. Errors are typed, and bad input never leaves the machine:")
             sent_before = len(emu.requests)

@@ -8,6 +8,7 @@ out (or a typed error).
 from __future__ import annotations
 
 import base64
+import math
 import os
 from collections.abc import Mapping
 from datetime import datetime, timedelta
@@ -138,6 +139,29 @@ def check_threshold(value: object) -> float:
     return float(value)
 
 
+#: How deep `_refuse_non_finite` looks; orjson itself refuses nesting past 255 levels.
+_MAX_EXTEND_DEPTH = 256
+
+
+def _refuse_non_finite(value: object, where: str, depth: int = 0) -> None:
+    """Refuse NaN and infinities anywhere in ``value``: orjson would send them as null."""
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValidationError(
+                f"{where} is {value!r}; JSON has no NaN or infinity (send a string or null)",
+                field="extend",
+            )
+        return
+    if depth >= _MAX_EXTEND_DEPTH or isinstance(value, (str, bytes)):
+        return
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            _refuse_non_finite(item, f"{where}[{shown(key, 40)}]", depth + 1)
+    elif isinstance(value, (list, tuple)):
+        for index, item in enumerate(value):
+            _refuse_non_finite(item, f"{where}[{index}]", depth + 1)
+
+
 def encode_extend(value: object) -> str:
     """The ``extend`` JSON string: a mapping is serialised compactly; a string must be JSON."""
     if isinstance(value, str):
@@ -150,6 +174,7 @@ def encode_extend(value: object) -> str:
             ) from None
         text = value
     elif isinstance(value, Mapping):
+        _refuse_non_finite(value, "extend")
         try:
             text = orjson.dumps(value if isinstance(value, dict) else dict(value)).decode()
         except TypeError as exc:

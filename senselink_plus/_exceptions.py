@@ -4,10 +4,12 @@
 SenseLinkError
 ├── ValidationError (also ValueError)   bad input; nothing was sent
 ├── ClientClosedError                   the client was closed
+├── EventLoopError                      used from an event loop other than its own
 ├── TransportError                      the request may or may not have reached the server
 │   ├── ConnectError                    it did not: any call is safe to retry
 │   └── RequestTimeout                  no answer in time
 ├── ResponseError                       the response could not be understood
+│   └── RedirectError                   a 3xx answer: redirects are never followed
 └── APIError                            the service refused (code, message, desc, status)
     ├── AuthenticationError             bad key, bad sign, stale timestamp, API not allowed
     ├── InvalidParameterError           30001 "Param Invalid"
@@ -18,11 +20,15 @@ SenseLinkError
 ```
 
 Every error raised for a request carries ``request`` (a `RequestInfo`: method, path
-and the non-secret query parameters) and says it in its message. No error ever holds
+and the non-secret query parameters) and says it in its message. An error made from a
+response also carries its ``headers`` and, when the service sent one (``X-Request-Id``
+and the like), its ``request_id``. No error ever holds
 the app secret, a sign, or image bytes.
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
 
 from ._http import RequestInfo
 
@@ -31,10 +37,12 @@ __all__ = [
     "AuthenticationError",
     "ClientClosedError",
     "ConnectError",
+    "EventLoopError",
     "InvalidParameterError",
     "NoFaceDetectedError",
     "NotFoundError",
     "RateLimitError",
+    "RedirectError",
     "RequestTimeout",
     "ResponseError",
     "SenseLinkError",
@@ -53,8 +61,13 @@ class SenseLinkError(Exception):
     """Base class of every error senselink-plus raises.
 
     ``request`` says what was asked; ``record_may_exist`` is True only for a failed
-    `create_record` whose request may have reached the server.
+    `create_record` whose request may have reached the server. For an error made from a
+    response, ``headers`` are that response's headers (case-insensitive) and
+    ``request_id`` the service's id for the request, when it sent one (else None).
     """
+
+    headers: Mapping[str, str] | None = None
+    request_id: str | None = None
 
     def __init__(
         self,
@@ -72,6 +85,8 @@ class SenseLinkError(Exception):
         text = self.message
         if self.request is not None:
             text = f"{text} [{self.request}]"
+        if self.request_id is not None:
+            text = f"{text} [request id {self.request_id}]"
         if self.record_may_exist:
             text = f"{text}; {_MAY_EXIST}"
         return text
@@ -87,6 +102,14 @@ class ValidationError(SenseLinkError, ValueError):
 
 class ClientClosedError(SenseLinkError):
     """The client was closed before or during the call."""
+
+
+class EventLoopError(SenseLinkError):
+    """The client was used from an event loop other than the one it was first used in.
+
+    A client (its connections, its locks) belongs to one loop: make one per loop, e.g.
+    one per `asyncio.run`. A programming error, never retried.
+    """
 
 
 class TransportError(SenseLinkError):
@@ -114,6 +137,28 @@ class ResponseError(SenseLinkError):
     ) -> None:
         super().__init__(message, request=request, record_may_exist=record_may_exist)
         self.status = status
+
+
+class RedirectError(ResponseError):
+    """The server answered with a redirect (HTTP 3xx), which is never followed.
+
+    Following it would send the signed request (and a face image) wherever the
+    ``Location`` points, perhaps over plain http. ``location`` is the target's origin
+    (``scheme://host:port``, never its path or query), or None when the answer named a
+    path on the same host or no target at all. Never retried.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        request: RequestInfo | None = None,
+        status: int | None = None,
+        location: str | None = None,
+        record_may_exist: bool = False,
+    ) -> None:
+        super().__init__(message, request=request, status=status, record_may_exist=record_may_exist)
+        self.location = location
 
 
 class APIError(SenseLinkError):
@@ -147,6 +192,8 @@ class APIError(SenseLinkError):
         text = f"{head} [HTTP {self.status}]"
         if self.request is not None:
             text = f"{text} [{self.request}]"
+        if self.request_id is not None:
+            text = f"{text} [request id {self.request_id}]"
         if self.record_may_exist:
             text = f"{text}; {_MAY_EXIST}"
         return text

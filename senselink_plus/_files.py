@@ -1,16 +1,84 @@
-"""Local files the SDK writes (snapshots, watch checkpoints): checked early, replaced
-atomically, and failures reported as `SenseLinkError`s."""
+"""Local files the SDK reads (face photos) and writes (snapshots, watch checkpoints):
+checked early, read within a limit, replaced atomically, and failures reported as
+`SenseLinkError`s."""
 
 from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
+import secrets
+import stat
 
 from ._checks import check_path
 from ._exceptions import SenseLinkError, ValidationError
 
-__all__ = ["check_target_path", "write_atomically"]
+__all__ = ["check_target_path", "create_temp_beside", "read_regular_file", "write_atomically"]
+
+#: Temp files are named ``.senselink-<random>.part`` beside their target.
+TEMP_PREFIX, TEMP_SUFFIX = ".senselink-", ".part"
+_TEMP_FLAGS = (
+    os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
+)
+
+
+_READ_FLAGS = (
+    os.O_RDONLY
+    | getattr(os, "O_NONBLOCK", 0)
+    | getattr(os, "O_CLOEXEC", 0)
+    | getattr(os, "O_BINARY", 0)
+)
+
+
+def _kind(mode: int) -> str:
+    if stat.S_ISDIR(mode):
+        return "a folder"
+    if stat.S_ISFIFO(mode):
+        return "a FIFO"
+    if stat.S_ISCHR(mode):
+        return "a character device"
+    if stat.S_ISBLK(mode):
+        return "a block device"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "not a regular file"
+
+
+def read_regular_file(path: str, limit: int, what: str) -> bytes:
+    """The bytes of the regular file ``path``, at most ``limit`` of them.
+
+    Anything else is refused before it is opened (a FIFO would block, ``/dev/zero``
+    never ends); at most ``limit + 1`` bytes are read, so a file that grows, or whose
+    size was misreported, is refused too. Raises `ValidationError` (field ``what``) for a
+    file that is not one or is too big, and OSError when it cannot be read.
+    """
+
+    def refuse(reason: str) -> ValidationError:
+        return ValidationError(f"{what} {path!r} {reason}", field=what)
+
+    info = os.stat(path)
+    if not stat.S_ISREG(info.st_mode):
+        raise refuse(f"is {_kind(info.st_mode)}, not a regular file")
+    if info.st_size > limit:
+        raise refuse(f"is {info.st_size} bytes; the limit is {limit}")
+    # Non-blocking: if a FIFO replaced the file since the stat, opening it cannot hang.
+    fd = os.open(path, _READ_FLAGS)
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise refuse(f"is {_kind(info.st_mode)}, not a regular file")
+        chunks: list[bytes] = []
+        size = 0
+        while size <= limit:
+            chunk = os.read(fd, min(limit + 1 - size, 1 << 20))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+    finally:
+        os.close(fd)
+    if size > limit:
+        raise refuse(f"is over {limit} bytes, the limit")
+    return b"".join(chunks)
 
 
 def check_target_path(value: object, field: str) -> str:
@@ -23,21 +91,31 @@ def check_target_path(value: object, field: str) -> str:
     return path
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+def create_temp_beside(path: str) -> tuple[int, str]:
+    """Create a new empty temp file in ``path``'s folder; return its fd and name.
+
+    Created with mode 0o666 so the kernel applies the process umask itself, as for any
+    new file: the umask is never read (reading it means setting it, which races every
+    other thread creating files). Raises OSError.
+    """
+    directory = os.path.dirname(os.path.abspath(path))
+    for _ in range(100):
+        tmp = os.path.join(directory, f"{TEMP_PREFIX}{secrets.token_hex(8)}{TEMP_SUFFIX}")
+        try:
+            return os.open(tmp, _TEMP_FLAGS, 0o666), tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"no free temp file name in {directory!r}")
 
 
 def write_atomically(path: str, data: bytes, *, durable: bool = False) -> None:
     """Replace ``path`` with ``data`` all at once: a temp file beside it, then a rename.
 
     ``durable`` also fsyncs before the rename (a checkpoint must survive a crash). The
-    file gets the usual permissions (0o666 less the umask), not mkstemp's 0o600.
+    file gets the usual permissions (0o666 less the umask), as `create_temp_beside` makes it.
     """
-    directory = os.path.dirname(os.path.abspath(path))
     try:
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".senselink-", suffix=".part")
+        fd, tmp = create_temp_beside(path)
     except OSError as exc:
         raise SenseLinkError(f"cannot write {path!r}: {exc.strerror or exc}") from None
     try:
@@ -46,7 +124,6 @@ def write_atomically(path: str, data: bytes, *, durable: bool = False) -> None:
             if durable:
                 handle.flush()
                 os.fsync(handle.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     except OSError as exc:
         with contextlib.suppress(OSError):

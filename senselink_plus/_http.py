@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from types import MappingProxyType
+from typing import TYPE_CHECKING
 from urllib.parse import urlencode, urlsplit
 
 import attrs
+
+if TYPE_CHECKING:
+    from ._retry import Timeout
 
 __all__ = ["AUTH_PARAMS", "HttpRequest", "HttpResponse", "RequestInfo"]
 
@@ -36,6 +41,18 @@ def _redacted_params(params: Params) -> str:
     return repr(shown)
 
 
+_SIGN = re.compile(r"(sign=)[^&\s'\"]*", re.IGNORECASE)
+
+
+def _headers_repr(headers: Mapping[str, str]) -> str:
+    # A redirect's Location (or any header a server fills in) may echo the signed query.
+    try:
+        items = dict(headers.items())
+    except Exception:
+        return "<headers>"
+    return _SIGN.sub(r"\1***", repr(items))
+
+
 def _content_repr(content: bytes | None) -> str:
     return "None" if content is None else f"<{len(content)} bytes>"
 
@@ -45,7 +62,10 @@ class HttpRequest:
     """One HTTP request as the client hands it to a transport.
 
     ``params`` is the query string as ordered pairs; ``content`` the raw body. The repr
-    hides the ``sign`` parameter and shows the body as a length only.
+    hides the ``sign`` parameter and shows the body as a length only. ``timeout``, when
+    set (a per-call or `Client.with_options` timeout), is the limit for this request;
+    `AiohttpTransport` applies it, and the client bounds the attempt's total by it for
+    any transport.
 
     >>> HttpRequest("GET", "https://example.test/api", params={"page": "1"})
     HttpRequest(method='GET', url='https://example.test/api', params=(('page', '1'),), ...)
@@ -56,6 +76,7 @@ class HttpRequest:
     params: Params = attrs.field(default=(), converter=_to_params, repr=_redacted_params)
     headers: Mapping[str, str] = attrs.field(factory=dict, converter=_to_headers)
     content: bytes | None = attrs.field(default=None, repr=_content_repr)
+    timeout: Timeout | None = attrs.field(default=None, repr=False)
 
     @property
     def path(self) -> str:
@@ -70,6 +91,7 @@ class HttpRequest:
         params: Params = (),
         headers: Mapping[str, str] = _NO_HEADERS,
         content: bytes | None = None,
+        timeout: Timeout | None = None,
     ) -> HttpRequest:
         """Internal: a request from values already in normal form (str pairs, lower-case
         header names), skipping the converters; every request the client sends is built
@@ -81,6 +103,7 @@ class HttpRequest:
         set_field(request, "params", params)
         set_field(request, "headers", headers)
         set_field(request, "content", content)
+        set_field(request, "timeout", timeout)
         return request
 
     def info(self) -> RequestInfo:
@@ -100,7 +123,9 @@ class HttpResponse:
     """
 
     status: int
-    headers: Mapping[str, str] = attrs.field(factory=dict, converter=_to_headers)
+    headers: Mapping[str, str] = attrs.field(
+        factory=dict, converter=_to_headers, repr=_headers_repr
+    )
     content: bytes = attrs.field(default=b"", repr=_content_repr)
 
     @classmethod

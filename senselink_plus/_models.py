@@ -12,6 +12,7 @@ import orjson
 
 from ._checks import shown
 from ._exceptions import ValidationError
+from ._files import read_regular_file
 from ._timeutil import from_wire_timestamp
 
 __all__ = [
@@ -147,7 +148,11 @@ class FaceImage:
         rectangle: Rectangle | None = None,
         fit: bool = False,
     ) -> FaceImage:
-        """Read a photo from disk; a file over the limit is refused before it is read whole.
+        """Read a photo from disk: a regular file within the limit, read at most limit + 1
+        bytes (a FIFO, a device or a folder is refused before it is opened).
+
+        Blocking file I/O: from async code, `Client.create_record` with a path reads it in
+        a worker thread; call this through ``asyncio.to_thread`` likewise.
 
         With ``fit=True`` (the ``images`` extra) a photo over the limit or in another
         format is re-encoded as `FaceImage.fit` does, instead of refused.
@@ -161,14 +166,7 @@ class FaceImage:
             _imagefit.require_pillow()
             limit = _imagefit.MAX_SOURCE_BYTES
         try:
-            size = os.path.getsize(path)
-            if size > limit:
-                raise ValidationError(
-                    f"image {os.fspath(path)!r} is {size} bytes; the limit is {limit}",
-                    field="image",
-                )
-            with open(path, "rb") as handle:
-                data = handle.read()
+            data = read_regular_file(os.fspath(path), limit, "image")
         except ValidationError:
             raise
         except OSError as exc:

@@ -11,10 +11,23 @@ import orjson
 
 from ._models import Record
 
-__all__ = ["FORMATS", "RecordWriter"]
+__all__ = ["EXPORT_FIELDS", "FORMATS", "RecordWriter"]
 
 FORMATS = ("jsonl", "csv", "table")
 FIELDS = tuple(field.name for field in attrs.fields(Record))
+_AFTER = FIELDS.index("create_at") + 1
+#: What jsonl and csv exports carry: the wire fields, and ``created_at`` (ISO-8601, UTC)
+#: beside the raw ``create_at``.
+EXPORT_FIELDS = (*FIELDS[:_AFTER], "created_at", *FIELDS[_AFTER:])
+
+
+def _created_at(record: Record) -> str:
+    return record.created_at.isoformat().replace("+00:00", "Z")
+
+
+def _export_values(record: Record) -> tuple[object, ...]:
+    values = attrs.astuple(record, recurse=False)
+    return (*values[:_AFTER], _created_at(record), *values[_AFTER:])
 
 _TABLE_COLUMNS: tuple[tuple[str, int], ...] = (
     ("record_id", 10),
@@ -57,7 +70,7 @@ class RecordWriter:
     def header(self) -> None:
         if self._fmt == "csv":
             self._csv = csv.writer(self._out, lineterminator="\n")
-            self._csv.writerow(FIELDS)
+            self._csv.writerow(EXPORT_FIELDS)
         elif self._fmt == "table":
             self._row(tuple(name for name, _ in _TABLE_COLUMNS))
             self._row(tuple("-" * width for _, width in _TABLE_COLUMNS))
@@ -65,11 +78,11 @@ class RecordWriter:
     def write(self, record: Record) -> None:
         self.count += 1
         if self._fmt == "jsonl":
-            values = attrs.astuple(record, recurse=False)
-            self._out.write(orjson.dumps(dict(zip(FIELDS, values, strict=True))).decode())
+            values = _export_values(record)
+            self._out.write(orjson.dumps(dict(zip(EXPORT_FIELDS, values, strict=True))).decode())
             self._out.write("\n")
         elif self._fmt == "csv":
-            self._csv.writerow(["" if v is None else v for v in attrs.astuple(record)])
+            self._csv.writerow(["" if v is None else v for v in _export_values(record)])
         else:
             self._row(_table_cells(record))
 

@@ -12,6 +12,7 @@ from ._exceptions import (
     APIError,
     ConnectError,
     RateLimitError,
+    RedirectError,
     ResponseError,
     SenseLinkError,
     ServerError,
@@ -19,7 +20,7 @@ from ._exceptions import (
     ValidationError,
 )
 
-__all__ = ["RetryPolicy", "Timeout", "is_retryable"]
+__all__ = ["RetryPolicy", "Timeout", "TimeoutInput", "is_retryable", "to_timeout"]
 
 
 def _positive(_: object, attribute: attrs.Attribute[float], value: float) -> None:
@@ -51,6 +52,30 @@ class Timeout:
     total: float = attrs.field(default=60.0, validator=_positive)
 
 
+#: What a ``timeout=`` argument takes: a `Timeout`, or a number of seconds (the total).
+TimeoutInput = Timeout | float
+
+
+def to_timeout(value: object, field: str = "timeout") -> Timeout:
+    """``value`` as a `Timeout`: a number is the total in seconds (connect up to 10 s).
+
+    >>> to_timeout(5)
+    Timeout(connect=5.0, total=5.0)
+    """
+    if isinstance(value, Timeout):
+        return value
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValidationError(
+            f"{field} must be a Timeout or a number of seconds, not {shown(value)}", field=field
+        )
+    if not _finite(value) or not value > 0:
+        raise ValidationError(
+            f"{field} must be > 0 seconds (finite), not {shown(value)}", field=field
+        )
+    total = float(value)
+    return Timeout(connect=min(10.0, total), total=total)
+
+
 _RETRYABLE_STATUS = frozenset({408, 429})
 
 
@@ -59,11 +84,12 @@ def is_retryable(error: SenseLinkError, *, idempotent: bool) -> bool:
 
     A GET is retried on anything transient. ``create_record`` is not idempotent: it is
     retried only when the server provably did not take the request (no connection was
-    made, or it refused with a rate limit).
+    made, or it refused with a rate limit). A redirect is never retried: the same
+    request would be redirected again.
     """
     if isinstance(error, (ConnectError, RateLimitError)):
         return True
-    if not idempotent:
+    if not idempotent or isinstance(error, RedirectError):
         return False
     if isinstance(error, (TransportError, ResponseError, ServerError)):
         return True

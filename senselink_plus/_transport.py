@@ -5,14 +5,15 @@ from __future__ import annotations
 import asyncio
 import re
 import ssl
+from collections.abc import Mapping
 from typing import Any, Protocol, runtime_checkable
 
 import aiohttp
 
 from ._checks import check_int
-from ._exceptions import ConnectError, RequestTimeout, TransportError
+from ._exceptions import ConnectError, EventLoopError, RequestTimeout, TransportError
 from ._http import HttpRequest, HttpResponse
-from ._retry import Timeout
+from ._retry import Timeout, TimeoutInput, to_timeout
 
 __all__ = ["DEFAULT_MAX_RESPONSE_BYTES", "AiohttpTransport", "Transport"]
 
@@ -47,6 +48,8 @@ class AiohttpTransport:
     """The default transport, on an `aiohttp.ClientSession`.
 
     Bodies over ``max_response_bytes`` (default 16 MiB) fail as a `TransportError`.
+    ``timeout`` (a `Timeout` or seconds) applies to every request, unless the request
+    carries its own (``HttpRequest.timeout``).
     Without ``session`` it makes its own inside the running event loop on first use and
     closes it in `aclose`. A session passed in is the caller's: it is never closed here.
 
@@ -58,7 +61,7 @@ class AiohttpTransport:
         self,
         session: aiohttp.ClientSession | None = None,
         *,
-        timeout: Timeout | None = None,
+        timeout: TimeoutInput | None = None,
         ssl_context: ssl.SSLContext | None = None,
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
     ) -> None:
@@ -68,14 +71,17 @@ class AiohttpTransport:
         self._session = session
         self._owns_session = session is None
         self._ssl = ssl_context
-        timeout = timeout or Timeout()
+        timeout = Timeout() if timeout is None else to_timeout(timeout)
         self._timeout = aiohttp.ClientTimeout(total=timeout.total, sock_connect=timeout.connect)
         self._per_request: dict[str, Any] = {} if session is None else {"timeout": self._timeout}
         self._closed = False
+        #: The loop our own session was made in; a caller's session is theirs to mind.
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     def _get_session(self) -> aiohttp.ClientSession:
         if self._closed:
             raise ConnectError("the transport is closed: nothing was sent")
+        loop = asyncio.get_running_loop()
         if self._session is None:
             connector = aiohttp.TCPConnector(ssl=self._ssl if self._ssl is not None else True)
             # The session decodes no JSON and keeps no cookies: the client parses bodies
@@ -83,40 +89,69 @@ class AiohttpTransport:
             self._session = aiohttp.ClientSession(
                 connector=connector, cookie_jar=aiohttp.DummyCookieJar(), timeout=self._timeout
             )
+            self._loop = loop
+        elif self._loop is not None and loop is not self._loop:
+            raise EventLoopError(
+                "this transport's aiohttp session belongs to the event loop it was first "
+                "used in, not this one: make one transport (and client) per event loop"
+            )
+        if self._session.closed:  # a caller's session, closed under us
+            raise ConnectError("the aiohttp session is closed: nothing was sent")
         return self._session
 
     async def send(self, request: HttpRequest) -> HttpResponse:
-        """Send ``request`` with aiohttp; map aiohttp's failures to `TransportError`s."""
+        """Send ``request`` with aiohttp; map aiohttp's failures to `TransportError`s.
+
+        Redirects are not followed: a 3xx comes back as it is (the client raises
+        `RedirectError` for it), so the signed request and the image go nowhere else.
+        """
         session = self._get_session()
-        # Our own session carries the timeout (a per-request one costs ~10 µs); a
-        # caller's session gets ours on each request.
-        extra = self._per_request
         try:
-            async with session.request(
-                request.method,
-                request.url,
-                params=request.params,
-                headers=request.headers,
-                data=request.content,
-                **extra,
-            ) as response:
-                content = await self._read(response)
-                return HttpResponse._normalised(response.status, response.headers, content)
+            status, headers, content = await self._exchange(session, request)
+            return HttpResponse._normalised(status, headers, content)
         except aiohttp.ConnectionTimeoutError as exc:
             error: TransportError = ConnectError(f"timed out connecting: {_describe(exc)}")
         except aiohttp.ClientConnectorError as exc:
             error = ConnectError(f"cannot connect: {_describe(exc)}")
         except (asyncio.TimeoutError, aiohttp.ServerTimeoutError) as exc:
             error = RequestTimeout(f"no answer in time: {_describe(exc)}")
-        except RuntimeError as exc:  # aiohttp: "Session is closed" (a caller's session)
-            error = ConnectError(f"cannot send: {_describe(exc)}")
         except aiohttp.ServerDisconnectedError as exc:
             error = TransportError(f"the server closed the connection: {_describe(exc)}")
         except (aiohttp.ClientError, OSError) as exc:
             error = TransportError(f"transport failure: {_describe(exc)}")
         # Raised outside the except blocks so the aiohttp exception, whose request_info
-        # holds the signed URL, is neither the cause nor the context of ours.
-        raise error
+        # holds the signed URL, is neither the cause nor the context of ours; and no
+        # frame on our traceback holds the aiohttp response (its repr has the signed URL).
+        try:
+            raise error
+        finally:
+            # Python 3.10 steps a task from inside the except block that caught its
+            # future's exception (aiohttp's, here): the raise above takes that as context.
+            error.__context__ = None
+
+    async def _exchange(
+        self, session: aiohttp.ClientSession, request: HttpRequest
+    ) -> tuple[int, Mapping[str, str], bytes]:
+        """One exchange as plain values; the aiohttp response never leaves this frame."""
+        # Our own session carries the timeout (a per-request one costs ~10 µs); a
+        # caller's session gets ours on each request.
+        extra = self._per_request
+        if request.timeout is not None:  # a per-call or with_options timeout
+            limits = request.timeout
+            extra = {
+                **extra,
+                "timeout": aiohttp.ClientTimeout(total=limits.total, sock_connect=limits.connect),
+            }
+        async with session.request(
+            request.method,
+            request.url,
+            params=request.params,
+            headers=request.headers,
+            data=request.content,
+            allow_redirects=False,
+            **extra,
+        ) as response:
+            return response.status, response.headers, await self._read(response)
 
     async def _read(self, response: aiohttp.ClientResponse) -> bytes:
         limit = self._max_response_bytes

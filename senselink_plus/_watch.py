@@ -14,7 +14,13 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 import orjson
 
 from ._checks import check_seconds
-from ._exceptions import ClientClosedError, SenseLinkError, ValidationError
+from ._exceptions import (
+    ClientClosedError,
+    EventLoopError,
+    RedirectError,
+    SenseLinkError,
+    ValidationError,
+)
 from ._files import check_target_path, write_atomically
 from ._models import Order, Record
 from ._timeutil import MAX_WINDOW, ceil_second, floor_second, to_aware
@@ -270,8 +276,8 @@ async def _watch(
                     record = await anext(records)
                 except StopAsyncIteration:
                     break
-                except (ValidationError, ClientClosedError):
-                    raise
+                except (ValidationError, ClientClosedError, EventLoopError, RedirectError):
+                    raise  # no later poll would do better: end the watch
                 except SenseLinkError as exc:
                     failed = exc
                     break

@@ -12,11 +12,13 @@ import operator
 from collections.abc import Mapping
 from datetime import datetime, timedelta, timezone
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import cattrs
 import orjson
 from cattrs.preconf.orjson import make_converter
 
+from ._checks import shown
 from ._exceptions import (
     APIError,
     AuthenticationError,
@@ -24,6 +26,7 @@ from ._exceptions import (
     NoFaceDetectedError,
     NotFoundError,
     RateLimitError,
+    RedirectError,
     ResponseError,
     ServerError,
 )
@@ -301,6 +304,40 @@ def _text(value: object) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
+def _origin(location: str) -> str | None:
+    """``scheme://host[:port]`` of an absolute URL; None for a relative one."""
+    try:
+        parts = urlsplit(location.strip())
+        host = parts.hostname
+        port = parts.port
+    except ValueError:
+        return None
+    if not parts.scheme or not host:
+        return None
+    if ":" in host:
+        host = f"[{host}]"
+    return f"{parts.scheme}://{host}" + (f":{port}" if port is not None else "")
+
+
+def _redirect(response: HttpResponse, asked: Asked) -> RedirectError:
+    # Only the origin is named: the Location's query may echo the signed query string.
+    location = response.headers.get("location")
+    origin = None if location is None else _origin(location)
+    if origin is not None:
+        target = f"to {shown(origin, 100)}"
+    elif location:
+        target = "to a path on the same host"
+    else:
+        target = "without a Location"
+    return RedirectError(
+        f"HTTP {response.status} redirect {target} not followed: a redirect would resend "
+        "the signed request (and any image) elsewhere; point base_url at the API itself",
+        request=_info(asked),
+        status=response.status,
+        location=origin,
+    )
+
+
 def parse_envelope(
     response: HttpResponse,
     asked: Asked,
@@ -313,6 +350,8 @@ def parse_envelope(
     Handles both shapes the service may use: HTTP 200 with ``code != 200``, and a
     non-2xx status with or without an envelope.
     """
+    if 300 <= response.status <= 399:
+        raise _redirect(response, asked)
     ok_status = 200 <= response.status <= 299
     try:
         body = orjson.loads(response.content)

@@ -100,8 +100,13 @@ def test_records_jsonl_over_several_days(
         "device_timestamp",
         "timezone",
         "create_at",
+        "created_at",
         "extend",
     }
+    for row in rows[:5]:  # ISO-8601 in UTC beside the raw value
+        created = datetime.fromisoformat(row["created_at"].replace("Z", "+00:00"))
+        assert row["created_at"].endswith("Z")
+        assert created.timestamp() == pytest.approx(row["create_at"] / 1000)
     assert "700 records" in err
     assert "\r" not in err  # no progress bar when stderr is not a terminal
 
@@ -137,7 +142,7 @@ def test_records_bad_time_is_a_usage_error(
 ) -> None:
     assert main(["records", "--from", "yesterday", "--to", NOW.isoformat()]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("senselink-plus: error: time_from 'yesterday'")
+    assert err.startswith("senselink-plus: error: --from 'yesterday' is not a time such as")
     assert "Traceback" not in err
 
 

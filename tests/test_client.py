@@ -369,7 +369,7 @@ class TestConfiguration:
 
     @pytest.mark.parametrize(
         ("option", "value"),
-        [("max_concurrency", 0), ("rate_limit", 0), ("timeout", 5), ("retry", 3)],
+        [("max_concurrency", 0), ("rate_limit", 0), ("timeout", "5"), ("timeout", 0), ("retry", 3)],
     )
     def test_bad_options(self, option: str, value: Any) -> None:
         with pytest.raises(ValidationError):

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import sqlite3
 import sys
+import tempfile
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -67,7 +69,8 @@ async def test_ingest_to_sqlite_resumes_without_loss(example: Any, tmp_path: Pat
             first = await ingest.main(client, db, state, since=since, max_items=120)
             second = await ingest.main(client, db, state, since=since, max_items=181)
     assert (first, second) == (120, 181)  # the 120th comes again after the "crash"
-    rows = sqlite3.connect(db).execute("SELECT record_id FROM records ORDER BY 1").fetchall()
+    with contextlib.closing(sqlite3.connect(db)) as conn:
+        rows = conn.execute("SELECT record_id FROM records ORDER BY 1").fetchall()
     assert [row[0] for row in rows] == list(ids)
 
 
@@ -106,3 +109,35 @@ async def test_backfill_counts_every_device(example: Any) -> None:
         async with emu.client(max_concurrency=4) as client:
             counts = await backfill.main(client, devices, start, end, devices_at_once=2)
     assert counts == {"D1": 1000, "D2": 1000, "D3": 1000}
+
+
+async def test_ingest_to_sqlite_run_twice_finishes_and_leaves_nothing(
+    example: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ingest = example("ingest_to_sqlite")
+    cwd, scratch = tmp_path / "cwd", tmp_path / "tmp"
+    cwd.mkdir()
+    scratch.mkdir()
+    monkeypatch.chdir(cwd)
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    # What is tested is the checkpoint and the files; an in-memory database spares the
+    # fsync of a commit per record.
+    connect = sqlite3.connect
+    monkeypatch.setattr(sqlite3, "connect", lambda path: connect(":memory:"))
+    db, state = str(tmp_path / "r.db"), str(tmp_path / "state.json")
+    # The second run's fresh emulator holds data from before the first run's position:
+    # it must still end (on idleness) rather than wait forever.
+    assert await ingest.run(db, state, poll_interval=0.01, idle_stop=0.2) == 250
+    assert await ingest.run(db, state, poll_interval=0.01, idle_stop=0.2) < 250
+    assert await ingest.run(poll_interval=0.01, idle_stop=0.2) == 250  # throwaway files
+    assert list(cwd.iterdir()) == []
+    assert list(scratch.iterdir()) == []
+
+
+async def test_quickstart_leaves_no_files(
+    example: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    await example("quickstart").run()
+    assert list(tmp_path.iterdir()) == []

@@ -36,6 +36,7 @@ from senselink_plus import (
     RateLimitError,
     Record,
     RecordPage,
+    RedirectError,
     ResponseError,
     RetryPolicy,
     SenseLinkError,
@@ -564,7 +565,8 @@ async def test_get_image(script: list[HttpResponse], policy: RetryPolicy) -> Non
 @given(script=st.lists(responses(), min_size=1, max_size=6), policy=policies)
 async def test_watch_survives_any_answer(script: list[HttpResponse], policy: RetryPolicy) -> None:
     """A failed poll is retried, never fatal: after the hostile answers, a good one is
-    delivered, and nothing escapes on the way."""
+    delivered, and nothing escapes on the way. The one exception is a redirect (3xx),
+    never followed: it ends the watch with a RedirectError."""
     since = T0 - timedelta(hours=1)
     sentinel = 10**9
 
@@ -581,12 +583,19 @@ async def test_watch_survives_any_answer(script: list[HttpResponse], policy: Ret
     got: list[Record] = []
     async with client_for(handler, policy, time) as client:
         watch = client.watch(since=since, poll_interval=5)
-        async for record in watch:
-            check_record(record)
-            got.append(record)
-            if record.record_id == sentinel or len(got) > 50:
-                break
-        await watch.aclose()
+        try:
+            async for record in watch:
+                check_record(record)
+                got.append(record)
+                if record.record_id == sentinel or len(got) > 50:
+                    break
+        except RedirectError:
+            assert 300 <= server.used[-1].status <= 399
+            assert all(not 300 <= r.status <= 399 for r in server.used[:-1])
+            return
+        finally:
+            await watch.aclose()
+    assert all(not 300 <= r.status <= 399 for r in server.used)
     assert got[-1].record_id == sentinel
     ids = [record.record_id for record in got]
     assert len(ids) == len(set(ids))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import builtins
 import os
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -23,7 +22,6 @@ from senselink_plus import (
     Rectangle,
     ValidationError,
 )
-from senselink_plus import _models as models_module
 
 JPEG_HEAD = b"\xff\xd8\xff\xe0"
 PNG_HEAD = b"\x89PNG\r\n\x1a\n"
@@ -130,22 +128,24 @@ def test_face_image_is_frozen() -> None:
 
 
 class _OpenSpy:
-    """Records the files `_models` opens; opens small ones for real, never big ones."""
+    """Records the files opened (from_path reads with os.open); opens small ones for
+    real, never big ones."""
 
-    def __init__(self) -> None:
+    def __init__(self, real: Any) -> None:
         self.opened: list[str] = []
+        self.real = real
 
     def __call__(self, file: Any, *args: Any, **kwargs: Any) -> Any:
         self.opened.append(str(file))
         if os.path.getsize(file) > MAX_IMAGE_BYTES:
             raise AssertionError(f"{file} is over the limit and must not be opened")
-        return builtins.open(file, *args, **kwargs)
+        return self.real(file, *args, **kwargs)
 
 
 @pytest.fixture
 def open_spy(monkeypatch: pytest.MonkeyPatch) -> _OpenSpy:
-    spy = _OpenSpy()
-    monkeypatch.setattr(models_module, "open", spy, raising=False)
+    spy = _OpenSpy(os.open)
+    monkeypatch.setattr(os, "open", spy)
     return spy
 
 
@@ -194,7 +194,7 @@ def test_from_path_missing_file_is_a_validation_error(tmp_path: Path) -> None:
 
 
 def test_from_path_directory_is_a_validation_error(tmp_path: Path) -> None:
-    with pytest.raises(ValidationError, match="cannot read image"):
+    with pytest.raises(ValidationError, match="is a folder, not a regular file"):
         FaceImage.from_path(tmp_path)
 
 

@@ -16,10 +16,12 @@ from senselink_plus import (
     AuthenticationError,
     ClientClosedError,
     ConnectError,
+    EventLoopError,
     InvalidParameterError,
     NoFaceDetectedError,
     NotFoundError,
     RateLimitError,
+    RedirectError,
     RequestTimeout,
     ResponseError,
     RetryPolicy,
@@ -56,6 +58,8 @@ CASES: list[tuple[SenseLinkError, bool, bool]] = [
     (NotFoundError("no image", code=404, status=404), False, False),
     (ValidationError("bad input"), False, False),
     (ClientClosedError("closed"), False, False),
+    (RedirectError("moved", status=307), False, False),
+    (EventLoopError("another loop"), False, False),
     (SenseLinkError("generic"), False, False),
 ]
 

@@ -289,23 +289,29 @@ async def test_a_dropped_connection_is_a_transport_error_not_a_connect_error(
     assert_no_sign(info.value)
 
 
-async def test_error_text_never_shows_the_sign_even_when_aiohttp_puts_the_url_in_it(
+async def test_a_redirect_comes_back_as_it_is_never_followed(
     server: tuple[BaseTestServer, Recorder], transport: AiohttpTransport
 ) -> None:
-    # aiohttp's TooManyRedirects message holds the full URL, query included.
     request = HttpRequest("GET", url(server, "/loop"), params={"sn": "JKQ1", "sign": SIGN})
-    with pytest.raises(TransportError) as info:
-        await transport.send(request)
-    assert "TooManyRedirects" in str(info.value)
-    assert "sign=***" in str(info.value)
-    assert "sn=JKQ1" in str(info.value)
-    assert_no_sign(info.value)
+    response = await transport.send(request)
+    assert response.status == 302
+    assert "/loop?" in response.headers["location"]
+    assert SIGN not in repr(response)  # the Location echoes the signed query
+
+
+def test_error_text_never_shows_the_sign_even_when_aiohttp_puts_the_url_in_it() -> None:
+    from senselink_plus._transport import _describe
+
+    # Some aiohttp errors (TooManyRedirects, ClientResponseError) quote the whole URL.
+    exc = aiohttp.ClientError(f"GET http://h/x?sn=JKQ1&sign={SIGN}&page=2 failed")
+    text = _describe(exc)
+    assert text == "ClientError: GET http://h/x?sn=JKQ1&sign=***&page=2 failed"
 
 
 async def test_no_exception_in_the_chain_holds_the_sign(
     server: tuple[BaseTestServer, Recorder], transport: AiohttpTransport
 ) -> None:
-    request = HttpRequest("GET", url(server, "/loop"), params={"sign": SIGN})
+    request = HttpRequest("GET", url(server, "/drop"), params={"sign": SIGN})
     with pytest.raises(TransportError) as info:
         await transport.send(request)
     chained: BaseException | None = info.value

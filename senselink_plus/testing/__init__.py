@@ -1,4 +1,8 @@
-"""Test helpers: a mock transport and a local emulator of the SenseLink Plus cloud."""
+"""Test helpers: a mock transport, response builders, and a local emulator of the cloud.
+
+>>> from senselink_plus.testing import MockTransport, record_page_response, wire_record
+>>> mock = MockTransport(lambda request: record_page_response([wire_record(1)]))
+"""
 
 from __future__ import annotations
 
@@ -6,11 +10,27 @@ from typing import TYPE_CHECKING, Any
 
 from .._demo import sample_image
 from ._mock import MockTransport
+from ._responses import (
+    created_record_response,
+    error_response,
+    image_response,
+    record_page_response,
+    wire_record,
+)
 
 if TYPE_CHECKING:
     from ._emulator import Emulator
 
-__all__ = ["Emulator", "MockTransport", "sample_image"]
+__all__ = [
+    "Emulator",
+    "MockTransport",
+    "created_record_response",
+    "error_response",
+    "image_response",
+    "record_page_response",
+    "sample_image",
+    "wire_record",
+]
 
 
 def __getattr__(name: str) -> Any:
