@@ -1,0 +1,320 @@
+"""RangeCursor, the pure paging decisions of records(): plain calls and a model.
+
+The stateful test drives the cursor against a simulated listing (records ordered by
+record_id, arriving at the newest end, expiring from the oldest) with arbitrary
+interleavings of arrivals, expiries, stale answers to prefetched pages, a server that
+caps the page size, over-stated totals, records from outside the window, and repeated or
+reshuffled pages. No sockets, no event loop.
+"""
+
+from __future__ import annotations
+
+import random
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
+
+from senselink_plus._exceptions import ResponseError
+from senselink_plus._models import Order, Record, RecordPage
+from senselink_plus._paging import PageRequest, RangeCursor, plan_after
+
+T0 = datetime(2024, 3, 1, tzinfo=timezone(timedelta(hours=9)))
+T0_MS = int(T0.timestamp() * 1000)
+WINDOW = (T0, T0 + timedelta(hours=1))
+
+
+def record(record_id: int, at_ms: int) -> Record:
+    return Record(record_id, "SN1", f"{record_id:024x}", at_ms)
+
+
+class Listing:
+    """The server's table: (id, create_at ms), ids growing with time."""
+
+    def __init__(self, count: int, spacing_ms: int) -> None:
+        self.rows = [record(i, T0_MS + 1000 + i * spacing_ms) for i in range(count)]
+        self.next_id = count
+
+    def add(self, count: int, spacing_ms: int) -> None:
+        last = self.rows[-1].create_at if self.rows else T0_MS + 1000
+        for _ in range(count):
+            last = min(last + spacing_ms, T0_MS + 3_500_000)
+            self.rows.append(record(self.next_id, last))
+            self.next_id += 1
+
+    def answer(
+        self, request: PageRequest, order: Order, cap: int | None, total_extra: int
+    ) -> RecordPage:
+        lo = int(request.time_from.timestamp() * 1000)
+        hi = int(request.time_to.timestamp() * 1000)
+        rows = [r for r in self.rows if lo <= r.create_at <= hi]
+        if order is Order.DESCENDING:
+            rows.reverse()
+        size = request.size if cap is None else min(cap, request.size)
+        chunk = rows[(request.page - 1) * size : request.page * size]
+        return RecordPage(request.page, size, len(rows) + total_extra, tuple(chunk))
+
+
+def drain(cursor: RangeCursor, answer: object) -> list[int]:
+    """Run the cursor to its end against ``answer(request) -> RecordPage``."""
+    got: list[int] = []
+    for _ in range(10_000):
+        cursor.sends()
+        request = cursor.needed()
+        if request is None:
+            return got
+        step = cursor.feed(request, answer(request))  # type: ignore[operator]
+        got.extend(r.record_id for r in step.records)
+    raise AssertionError("the cursor never ended")
+
+
+# --- plain calls ----------------------------------------------------------------------
+
+
+def test_plan_after_overlaps_by_one_where_it_can() -> None:
+    assert plan_after(100, 100) == (2, 99)
+    page, size = plan_after(198, 100) or (0, 0)
+    start = (page - 1) * size
+    assert start < 198 < start + size
+    assert plan_after(5, 1) is None  # pages of 1 leave no room for an overlap
+
+
+@pytest.mark.parametrize("order", list(Order))
+@pytest.mark.parametrize("lookahead", [1, 2, 4, 8])
+def test_a_quiet_listing_costs_about_one_request_a_page(order: Order, lookahead: int) -> None:
+    rng = random.Random(1)
+    ats = sorted(rng.randrange(0, 3_600_000) for _ in range(3_333))
+    listing = Listing(0, 1)
+    listing.rows = [record(i, T0_MS + at) for i, at in enumerate(ats)]
+    cursor = RangeCursor([WINDOW], order=order, page_size=100, lookahead=lookahead)
+    got = drain(cursor, lambda r: listing.answer(r, order, None, 0))
+    expected = list(range(3_333))
+    assert got == (expected if order is Order.ASCENDING else expected[::-1])
+    assert cursor.sent <= 34 * 1.07  # 34 pages of 100 at best
+    assert cursor.sent <= cursor.bound()
+
+
+def test_many_small_windows_are_fetched_ahead() -> None:
+    windows = [(T0 + timedelta(days=d), T0 + timedelta(days=d + 1)) for d in range(30)]
+    cursor = RangeCursor(windows, order=Order.ASCENDING, page_size=100, lookahead=8)
+    first = cursor.sends()
+    assert [r.window for r in first] == list(range(8))
+    assert all(r.page == 1 for r in first)
+
+
+def test_lookahead_one_sends_one_call_at_a_time() -> None:
+    listing = Listing(500, 10)
+    cursor = RangeCursor([WINDOW], order=Order.ASCENDING, page_size=50, lookahead=1)
+    for _ in range(5):
+        assert len(cursor.sends()) == 1
+        assert cursor.sends() == []  # nothing more until this one is answered
+        request = cursor.needed()
+        assert request is not None
+        cursor.feed(request, listing.answer(request, Order.ASCENDING, None, 0))
+
+
+def test_an_expiry_and_an_arrival_between_two_pages_skip_nothing() -> None:
+    """The total is unchanged, so only the overlap check can see the shift."""
+    listing = Listing(300, 1000)
+    present = {r.record_id for r in listing.rows[1:]}
+    cursor = RangeCursor([WINDOW], order=Order.ASCENDING, page_size=100, lookahead=4)
+    answered = 0
+
+    def answer(request: PageRequest) -> RecordPage:
+        nonlocal answered
+        answered += 1
+        if answered == 2:
+            del listing.rows[0]
+            listing.add(1, 1000)
+        return listing.answer(request, Order.ASCENDING, None, 0)
+
+    got = drain(cursor, answer)
+    assert len(got) == len(set(got))
+    assert present <= set(got)
+
+
+@pytest.mark.parametrize("lookahead", [1, 2, 4])
+def test_expiries_reaching_the_walk_and_arrivals_between_pages_skip_nothing(
+    lookahead: int,
+) -> None:
+    """Retention catches up with the walk: the records already read expire (and as
+    many arrive, so the total stays put) between the answers to two pages."""
+    listing = Listing(300, 1000)
+    cursor = RangeCursor([WINDOW], order=Order.ASCENDING, page_size=10, lookahead=lookahead)
+    answered = 0
+    gone: set[int] = set()
+
+    def answer(request: PageRequest) -> RecordPage:
+        nonlocal answered
+        answered += 1
+        mark = cursor.watermark
+        if answered % 2 == 0 and answered < 30 and mark is not None:
+            expired = [r for r in listing.rows if r.record_id <= mark]
+            listing.rows = [r for r in listing.rows if r.record_id > mark]
+            gone.update(r.record_id for r in expired)
+            listing.add(len(expired), 1)
+        return listing.answer(request, Order.ASCENDING, None, 0)
+
+    got = drain(cursor, answer)
+    assert len(got) == len(set(got))
+    assert set(range(300)) - gone <= set(got)
+
+
+def test_pages_that_alternate_end_in_a_response_error_soon() -> None:
+    a = tuple(record(i, T0_MS + 1000 + i) for i in range(100))
+    b = tuple(record(i, T0_MS + 1000 + i) for i in range(200, 300))
+    cursor = RangeCursor([WINDOW], order=Order.ASCENDING, page_size=100, lookahead=4)
+    flip = [a, b]
+    with pytest.raises(ResponseError, match="not advancing"):
+        for _ in range(100):
+            cursor.sends()
+            request = cursor.needed()
+            assert request is not None
+            cursor.feed(request, RecordPage(request.page, 100, 10**6, flip[0]))
+            flip.reverse()
+    assert cursor.sent <= 30  # an unbounded walk sent 15,000 in 3 s
+
+
+def test_an_over_stated_total_ends_at_the_short_page() -> None:
+    listing = Listing(150, 1000)
+    cursor = RangeCursor([WINDOW], order=Order.ASCENDING, page_size=100, lookahead=2)
+    got = drain(cursor, lambda r: listing.answer(r, Order.ASCENDING, None, 850))
+    assert got == list(range(150))
+
+
+def test_records_from_outside_the_window_are_not_yielded() -> None:
+    listing = Listing(20, 1000)
+    stray = record(10**9, T0_MS + 5 * 3_600_000)
+    cursor = RangeCursor([WINDOW], order=Order.ASCENDING, page_size=100, lookahead=1)
+
+    def answer(request: PageRequest) -> RecordPage:
+        page = listing.answer(request, Order.ASCENDING, None, 0)
+        return RecordPage(page.page_num, page.page_size, page.total + 1, (*page.records, stray))
+
+    assert drain(cursor, answer) == list(range(20))
+
+
+def test_max_items_stops_the_walk_and_its_prefetch() -> None:
+    listing = Listing(1000, 100)
+    cursor = RangeCursor(
+        [WINDOW], order=Order.ASCENDING, page_size=100, lookahead=8, max_items=150
+    )
+    got = drain(cursor, lambda r: listing.answer(r, Order.ASCENDING, None, 0))
+    assert got == list(range(150))
+    assert cursor.sent <= 3
+
+
+# --- the model ------------------------------------------------------------------------
+
+
+class Walk(RuleBasedStateMachine):
+    """A walk of one window while the listing changes under it."""
+
+    @initialize(
+        count=st.integers(0, 400),
+        spacing=st.sampled_from([1, 10, 400, 1000, 7000]),
+        order=st.sampled_from(Order),
+        page_size=st.integers(3, 60) | st.just(100),
+        lookahead=st.integers(1, 6),
+        cap=st.none() | st.integers(3, 40),
+        extra=st.sampled_from([0, 0, 0, 7, 500]),
+    )
+    def start(
+        self,
+        count: int,
+        spacing: int,
+        order: Order,
+        page_size: int,
+        lookahead: int,
+        cap: int | None,
+        extra: int,
+    ) -> None:
+        self.listing = Listing(count, spacing)
+        self.spacing = spacing
+        self.order = order
+        self.cap = cap
+        self.extra = extra
+        self.cursor = RangeCursor(
+            [WINDOW], order=order, page_size=page_size, lookahead=lookahead
+        )
+        self.present = {r.record_id for r in self.listing.rows}
+        self.snapshots: dict[int, list[Record]] = {}
+        self.got: list[int] = []
+        self.failed: ResponseError | None = None
+        self.misbehaved = False
+        self.expiries_in_a_row = 0
+
+    def _send(self) -> None:
+        for request in self.cursor.sends():
+            self.snapshots[request.seq] = list(self.listing.rows)
+
+    @rule(count=st.integers(1, 30))
+    def arrive(self, count: int) -> None:
+        self.listing.add(count, self.spacing)
+
+    @rule(count=st.integers(1, 30))
+    def expire(self, count: int) -> None:
+        gone = self.listing.rows[:count]
+        del self.listing.rows[:count]
+        self.present -= {r.record_id for r in gone}
+
+    @precondition(lambda self: self.failed is None and not self.cursor.done)
+    @rule(stale=st.booleans(), reshuffle=st.booleans())
+    def answer(self, stale: bool, reshuffle: bool) -> None:
+        self._send()
+        request = self.cursor.needed()
+        if request is None:
+            return
+        rows = self.snapshots.pop(request.seq) if stale else self.listing.rows
+        table = Listing(0, 1)
+        table.rows = rows
+        page = table.answer(request, self.order, self.cap, self.extra)
+        if reshuffle and len(page.records) > 1:
+            self.misbehaved = True
+            shuffled = list(page.records)
+            random.Random(request.seq).shuffle(shuffled)
+            page = RecordPage(page.page_num, page.page_size, page.total, tuple(shuffled))
+        try:
+            step = self.cursor.feed(request, page)
+        except ResponseError as error:
+            self.failed = error
+            return
+        self.got.extend(r.record_id for r in step.records)
+
+    @invariant()
+    def never_twice_and_in_order(self) -> None:
+        assert len(self.got) == len(set(self.got))
+        ascending = self.order is Order.ASCENDING
+        assert self.got == sorted(self.got, reverse=not ascending)
+
+    @invariant()
+    def within_the_bound(self) -> None:
+        assert self.cursor.sent <= self.cursor.bound()
+
+    def teardown(self) -> None:
+        if self.failed is None and not self.misbehaved:
+            # The server settles: the rest of the walk sees a quiet listing.
+            try:
+                rest = drain(
+                    self.cursor,
+                    lambda r: self.listing.answer(r, self.order, self.cap, self.extra),
+                )
+            except ResponseError as error:
+                self.failed = error
+            else:
+                self.got.extend(rest)
+                self.never_twice_and_in_order()
+                self.within_the_bound()
+                missed = self.present - set(self.got)
+                assert not missed, f"missed {sorted(missed)[:10]}"
+
+
+Walk.TestCase.settings = settings(
+    max_examples=200,
+    stateful_step_count=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+TestWalk = Walk.TestCase
