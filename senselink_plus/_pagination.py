@@ -37,6 +37,7 @@ FetchPage = Callable[[HttpRequest], Awaitable[RecordPage]]
 #: Waits the back-off of the given attempt before a re-read.
 Pause = Callable[[int], Awaitable[object]]
 
+
 class RecordPager:
     """A lazy walk over the records of a time range; nothing is sent until iterated.
 

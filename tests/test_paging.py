@@ -167,13 +167,13 @@ def test_pages_that_alternate_end_in_a_response_error_soon() -> None:
     b = tuple(record(i, T0_MS + 1000 + i) for i in range(200, 300))
     cursor = RangeCursor([WINDOW], order=Order.ASCENDING, page_size=100, lookahead=4)
     flip = [a, b]
+
+    def alternate(request: PageRequest) -> RecordPage:
+        flip.reverse()
+        return RecordPage(request.page, 100, 10**6, flip[1])
+
     with pytest.raises(ResponseError, match="not advancing"):
-        for _ in range(100):
-            cursor.sends()
-            request = cursor.needed()
-            assert request is not None
-            cursor.feed(request, RecordPage(request.page, 100, 10**6, flip[0]))
-            flip.reverse()
+        drain(cursor, alternate)
     assert cursor.sent <= 30  # an unbounded walk sent 15,000 in 3 s
 
 
@@ -198,9 +198,7 @@ def test_records_from_outside_the_window_are_not_yielded() -> None:
 
 def test_max_items_stops_the_walk_and_its_prefetch() -> None:
     listing = Listing(1000, 100)
-    cursor = RangeCursor(
-        [WINDOW], order=Order.ASCENDING, page_size=100, lookahead=8, max_items=150
-    )
+    cursor = RangeCursor([WINDOW], order=Order.ASCENDING, page_size=100, lookahead=8, max_items=150)
     got = drain(cursor, lambda r: listing.answer(r, Order.ASCENDING, None, 0))
     assert got == list(range(150))
     assert cursor.sent <= 3
@@ -236,9 +234,7 @@ class Walk(RuleBasedStateMachine):
         self.order = order
         self.cap = cap
         self.extra = extra
-        self.cursor = RangeCursor(
-            [WINDOW], order=order, page_size=page_size, lookahead=lookahead
-        )
+        self.cursor = RangeCursor([WINDOW], order=order, page_size=page_size, lookahead=lookahead)
         self.present = {r.record_id for r in self.listing.rows}
         self.snapshots: dict[int, list[Record]] = {}
         self.got: list[int] = []
