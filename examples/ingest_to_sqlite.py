@@ -1,8 +1,10 @@
 """Ingest new records into SQLite as they are stored, resumable after a crash.
 
 `watch()` yields each record once; the upsert makes a re-delivered record harmless
-(after a crash, at most the record being processed comes again), and the checkpoint
-file makes a restart pick up where it stopped.
+(after a crash, at most the records delivered since the last save come again: the
+watch saves after each page and each second), and the checkpoint file makes a restart
+pick up where it stopped. One watcher at a time: a second one on the same checkpoint
+raises `CheckpointInUseError`.
 
     python examples/ingest_to_sqlite.py records.db state.json
 """
@@ -53,25 +55,28 @@ async def main(
     try:
         db.execute(SCHEMA)
         count = 0
-        async for record in client.watch(
+        # ``async with``: leaving the block saves the position and releases the
+        # checkpoint's lock at once, not whenever the garbage collector gets to it.
+        async with client.watch(
             since=since, checkpoint=checkpoint, poll_interval=poll_interval
-        ):
-            with db:  # one transaction per record: committed before the next is asked for
-                db.execute(
-                    UPSERT,
-                    (
-                        record.record_id,
-                        record.sn,
-                        record.image_id,
-                        record.user_id,
-                        record.verify_score,
-                        record.created_at.isoformat(),
-                        record.extend,
-                    ),
-                )
-            count += 1
-            if max_items is not None and count >= max_items:
-                break
+        ) as watch:
+            async for record in watch:
+                with db:  # one transaction per record
+                    db.execute(
+                        UPSERT,
+                        (
+                            record.record_id,
+                            record.sn,
+                            record.image_id,
+                            record.user_id,
+                            record.verify_score,
+                            record.created_at.isoformat(),
+                            record.extend,
+                        ),
+                    )
+                count += 1
+                if max_items is not None and count >= max_items:
+                    break
         return count
     finally:
         db.close()

@@ -6,6 +6,7 @@
 """
 
 from ._auth import compute_sign
+from ._checkpoint import Checkpoint, CheckpointInUseError, FileCheckpoint
 from ._client import DEFAULT_BASE_URL, Client
 from ._events import Event, logging_hook
 from ._exceptions import (
@@ -40,7 +41,7 @@ from ._retry import RetryPolicy, Timeout
 from ._timeutil import split_time_range
 from ._transport import AiohttpTransport, Transport
 from ._version import __version__
-from ._watch import Checkpoint, FileCheckpoint
+from ._watch import Watch
 
 __all__ = [
     "DEFAULT_BASE_URL",
@@ -50,6 +51,7 @@ __all__ = [
     "AiohttpTransport",
     "AuthenticationError",
     "Checkpoint",
+    "CheckpointInUseError",
     "Client",
     "ClientClosedError",
     "ConnectError",
@@ -78,6 +80,7 @@ __all__ = [
     "Transport",
     "TransportError",
     "ValidationError",
+    "Watch",
     "__version__",
     "compute_sign",
     "logging_hook",

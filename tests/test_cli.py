@@ -240,7 +240,7 @@ def test_watch_with_a_checkpoint_resumes(
     # nothing is skipped.
     assert second[0] == first[-1]
     assert first + second[1:] == list(range(first[0], first[0] + 10))
-    assert json.loads(state.read_text())["version"] == 1
+    assert json.loads(state.read_text())["version"] == 2
 
 
 def test_upload_fit_reencodes_what_the_service_would_refuse(

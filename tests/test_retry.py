@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from senselink_plus import (
     APIError,
     AuthenticationError,
+    CheckpointInUseError,
     ClientClosedError,
     ConnectError,
     InvalidParameterError,
@@ -56,6 +57,7 @@ CASES: list[tuple[SenseLinkError, bool, bool]] = [
     (NotFoundError("no image", code=404, status=404), False, False),
     (ValidationError("bad input"), False, False),
     (ClientClosedError("closed"), False, False),
+    (CheckpointInUseError("locked"), False, False),
     (SenseLinkError("generic"), False, False),
 ]
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
+import hashlib
 import itertools
 import json
 import logging
@@ -32,7 +33,7 @@ from senselink_plus import (
     ValidationError,
 )
 from senselink_plus.testing import Emulator
-from tests.conftest import JPEG, FakeTime, MakeClient, ok
+from tests.conftest import APP_KEY, JPEG, FakeTime, MakeClient, ok
 
 T0 = 1_700_000_000.0  # the fake clock's start: 2023-11-14T22:13:20Z
 OVERLAP = timedelta(minutes=2)
@@ -239,10 +240,18 @@ async def test_a_fresh_watch_with_a_checkpoint_saves_its_start_at_once(
 
     fake_time.on_sleep = crash
     client = make()
+    memory = MemoryCheckpoint()
     with pytest.raises(WatchStopped):
-        await take(client.watch(poll_interval=10, checkpoint=path), 1)  # nothing arrives
+        await take(client.watch(poll_interval=10, checkpoint=memory), 1)  # nothing arrives
+    # The first save came before the first poll: where the watch began, server time.
+    assert datetime.fromisoformat(memory.saves[0]["cursor"]) == at(0)
+    assert datetime.fromisoformat(memory.saves[0]["floor"]) == at(0)
+    fake_time.sleeps.clear()
+    with pytest.raises(WatchStopped):
+        await take(client.watch(poll_interval=10, checkpoint=path), 1)
     state = orjson.loads(path.read_bytes())
-    assert datetime.fromisoformat(state["cursor"]) == at(0)
+    # Idle polls moved it on (to the last poll's end), never past the server's now.
+    assert at(0) <= datetime.fromisoformat(state["cursor"]) <= at(fake_time.now - T0)
     # Down for an hour; what was stored meanwhile comes on restart, not from a new "now".
     fake_time.on_sleep = None
     stored = store(emu, 600, n=4, span=1200)
@@ -377,7 +386,7 @@ async def test_restart_skips_nothing_and_repeats_at_most_the_record_in_hand(
     emu: Emulator, make: ClientFactory, fake_time: Clock, checkpoint: Any, stop_after: int
 ) -> None:
     # Many records share a second, so the restart's first poll re-lists several of
-    # the delivered ones: they must be recognised from the saved "seen" ids.
+    # the delivered ones: they must be recognised from the saved ids.
     history = store(emu, -600, n=12, span=3)
     fresh: list[int] = []
 
@@ -386,12 +395,11 @@ async def test_restart_skips_nothing_and_repeats_at_most_the_record_in_hand(
 
     client = make()
     first: list[int] = []
-    async for record in client.watch(since=at(-900), checkpoint=checkpoint):
-        first.append(record.record_id)  # "processing" the record
-        if len(first) == stop_after:
-            break  # stop mid-stream, as a crash or a deploy would
-    for _ in range(3):
-        await asyncio.sleep(0)  # let the abandoned generator be finalised
+    async with client.watch(since=at(-900), checkpoint=checkpoint) as watch:
+        async for record in watch:
+            first.append(record.record_id)  # "processing" the record
+            if len(first) == stop_after:
+                break  # stop mid-stream, as a deploy would; closing saves
 
     fake_time.on_sleep = produce
     second = ids(await take(client.watch(checkpoint=checkpoint), 12 - stop_after + 1 + 4))
@@ -404,20 +412,69 @@ async def test_restart_skips_nothing_and_repeats_at_most_the_record_in_hand(
     assert [rid for rid, n in duplicates.items() if n > 1] == [first[-1]]
 
 
-async def test_the_position_is_saved_when_the_consumer_asks_for_the_next_record(
+class CrashingCheckpoint(MemoryCheckpoint):
+    """Counts what was delivered at each save; after ``crash()`` no save lands (kill -9)."""
+
+    def __init__(self, delivered: list[int]) -> None:
+        super().__init__()
+        self.delivered = delivered
+        self.saved_after: list[int] = []
+        self.crashed = False
+
+    async def save(self, state: Mapping[str, Any]) -> None:
+        if not self.crashed:
+            await super().save(state)
+            self.saved_after.append(len(self.delivered))
+
+
+@pytest.mark.parametrize("crash_after", [1, 99, 100, 101, 250])
+async def test_a_crash_repeats_at_most_the_records_delivered_since_the_last_save(
+    emu: Emulator, make: ClientFactory, crash_after: int
+) -> None:
+    history = store(emu, -3000, n=300, span=20)  # dense: 15 records a second, 3 pages
+    first: list[int] = []
+    checkpoint = CrashingCheckpoint(first)
+    client = make()
+    watch = client.watch(since=at(-3600), checkpoint=checkpoint)
+    async for record in watch:
+        first.append(record.record_id)
+        if len(first) == crash_after:
+            checkpoint.crashed = True  # nothing more reaches the store, not even the close
+            break
+    await watch.aclose()
+    assert len(checkpoint.saves) < 10  # coalesced: not one save a record
+    handled = checkpoint.saved_after[-1]  # records fully handled at the last save
+    checkpoint.crashed = False
+    rest = ids(await take(client.watch(checkpoint=checkpoint), 300 - handled))
+    assert rest == history[handled:]  # nothing skipped
+    repeated = set(first) & set(rest)
+    assert repeated == set(first[handled:])  # only what came after the last save
+    assert len(repeated) <= 100  # at most a page: a save follows every page
+
+
+async def test_the_position_is_saved_after_each_page_and_on_close(
     emu: Emulator, make: ClientFactory, checkpoint: Any
 ) -> None:
     history = store(emu, -600, n=10, span=60)
     load = FileCheckpoint(checkpoint).load if isinstance(checkpoint, Path) else checkpoint.load
     client = make()
     watch = client.watch(since=at(-900), checkpoint=checkpoint)
+    started = await load()  # not yet: the watch starts when iterated
+    assert started is None
     got = [await anext(watch) for _ in range(5)]  # the 5th is "in hand"
+    state = await load()
+    assert state is not None  # the start, saved before the first poll
+    assert datetime.fromisoformat(state["cursor"]) == at(-900)
+    # What the consumer would save with its own writes once the 5th is handled.
+    assert watch.state is not None
+    assert datetime.fromisoformat(watch.state["cursor"]) == got[4].created_at
+    assert watch.state["ids"] == [got[4].record_id]  # one record a 6 s second
+    assert watch.state["watermark"] == got[4].record_id
+    await watch.aclose()  # stopping saves, but does not mark the record in hand as done
     state = await load()
     assert state is not None
     assert datetime.fromisoformat(state["cursor"]) == got[3].created_at
-    assert [rid for rid, _ in state["seen"]] == ids(got[:4])
-    await watch.aclose()  # stopping does not mark the record in hand as done
-    assert await load() == state
+    assert state["ids"] == [got[3].record_id]
     rest = await take(client.watch(checkpoint=checkpoint), 6)
     assert ids(got[:4] + rest) == history
 
@@ -519,7 +576,7 @@ async def test_wrong_credentials_do_not_end_the_watch(
     )
 
     async def rotate(before: float, after: float) -> None:
-        if len(fake_time.sleeps) == 3:
+        if len(fake_time.sleeps) == 2:
             emu.app_secret = "not-the-secret"  # the operator fixes the server side
 
     fake_time.on_sleep = rotate
@@ -528,8 +585,11 @@ async def test_wrong_credentials_do_not_end_the_watch(
             got = await take(client.watch(since=at(-600), poll_interval=10), 3)
     assert ids(got) == history
     refused = [r for r in emu.requests if not r.auth_ok]
-    assert len(refused) == 3
-    assert sum("AuthenticationError" in r.getMessage() for r in caplog.records) == 3
+    assert len(refused) == 2  # two refusals in a row: not yet the end
+    warnings = [r.getMessage() for r in caplog.records if "AuthenticationError" in r.getMessage()]
+    assert len(warnings) == 2
+    assert "attempt 1:" in warnings[0]
+    assert "attempt 2:" in warnings[1]
     assert all(a < b for a, b in itertools.pairwise(fake_time.sleeps))
     assert "not-the-secret" not in caplog.text
 
@@ -640,14 +700,22 @@ async def test_the_checkpoint_file_holds_versioned_json_and_is_replaced_atomical
     path = tmp_path / "state.json"
     client = make_client(server)
     watch = client.watch(since=at(-60), checkpoint=str(path))
-    got = [await anext(watch) for _ in range(4)]
-    state = orjson.loads(path.read_bytes())
-    assert state["version"] == 1
+    got = [await anext(watch) for _ in range(5)]
+    assert ids(got) == [100, 101, 102, 103, 104]
+    state = orjson.loads(path.read_bytes())  # the start, saved before the first poll
+    assert state["version"] == 2
+    assert state["query"] == {
+        "sn": None,
+        "order": "ascending",
+        "app": hashlib.sha256(APP_KEY.encode()).hexdigest()[:16],
+    }
     # Where the watch began, kept while a poll's overlap could still reach below it.
     assert datetime.fromisoformat(state["floor"]) == at(-60)
-    assert datetime.fromisoformat(state["cursor"]) == got[2].created_at
-    assert state["seen"] == [[r.record_id, r.created_at.isoformat()] for r in got[:3]]
-    assert os.listdir(tmp_path) == ["state.json"]  # no temp file left behind
+    assert datetime.fromisoformat(state["cursor"]) == at(-60)
+    assert state["ids"] == []
+    assert state["newest"] is None
+    assert state["watermark"] is None
+    assert sorted(os.listdir(tmp_path)) == ["state.json", "state.json.lock"]  # no temp file
 
     # A crash between writing the temp file and renaming it leaves the old state whole.
     def crash(src: str, dst: str) -> None:
@@ -655,10 +723,11 @@ async def test_the_checkpoint_file_holds_versioned_json_and_is_replaced_atomical
 
     monkeypatch.setattr(os, "replace", crash)
     with pytest.raises(SenseLinkError, match="disk gone"):
-        await anext(watch)  # taking the 4th record saves, and the save fails
+        await anext(watch)  # the page is done, so its save comes, and fails
     monkeypatch.undo()
     assert orjson.loads(path.read_bytes()) == state
-    assert os.listdir(tmp_path) == ["state.json"]
+    assert sorted(os.listdir(tmp_path)) == ["state.json", "state.json.lock"]
+    assert APP_KEY not in path.read_text()
 
 
 async def test_seen_ids_stay_few_whatever_the_stream_length(
@@ -676,17 +745,15 @@ async def test_seen_ids_stay_few_whatever_the_stream_length(
     checkpoint = MemoryCheckpoint()
     got = await take(make().watch(poll_interval=30, checkpoint=checkpoint), 500)
     assert len(set(ids(got))) == 500
-    assert len(checkpoint.saves) == 500  # the start, then each record but the one in hand
-    sizes = [len(state["seen"]) for state in checkpoint.saves]
-    # About 121 s of records at one per 7.2 s: never the whole history.
-    assert max(sizes) <= 18
+    # The start, then once a poll that delivered (each page), and the close.
+    assert 200 <= len(checkpoint.saves) <= 502
+    sizes = [len(orjson.dumps(state)) for state in checkpoint.saves]
+    # One record a second at most here: the state stays the same small size.
+    assert max(len(state["ids"]) for state in checkpoint.saves) <= 1
+    assert max(sizes) < 400
     last = checkpoint.saves[-1]
-    cursor = datetime.fromisoformat(last["cursor"])
-    assert all(
-        datetime.fromisoformat(when) >= cursor - OVERLAP - timedelta(seconds=2)
-        for _, when in last["seen"]
-    )
-    assert "floor" not in last
+    assert last["floor"] is None
+    assert last["watermark"] == got[-2].record_id  # the last one was in hand at the close
 
 
 # --- clean stops --------------------------------------------------------------------------
@@ -706,9 +773,14 @@ async def test_breaking_out_leaves_no_task_behind(make_client: MakeClient, tmp_p
         got += 1
         if got == 150:  # mid-page
             break
+    # The abandoned watch is closed by asyncio's finaliser, which saves (in a thread).
     for _ in range(5):
         await asyncio.sleep(0)
+    if others():
+        await asyncio.wait(others(), timeout=5)
     assert others() == set()
+    state = orjson.loads((tmp_path / "state.json").read_bytes())
+    assert state["watermark"] == 149  # 1..149 handled, the 150th in hand
 
 
 async def test_cancelling_a_watch_that_waits_leaves_no_task_behind(
