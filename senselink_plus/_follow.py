@@ -41,11 +41,13 @@ __all__ = [
     "AUTH_FAILURE_LIMIT",
     "MAX_BACKOFF",
     "MAX_RETRY_AFTER",
+    "MAX_SKEW",
     "STATE_VERSION",
     "PollFailures",
     "Position",
     "Query",
     "Verdict",
+    "believed_now",
 ]
 
 STATE_VERSION = 2
@@ -55,7 +57,22 @@ MAX_BACKOFF = 300.0
 MAX_RETRY_AFTER = 86400.0
 #: Consecutive polls refused with an `AuthenticationError` that end a watch.
 AUTH_FAILURE_LIMIT = 3
+#: A server "now" further than this from the local clock (seconds) is not believed:
+#: the cloud refuses signatures 30 minutes off, so such a ``Date`` is not its clock
+#: (a cache, a broken proxy), and following it could read far into the future.
+MAX_SKEW = 3600.0
 _SECOND = timedelta(seconds=1)
+
+
+def believed_now(server: float | None, local: float) -> datetime:
+    """The "now" a poll reads up to: the server's (Unix seconds) when within `MAX_SKEW`
+    of the ``local`` clock, else (or when the server never said) the local clock.
+
+    >>> believed_now(1_700_000_600.0, 1_700_000_000.0).timestamp()
+    1700000600.0
+    """
+    now = server if server is not None and abs(server - local) <= MAX_SKEW else local
+    return datetime.fromtimestamp(now, timezone.utc)
 
 
 @attrs.frozen

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from ._checkpoint import Checkpoint, as_checkpoint, checkpoint_call
 from ._checks import check_seconds
 from ._exceptions import ClientClosedError, SenseLinkError, ValidationError
-from ._follow import PollFailures, Position, Query, Verdict
+from ._follow import PollFailures, Position, Query, Verdict, believed_now
 from ._models import Order, Record
 from ._timeutil import MAX_WINDOW, to_aware
 
@@ -30,9 +30,6 @@ logger = logging.getLogger("senselink_plus")
 SAVE_EVERY = 1.0
 #: Local and server clocks further apart than this (seconds) are worth a warning.
 SKEW_WARNING = 60.0
-#: A server "now" further than this from the local clock is not believed: the cloud
-#: refuses signatures 30 minutes off, and a wild Date must not make a poll unbounded.
-MAX_SKEW = 3600.0
 #: The start probe looks this far either side of the local clock.
 _PROBE_SPAN = timedelta(minutes=30)
 
@@ -153,7 +150,7 @@ class _Follower:
         local = self.client._clock()
         reading = self.client._server_time()
         if reading is None:
-            return datetime.fromtimestamp(local, timezone.utc)
+            return believed_now(None, local)
         now, skew = reading
         if abs(skew) > SKEW_WARNING and not self.warned_skew:
             self.warned_skew = True
@@ -162,8 +159,7 @@ class _Follower:
                 "the watch follows the server's time",
                 -skew,
             )
-        now = min(max(now, local - MAX_SKEW), local + MAX_SKEW)
-        return datetime.fromtimestamp(now, timezone.utc)
+        return believed_now(now, local)
 
     async def _probe(self) -> datetime:
         """Where a watch without ``since`` or a saved position starts: the server's now,
@@ -292,7 +288,9 @@ class _Follower:
                             await self._save()  # the page's records are handled
                     if failed is None:
                         failures.succeeded()
-                        if position.polled(hi):
+                        # Complete up to hi, or up to the server's now if that is earlier
+                        # (hi came from the local clock when no Date had been seen yet).
+                        if position.polled(min(hi, self._server_now())):
                             self.dirty = True
                             await self._save_if_due()
                         await client._until_closed(client._sleep(self.interval))

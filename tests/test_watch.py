@@ -872,3 +872,279 @@ async def test_an_unusable_checkpoint_path_is_refused_at_the_call(
     with pytest.raises(ValidationError) as info:
         client.watch(checkpoint=path)
     assert info.value.field == "checkpoint"
+
+
+# --- server time ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("skew_minutes", [-10, 10])
+@pytest.mark.parametrize("with_since", [False, True])
+async def test_a_client_clock_ten_minutes_off_the_servers_misses_nothing(
+    fake_time: Clock, skew_minutes: int, with_since: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The server's clock runs skew_minutes behind the client's (ahead when negative).
+    async with Emulator(
+        clock=fake_time.clock, clock_offset=timedelta(minutes=-skew_minutes)
+    ) as emu:
+        server_now = datetime.fromtimestamp(emu.now(), timezone.utc)
+        before = list(emu.seed(3, start=server_now - timedelta(minutes=20), span=timedelta(0)))
+        history = list(
+            emu.seed(5, start=server_now - timedelta(minutes=4), span=timedelta(minutes=3))
+        )
+        options: dict[str, Any] = {
+            "clock": fake_time.clock,
+            "timer": fake_time.timer,
+            "sleep": fake_time.sleep,
+            "rng": random.Random(3),
+        }
+        gate = emu.client(**options)
+        watcher = emu.client(**options)
+        uploaded: list[int] = []
+
+        async def upload(before: float, after: float) -> None:
+            for _ in range(2):  # stamped by the server, in its time
+                uploaded.append((await gate.create_record("GATE-1", JPEG)).record_id)
+
+        fake_time.on_sleep = upload
+        since = server_now - timedelta(minutes=10) if with_since else None
+        expected_first = history if with_since else []
+        with caplog.at_level(logging.WARNING, logger="senselink_plus"):
+            got = ids(
+                await take(watcher.watch(since=since, poll_interval=10), len(expected_first) + 40)
+            )
+        await gate.aclose()
+        await watcher.aclose()
+    assert got == expected_first + uploaded[:40]
+    assert not set(got) & set(before)
+    skew_warnings = [r for r in caplog.records if "off the server's" in r.getMessage()]
+    assert len(skew_warnings) == 1  # once, however many polls
+    assert f"{skew_minutes * 60:+d} s" in skew_warnings[0].getMessage()
+    # Every poll read up to the server's now, not the client's (but the first with
+    # since: no Date seen yet, it read to the local now and moved only to the server's).
+    polls = [r for r in emu.requests if r.route == "list" and r.query.get("order") == "1"]
+    for request in polls[1:] if with_since else polls:
+        time_to = datetime.fromisoformat(request.query["time_to"]).timestamp()
+        assert abs(time_to - request.received_at) <= 2
+    assert len(polls) > 15
+
+
+async def test_a_wild_date_header_does_not_unbound_a_poll(
+    make_client: MakeClient, fake_time: Clock
+) -> None:
+    server = ListServer()
+    server.add(1, -30)
+
+    def handler(request: HttpRequest) -> HttpResponse:
+        response = server(request)
+        return HttpResponse(
+            response.status,
+            {**response.headers, "date": "Fri, 01 Jan 2100 00:00:00 GMT"},
+            response.content,
+        )
+
+    async def stop(before: float, after: float) -> None:
+        if len(fake_time.sleeps) == 5:
+            raise WatchStopped
+
+    fake_time.on_sleep = stop
+    got: list[int] = []
+
+    async def consume() -> None:
+        async for record in make_client(handler).watch(since=at(-60), poll_interval=10):
+            got.append(record.record_id)
+
+    with pytest.raises(WatchStopped):
+        await consume()
+    assert got == [1]
+    assert len(server.calls) == 5  # one request a poll: no day-long windows walked
+    # The date is not believed (the cloud refuses clocks 30 minutes off): local time.
+    for n, call in enumerate(server.calls):
+        assert datetime.fromisoformat(call["time_to"]) == at(n * 10)
+
+
+# --- one checkpoint, one query, one watcher --------------------------------------------------
+
+
+async def test_a_checkpoint_of_another_sn_is_refused_naming_both(
+    emu: Emulator, make: ClientFactory, tmp_path: Path
+) -> None:
+    emu.seed(6, start=at(-300), span=timedelta(seconds=60), sn=["GATE-A", "GATE-B"])
+    path = tmp_path / "state.json"
+    client = make()
+    got = await take(client.watch(sn="GATE-A", since=at(-600), checkpoint=path), 3)
+    assert {r.sn for r in got} == {"GATE-A"}
+    saved = path.read_bytes()
+    emu.reset_requests()
+    watch = client.watch(sn="GATE-B", checkpoint=path)
+    with pytest.raises(ValidationError) as info:
+        await anext(watch)
+    message = str(info.value)
+    assert "sn 'GATE-A'" in message
+    assert "sn 'GATE-B'" in message
+    assert str(path) in message
+    assert info.value.field == "checkpoint"
+    assert emu.requests == []  # refused before any poll
+    assert path.read_bytes() == saved  # and left as it was
+    # Its own query still resumes from it; and the lock was released by the refusal.
+    assert [r.sn for r in await take(client.watch(sn="GATE-A", checkpoint=path), 1)] == ["GATE-A"]
+
+
+async def test_a_second_watcher_on_a_locked_checkpoint_is_refused_at_once(
+    emu: Emulator, make: ClientFactory, tmp_path: Path
+) -> None:
+    from senselink_plus import CheckpointInUseError
+
+    history = store(emu, -300, n=4, span=60)
+    path = tmp_path / "state.json"
+    client = make()
+    first = client.watch(since=at(-600), checkpoint=path)
+    assert (await anext(first)).record_id == history[0]
+    emu.reset_requests()
+    second = client.watch(since=at(-600), checkpoint=str(path))
+    with pytest.raises(CheckpointInUseError) as info:
+        await anext(second)
+    assert str(path) in str(info.value)
+    assert "another watcher holds" in str(info.value)
+    assert emu.requests == []
+    assert ids([await anext(first)]) == history[1:2]  # the first goes on, untouched
+    await first.aclose()  # releases the lock
+    assert ids(await take(client.watch(checkpoint=path), 3)) == history[1:]
+
+
+class LeaseCheckpoint(MemoryCheckpoint):
+    """A checkpoint with the optional hooks, recording the order of calls."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[str] = []
+
+    async def acquire(self) -> None:
+        self.calls.append("acquire")
+
+    async def load(self) -> Mapping[str, Any] | None:
+        self.calls.append("load")
+        return await super().load()
+
+    async def save(self, state: Mapping[str, Any]) -> None:
+        self.calls.append("save")
+        await super().save(state)
+
+    async def release(self) -> None:
+        self.calls.append("release")
+
+
+@pytest.mark.parametrize("ending", ["close", "error"])
+async def test_a_checkpoint_with_hooks_is_acquired_first_and_released_last(
+    emu: Emulator, make: ClientFactory, ending: str
+) -> None:
+    store(emu, -300, n=3, span=60)
+    checkpoint = LeaseCheckpoint()
+    watch = make().watch(since=at(-600), checkpoint=checkpoint)
+    await anext(watch)
+    if ending == "close":
+        await watch.aclose()
+    else:
+        with pytest.raises(KeyError):
+            await watch.athrow(KeyError("the consumer failed"))
+    assert checkpoint.calls[:2] == ["acquire", "load"]
+    assert checkpoint.calls[-2:] == ["save", "release"]
+    assert checkpoint.calls.count("release") == 1
+
+
+# --- failures that tell -------------------------------------------------------------------
+
+
+async def test_a_long_retry_after_is_honoured_between_polls(
+    emu: Emulator, make: ClientFactory, fake_time: Clock
+) -> None:
+    history = store(emu, -300, n=3, span=60)
+    emu.fail("list", status=429, retry_after=3600)
+    got = await take(make().watch(since=at(-600), poll_interval=10), 3)
+    assert ids(got) == history
+    polls = [r for r in emu.requests if r.route == "list"]
+    assert polls[0].fault == "fail"
+    # Not 19 polls within the hour: the next one came after it.
+    assert polls[1].received_at - polls[0].received_at >= 3600
+    assert fake_time.sleeps == [3600.0]
+
+
+async def test_three_refused_polls_in_a_row_end_the_watch_with_that_error(
+    emu: Emulator, fake_time: Clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    from senselink_plus import AuthenticationError
+
+    store(emu, -300, n=3, span=60)
+    client = emu.client(
+        app_secret="rotated-away",
+        clock=fake_time.clock,
+        timer=fake_time.timer,
+        sleep=fake_time.sleep,
+        rng=random.Random(5),
+    )
+    async with client:
+        with (
+            caplog.at_level(logging.WARNING, logger="senselink_plus"),
+            pytest.raises(AuthenticationError),
+        ):
+            await take(client.watch(poll_interval=10), 1)  # from now: the probe fails
+    assert len([r for r in emu.requests if not r.auth_ok]) == 3
+    assert len(fake_time.sleeps) == 2  # two back-offs, then the end
+    messages = [r.getMessage() for r in caplog.records]
+    assert sum("watch poll failed (attempt" in m for m in messages) == 2
+    assert any("watch ends: 3 consecutive polls refused" in m for m in messages)
+    assert "rotated-away" not in caplog.text
+
+
+# --- crash safety of the checkpoint file ------------------------------------------------------
+
+_SAVER = """
+import asyncio, sys
+from senselink_plus import FileCheckpoint
+
+async def main():
+    checkpoint = FileCheckpoint(sys.argv[1])
+    await checkpoint.acquire()
+    n = 0
+    while True:
+        n += 1
+        ids = list(range(n, n + 3000))  # a big state: each save takes a while
+        await checkpoint.save({"version": 2, "n": n, "ids": ids})
+        print(n, flush=True)
+
+asyncio.run(main())
+"""
+
+
+def test_a_kill_9_during_saves_leaves_a_readable_checkpoint_and_no_lock(tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+
+    from senselink_plus import FileCheckpoint
+
+    path = tmp_path / "state.json"
+    with subprocess.Popen(
+        [sys.executable, "-c", _SAVER, str(path)], stdout=subprocess.PIPE, text=True
+    ) as child:
+        try:
+            assert child.stdout is not None
+            for _ in range(20):  # twenty saves done: it is in the middle of more
+                assert child.stdout.readline()
+            child.send_signal(signal.SIGKILL)
+            child.wait(timeout=10)
+        finally:
+            child.kill()
+    assert child.returncode == -signal.SIGKILL
+    checkpoint = FileCheckpoint(path)
+
+    async def check() -> Mapping[str, Any] | None:
+        await checkpoint.acquire()  # the OS dropped the dead process's lock
+        try:
+            return await checkpoint.load()
+        finally:
+            await checkpoint.release()
+
+    state = asyncio.run(check())
+    assert state is not None
+    assert state["n"] >= 20
+    assert state["ids"] == list(range(state["n"], state["n"] + 3000))
