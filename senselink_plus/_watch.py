@@ -4,6 +4,7 @@ is `_checkpoint`'s."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import os
@@ -136,6 +137,9 @@ class _Follower:
         self.in_hand: Record | None = None
         self.dirty = False
         self.last_save = 0.0
+        # One save at a time runs beside the delivery; a request made meanwhile waits.
+        self.saving: asyncio.Future[None] | None = None
+        self.pending = False
         self.warned_skew = False
 
     def state(self) -> dict[str, Any] | None:
@@ -180,14 +184,49 @@ class _Follower:
     # --- checkpoint ------------------------------------------------------------------
 
     async def _save(self) -> None:
+        """Save the position now (after any save in flight)."""
+        await self._settle()
         if self.store is None or not self.dirty or self.position is None:
             return
-        await checkpoint_call(self.store.save(self.position.state()))
-        self.dirty = False
+        self.dirty = self.pending = False
         self.last_save = self.client._timer()
+        await checkpoint_call(self.store.save(self.position.state()))
+
+    def _save_soon(self) -> None:
+        """Start saving the position beside the delivery (a page's records are handled,
+        or a second has passed); if a save is in flight, once it is done."""
+        if self.store is None or not self.dirty or self.position is None:
+            return
+        saving = self.saving
+        if saving is not None:
+            if not saving.done():
+                self.pending = True
+                return
+            self.saving = None
+            saving.result()  # a failed save fails the watch here
+        self.dirty = self.pending = False
+        self.last_save = self.client._timer()
+        self.saving = asyncio.ensure_future(checkpoint_call(self.store.save(self.position.state())))
+
+    def _taken(self) -> None:
+        """A record was handled: start a save when one is due."""
+        self.dirty = True
+        if self.pending:
+            saving = self.saving
+            if saving is None or saving.done():
+                self._save_soon()
+        elif self.client._timer() - self.last_save >= SAVE_EVERY:
+            self._save_soon()
+
+    async def _settle(self) -> None:
+        """Wait for the save in flight; its error is raised here."""
+        saving, self.saving = self.saving, None
+        if saving is not None:
+            await saving
 
     async def _save_if_due(self) -> None:
-        if self.dirty and self.client._timer() - self.last_save >= SAVE_EVERY:
+        await self._settle()
+        if self.pending or self.client._timer() - self.last_save >= SAVE_EVERY:
             await self._save()
 
     async def _finish(self, acquired: bool, ending: BaseException | None) -> None:
@@ -283,16 +322,15 @@ class _Follower:
                                 # The consumer asked for the next one: done with this one.
                                 self.in_hand = None
                                 position.take(record)
-                                self.dirty = True
-                                await self._save_if_due()
-                            await self._save()  # the page's records are handled
+                                self._taken()
+                            self._save_soon()  # the page's records are handled
                     if failed is None:
                         failures.succeeded()
                         # Complete up to hi, or up to the server's now if that is earlier
                         # (hi came from the local clock when no Date had been seen yet).
                         if position.polled(min(hi, self._server_now())):
                             self.dirty = True
-                            await self._save_if_due()
+                        await self._save_if_due()
                         await client._until_closed(client._sleep(self.interval))
                         continue
                 assert failed is not None

@@ -423,8 +423,38 @@ class CrashingCheckpoint(MemoryCheckpoint):
 
     async def save(self, state: Mapping[str, Any]) -> None:
         if not self.crashed:
+            handled = len(self.delivered)  # the state covers these (asked for the next)
             await super().save(state)
-            self.saved_after.append(len(self.delivered))
+            self.saved_after.append(handled)
+
+
+class SlowCheckpoint(MemoryCheckpoint):
+    """Saves that take a while (a few loop turns), counting how many overlap."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.running = 0
+        self.most = 0
+
+    async def save(self, state: Mapping[str, Any]) -> None:
+        self.running += 1
+        self.most = max(self.most, self.running)
+        for _ in range(20):
+            await asyncio.sleep(0)
+        await super().save(state)
+        self.running -= 1
+
+
+async def test_saves_run_beside_the_delivery_one_at_a_time_and_the_last_lands(
+    emu: Emulator, make: ClientFactory
+) -> None:
+    history = store(emu, -3000, n=1000, span=30)  # ten pages
+    checkpoint = SlowCheckpoint()
+    got = await take(make().watch(since=at(-3600), checkpoint=checkpoint), 1000)
+    assert ids(got) == history
+    assert checkpoint.most == 1
+    assert 3 <= len(checkpoint.saves) <= 12  # the start, pages (coalesced), the close
+    assert checkpoint.saves[-1]["watermark"] == history[-2]  # the last was in hand
 
 
 @pytest.mark.parametrize("crash_after", [1, 99, 100, 101, 250])
