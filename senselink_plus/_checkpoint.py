@@ -63,7 +63,13 @@ T = TypeVar("T")
 @runtime_checkable
 class Checkpoint(Protocol):
     """Where `Client.watch` keeps its position: any object with async ``load`` and
-    ``save`` (and optionally async ``acquire``/``release``; see the module docs).
+    ``save``, and optionally async ``acquire()`` (called once before ``load``: take a
+    lock or lease, or raise `CheckpointInUseError`) and ``release()`` (called once when
+    the watch ends). The state is a small JSON-able mapping, opaque to you; it names
+    the query it belongs to. Saves come after each page, each second while records
+    flow, and at the end, one at a time; a restart repeats at most the records
+    delivered since the last completed save (save ``watch.state`` with your own writes
+    to repeat none).
 
     >>> class Memory:
     ...     state = None
