@@ -286,7 +286,7 @@ class Sim:
     steps=st.lists(
         st.one_of(
             st.tuples(st.just("arrive"), st.integers(1, 30), st.floats(0, 50)),
-            st.tuples(st.just("wait"), st.floats(0.001, 400), st.just(0.0)),
+            st.tuples(st.just("wait"), st.floats(0.001, 5) | st.floats(5, 400), st.just(0.0)),
             st.tuples(st.just("poll"), st.floats(0, 0.999), st.just(0.0)),
             st.tuples(st.just("save"), st.just(0), st.just(0.0)),
             st.tuples(st.just("restart"), st.just(0), st.just(0.0)),
@@ -329,8 +329,9 @@ def test_any_skew_and_arrivals_nothing_missed_and_repeats_only_since_the_last_sa
 
     for kind, amount, lateness in steps:
         if kind == "arrive":
-            for _ in range(int(amount)):
-                sim.arrive(min(lateness, overlap - 1))
+            count = int(amount)
+            for i in range(count):  # stamped from ``lateness`` ago up to now
+                sim.arrive(min(lateness, overlap - 1) * (count - i) / count)
         elif kind == "wait":
             sim.server += amount
         elif kind == "poll":
