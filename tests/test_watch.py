@@ -1178,3 +1178,19 @@ def test_a_kill_9_during_saves_leaves_a_readable_checkpoint_and_no_lock(tmp_path
     assert state is not None
     assert state["n"] >= 20
     assert state["ids"] == list(range(state["n"], state["n"] + 3000))
+
+
+@pytest.mark.parametrize(
+    "date", ["garbage", "", "Mon, 99 Foo 2024 25:61:61 GMT", "Fri, 01 Jan 99999 00:00:00 GMT"]
+)
+async def test_an_unreadable_date_header_is_ignored(make_client: MakeClient, date: str) -> None:
+    server = ListServer()
+    server.add(1, -30)
+
+    def handler(request: HttpRequest) -> HttpResponse:
+        response = server(request)
+        return HttpResponse(response.status, {**response.headers, "date": date}, response.content)
+
+    client = make_client(handler)
+    assert ids(await take(client.watch(since=at(-60)), 1)) == [1]
+    assert client._server_time() is None  # the local clock stays in charge
