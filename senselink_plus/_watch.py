@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from ._checkpoint import Checkpoint, as_checkpoint, checkpoint_call
 from ._checks import check_seconds
 from ._exceptions import ClientClosedError, SenseLinkError, ValidationError
-from ._follow import PollFailures, Position, Query, Verdict, believed_now
+from ._follow import MAX_SKEW, PollFailures, Position, Query, Verdict, believed_now
 from ._models import Order, Record
 from ._timeutil import MAX_WINDOW, to_aware
 
@@ -159,9 +159,11 @@ class _Follower:
         if abs(skew) > SKEW_WARNING and not self.warned_skew:
             self.warned_skew = True
             logger.warning(
-                "watch: the local clock is %+.0f s off the server's (from its Date header); "
-                "the watch follows the server's time",
+                "watch: the local clock is %+.0f s off the server's (from its Date header); %s",
                 -skew,
+                "the watch follows the server's time"
+                if abs(skew) <= MAX_SKEW
+                else f"over {MAX_SKEW:.0f} s is not the server's clock, so the local one is used",
             )
         return believed_now(now, local)
 

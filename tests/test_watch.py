@@ -959,7 +959,7 @@ async def test_a_client_clock_ten_minutes_off_the_servers_misses_nothing(
 
 
 async def test_a_wild_date_header_does_not_unbound_a_poll(
-    make_client: MakeClient, fake_time: Clock
+    make_client: MakeClient, fake_time: Clock, caplog: pytest.LogCaptureFixture
 ) -> None:
     server = ListServer()
     server.add(1, -30)
@@ -986,6 +986,7 @@ async def test_a_wild_date_header_does_not_unbound_a_poll(
     with pytest.raises(WatchStopped):
         await consume()
     assert got == [1]
+    assert "is not the server's clock, so the local one is used" in caplog.text
     assert len(server.calls) == 5  # one request a poll: no day-long windows walked
     # The date is not believed (the cloud refuses clocks 30 minutes off): local time.
     for n, call in enumerate(server.calls):
