@@ -1,8 +1,10 @@
 """Ingest new records into SQLite as they are stored, resumable after a crash.
 
 `watch()` yields each record once; the upsert makes a re-delivered record harmless
-(after a crash, at most the record being processed comes again), and the checkpoint
-file makes a restart pick up where it stopped.
+(after a crash, at most the records delivered since the last save come again: the
+watch saves after each page and each second), and the checkpoint file makes a restart
+pick up where it stopped. One watcher at a time: a second one on the same checkpoint
+raises `CheckpointInUseError`.
 
     python examples/ingest_to_sqlite.py records.db state.json
     python examples/ingest_to_sqlite.py          # a throwaway database and checkpoint
@@ -65,9 +67,11 @@ async def main(
     try:
         db.execute(SCHEMA)
         count = 0
-        watch = client.watch(since=since, checkpoint=checkpoint, poll_interval=poll_interval)
-        # Closed on the way out, so the watch releases its checkpoint at once.
-        async with contextlib.aclosing(_until_idle(watch, idle_stop)) as records:
+        # ``async with``: leaving the block saves the position and releases the
+        # checkpoint's lock at once, not whenever the garbage collector gets to it.
+        async with client.watch(
+            since=since, checkpoint=checkpoint, poll_interval=poll_interval
+        ) as watch, contextlib.aclosing(_until_idle(watch, idle_stop)) as records:
             async for record in records:
                 with db:  # one transaction per record: committed before the next is asked for
                     db.execute(
@@ -90,18 +94,13 @@ async def main(
         db.close()
 
 
-async def _until_idle(
-    records: AsyncGenerator[slp.Record, None], idle: float | None
-) -> AsyncGenerator[slp.Record, None]:
-    """``records`` until none arrives for ``idle`` seconds (None: no limit)."""
-    try:
-        while True:
-            try:
-                yield await asyncio.wait_for(anext(records), idle)
-            except (StopAsyncIteration, asyncio.TimeoutError):
-                return
-    finally:
-        await records.aclose()
+async def _until_idle(watch: slp.Watch, idle: float | None) -> AsyncGenerator[slp.Record, None]:
+    """``watch``'s records until none arrives for ``idle`` seconds (None: no limit)."""
+    while True:
+        try:
+            yield await asyncio.wait_for(anext(watch), idle)
+        except (StopAsyncIteration, asyncio.TimeoutError):
+            return
 
 
 def _seed(emu: object) -> None:

@@ -9,6 +9,7 @@ Set ``SENSELINK_LOG=debug`` (or ``info``, ``warning``) to log the SDK to stderr.
 
 from . import _logging
 from ._auth import compute_sign
+from ._checkpoint import Checkpoint, CheckpointInUseError, FileCheckpoint
 from ._client import DEFAULT_BASE_URL, Client
 from ._events import Event, logging_hook
 from ._exceptions import (
@@ -45,7 +46,7 @@ from ._retry import RetryPolicy, Timeout
 from ._timeutil import split_time_range
 from ._transport import AiohttpTransport, Transport
 from ._version import __version__
-from ._watch import Checkpoint, FileCheckpoint
+from ._watch import Watch
 
 # SENSELINK_LOG=debug|info|warning logs the SDK to stderr, as OPENAI_LOG does for openai.
 _logging.configure_from_env()
@@ -58,6 +59,7 @@ __all__ = [
     "AiohttpTransport",
     "AuthenticationError",
     "Checkpoint",
+    "CheckpointInUseError",
     "Client",
     "ClientClosedError",
     "ConnectError",
@@ -88,6 +90,7 @@ __all__ = [
     "Transport",
     "TransportError",
     "ValidationError",
+    "Watch",
     "__version__",
     "compute_sign",
     "logging_hook",

@@ -363,13 +363,16 @@ async def _watch(args: argparse.Namespace) -> int:
     async with _client(args) as client:
         writer = RecordWriter(sys.stdout, args.format)
         writer.header()
-        async for record in client.watch(
+        # Closed on the way out (not by the garbage collector), so the final save and
+        # the checkpoint's lock release happen before the client closes.
+        async with client.watch(
             sn=args.sn, since=args.since, poll_interval=args.interval, checkpoint=args.checkpoint
-        ):
-            writer.write(record)
-            sys.stdout.flush()
-            if args.max_items is not None and writer.count >= args.max_items:
-                break
+        ) as watch:
+            async for record in watch:
+                writer.write(record)
+                sys.stdout.flush()
+                if args.max_items is not None and writer.count >= args.max_items:
+                    break
     return EXIT_OK
 
 

@@ -11,13 +11,14 @@ import os
 import random
 import time
 import weakref
-from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from types import TracebackType
 from typing import IO, Any
 
 from . import _endpoints as ep
 from ._auth import Credentials
+from ._checkpoint import Checkpoint
 from ._checks import (
     check_base_url,
     check_bool,
@@ -33,7 +34,7 @@ from ._exceptions import (
 from ._files import check_target_path, write_atomically
 from ._headers import USER_AGENT, check_headers
 from ._limits import RateLimiter, make_semaphore
-from ._models import CreatedRecord, FaceImage, Order, Record, RecordPage, Rectangle
+from ._models import CreatedRecord, FaceImage, Order, RecordPage, Rectangle
 from ._pagination import RecordPager
 from ._requester import Requester
 from ._retry import RetryPolicy, Timeout, TimeoutInput, to_timeout
@@ -43,7 +44,7 @@ from ._transport import (
     AiohttpTransport,
     Transport,
 )
-from ._watch import Checkpoint, watch_records
+from ._watch import Watch, watch_records
 from ._wire import DEFAULT_ERROR_CODES, ErrorCodes
 
 __all__ = ["DEFAULT_BASE_URL", "Client"]
@@ -355,18 +356,24 @@ class Client(Requester):
         checkpoint: str | os.PathLike[str] | Checkpoint | None = None,
         overlap: timedelta = timedelta(minutes=2),
         timeout: TimeoutInput | None = None,
-    ) -> AsyncGenerator[Record, None]:
+    ) -> Watch:
         """New records as they are stored, oldest first, each exactly once, forever.
 
-        Polls every ``poll_interval`` seconds from the newest delivered record's time
-        minus ``overlap`` (so a record committed a little late is not missed), skipping
-        ids it has delivered. After downtime it catches up in 24 h windows. A failed poll
-        is retried with back-off, never fatal (`ValidationError`, `ClientClosedError`,
-        `EventLoopError` and `RedirectError` end the watch). With ``checkpoint`` (a
-        path, or an object with async ``load()``/``save(state)``), the position is saved
-        each time the consumer asks for the next record, so a restart skips nothing and
-        repeats at most the record that was being processed. Without ``since`` or a
-        saved position it starts from now.
+        The position is in the server's time (``create_at`` and its ``Date`` header);
+        the local clock only paces the polls, every ``poll_interval`` seconds, from the
+        newest delivered record's time minus ``overlap`` (so a record committed a little
+        late is not missed), skipping ids it has delivered. After downtime it catches up
+        in 24 h windows. A failed poll is retried with back-off (honouring
+        ``Retry-After``); three consecutive `AuthenticationError`s end the watch with
+        that error, and `ValidationError`, `ClientClosedError`, `EventLoopError` and
+        `RedirectError` end it at once. ``timeout`` applies to each request the watch
+        sends. With ``checkpoint`` (a path, or an object with async
+        ``load()``/``save(state)``, see `Checkpoint`), the position is saved after each
+        page, each second while records flow, and at the end; a restart skips nothing
+        and repeats at most the records delivered since the last save. A checkpoint
+        belongs to one query and one watcher at a time. Without ``since`` or a saved
+        position it starts from the server's now. The returned `Watch` also exposes
+        ``state``, the position to save with your own writes.
 
         >>> async for record in client.watch(checkpoint="state.json"):  # doctest: +SKIP
         ...     await handle(record)

@@ -4,10 +4,12 @@
 from __future__ import annotations
 
 import asyncio
+import email.utils
 import logging
 import random
 import weakref
 from collections.abc import Awaitable, Callable, Mapping
+from datetime import timezone
 from types import MappingProxyType
 from typing import Any, TypeVar
 
@@ -68,6 +70,8 @@ class Requester:
     _headers: Mapping[str, str] = MappingProxyType({})
     #: A timeout set by with_options or per call: sent with each request and enforced.
     _request_timeout: Timeout | None = None
+    #: The last ``Date`` header parsed: (raw value, server epoch, local timer, local clock).
+    _server_date: tuple[str, float, float, float] | None = None
 
     def _check_open(self) -> None:
         if self._closed:
@@ -92,6 +96,32 @@ class Requester:
 
     async def _fetch_page(self, request: HttpRequest) -> RecordPage:
         return await self._call(request, ep.parse_record_page, idempotent=True)
+
+    def _server_time(self) -> tuple[float, float] | None:
+        """The server's time now (its last ``Date`` header moved on by the local timer)
+        and how far the local clock is off it (server minus local), in seconds; None
+        until a response carried a usable ``Date``."""
+        seen = self._server_date
+        if seen is None:
+            return None
+        _, server, timer, clock = seen
+        return server + (self._timer() - timer), server - clock
+
+    def _note_date(self, response: HttpResponse) -> None:
+        raw = response.headers.get("date")
+        seen = self._server_date
+        # The header changes once a second at most: parse it only when it changed, and
+        # keep the first reading of each value (the closest to the second it names).
+        if raw is None or (seen is not None and seen[0] == raw):
+            return
+        try:
+            when = email.utils.parsedate_to_datetime(raw)
+            if when.tzinfo is None:  # "-0000": UTC, as HTTP dates always are
+                when = when.replace(tzinfo=timezone.utc)
+            server = when.timestamp()
+        except (TypeError, ValueError, IndexError, OverflowError):
+            return
+        self._server_date = (raw, server, self._timer(), self._clock())
 
     def _parse(self, parser: Callable[..., T], response: HttpResponse, request: HttpRequest) -> T:
         return parser(response, request, codes=self._codes, now=self._clock())
@@ -326,6 +356,7 @@ class Requester:
         except OSError as exc:  # a custom transport that lets a socket error through
             raise TransportError(f"transport failure: {type(exc).__name__}: {exc}") from None
         elapsed = self._timer() - sent
+        self._note_date(response)
         logger.debug(
             "%s %s status=%d attempt=%d elapsed_ms=%.1f bytes=%d",
             request.method,

@@ -20,7 +20,7 @@ from ._exceptions import (
     ValidationError,
 )
 
-__all__ = ["RetryPolicy", "Timeout", "TimeoutInput", "is_retryable", "to_timeout"]
+__all__ = ["RetryPolicy", "Timeout", "TimeoutInput", "backoff_delay", "is_retryable", "to_timeout"]
 
 
 def _positive(_: object, attribute: attrs.Attribute[float], value: float) -> None:
@@ -37,6 +37,13 @@ def _non_negative(_: object, attribute: attrs.Attribute[float], value: float) ->
             f"{attribute.name} must be >= 0 seconds (finite), not {shown(value)}",
             field=attribute.name,
         )
+
+
+def backoff_delay(attempt: int, initial: float, maximum: float, rng: random.Random) -> float:
+    """The wait before attempt ``attempt + 1``: ``initial`` doubled each attempt, capped
+    at ``maximum``, half fixed and half jitter (the one back-off formula of the SDK)."""
+    ceiling: float = min(maximum, initial * 2.0 ** min(attempt - 1, 64))
+    return ceiling / 2 + rng.uniform(0, ceiling / 2)
 
 
 @attrs.frozen
@@ -139,8 +146,7 @@ class RetryPolicy:
 
     def backoff(self, attempt: int, rng: random.Random) -> float:
         """The wait before attempt ``attempt + 1``: half fixed, half jitter, capped."""
-        ceiling: float = min(self.max_delay, self.initial_delay * 2.0 ** min(attempt - 1, 64))
-        return ceiling / 2 + rng.uniform(0, ceiling / 2)
+        return backoff_delay(attempt, self.initial_delay, self.max_delay, rng)
 
     def delay(self, error: SenseLinkError, attempt: int, rng: random.Random) -> float | None:
         """Seconds to wait before the next attempt, or None when the server asked for a

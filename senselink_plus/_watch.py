@@ -1,18 +1,19 @@
-"""`Client.watch`: follow new records as they are stored, with a resumable checkpoint."""
+"""`Client.watch`: the async driver that follows new records. It does the I/O (polls,
+sleeps, checkpoint calls); every decision is `_follow`'s, and the checkpoint protocol
+is `_checkpoint`'s."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
 import logging
 import os
 from collections.abc import AsyncGenerator, Awaitable, Mapping
 from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
 
-import orjson
-
+from ._checkpoint import Checkpoint, as_checkpoint, checkpoint_call
 from ._checks import check_seconds
 from ._exceptions import (
     ClientClosedError,
@@ -21,187 +22,83 @@ from ._exceptions import (
     SenseLinkError,
     ValidationError,
 )
-from ._files import check_target_path, write_atomically
+from ._follow import MAX_SKEW, PollFailures, Position, Query, Verdict, believed_now
 from ._models import Order, Record
-from ._timeutil import MAX_WINDOW, ceil_second, floor_second, to_aware
+from ._timeutil import MAX_WINDOW, to_aware
 
 if TYPE_CHECKING:
     from ._client import Client
 
-__all__ = ["Checkpoint", "FileCheckpoint", "watch_records"]
+__all__ = ["Watch", "watch_records"]
 
 logger = logging.getLogger("senselink_plus")
 
-T = TypeVar("T")
+#: Errors no later poll would do better on: they end the watch instead of a retry.
+_ENDS_WATCH = (ValidationError, ClientClosedError, EventLoopError, RedirectError)
 
-STATE_VERSION = 1
-MAX_BACKOFF = 300.0
-
-
-@runtime_checkable
-class Checkpoint(Protocol):
-    """Where `Client.watch` keeps its position: any object with these two methods."""
-
-    async def load(self) -> Mapping[str, Any] | None:
-        """The state last saved, or None when there is none yet."""
-        ...
-
-    async def save(self, state: Mapping[str, Any]) -> None:
-        """Keep ``state`` (a JSON-able mapping) so `load` returns it after a restart."""
-        ...
+#: Saves are coalesced: after each page's records are handled, or this often (seconds).
+SAVE_EVERY = 1.0
+#: Local and server clocks further apart than this (seconds) are worth a warning.
+SKEW_WARNING = 60.0
+#: The start probe looks this far either side of the local clock.
+_PROBE_SPAN = timedelta(minutes=30)
 
 
-class FileCheckpoint:
-    """A JSON checkpoint file, replaced atomically (temp file, fsync, rename) on save.
+class Watch:
+    """What `Client.watch` returns: an async iterator of new records that also tells the
+    position to save after the record just yielded.
 
-    >>> async for record in client.watch(checkpoint=FileCheckpoint("state.json")):  # doctest: +SKIP
-    ...     ...
+    ``async for`` it, `aclose` it (or use ``async with``); `state` is the checkpoint
+    state to save once the record last yielded is handled, for saving the position in
+    the same transaction as your own writes.
+
+    >>> watch = client.watch(checkpoint="state.json")  # doctest: +SKIP
+    >>> async with watch:  # doctest: +SKIP
+    ...     async for record in watch:
+    ...         await store(record, position=watch.state)
     """
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
-        self.path = os.fspath(path)
+    def __init__(self, follower: _Follower) -> None:
+        self._follower = follower
+        self._run = follower.run()
 
     def __repr__(self) -> str:
-        return f"FileCheckpoint({self.path!r})"
+        return f"<Watch {self._follower.query.describe()}>"
 
-    async def load(self) -> Mapping[str, Any] | None:
-        """Read the saved state; None when the file does not exist yet."""
-        return await asyncio.to_thread(self._load)
+    def __aiter__(self) -> Watch:
+        return self
 
-    async def save(self, state: Mapping[str, Any]) -> None:
-        """Write ``state`` as JSON, replacing the file atomically (fsync, then rename)."""
-        await asyncio.to_thread(self._save, orjson.dumps(state))
+    def __anext__(self) -> Awaitable[Record]:
+        return self._run.__anext__()
 
-    def _load(self) -> Mapping[str, Any] | None:
-        try:
-            with open(self.path, "rb") as handle:
-                data = handle.read()
-        except FileNotFoundError:
-            return None
-        except OSError as exc:
-            raise ValidationError(
-                f"cannot read checkpoint {self.path!r}: {exc.strerror}", field="checkpoint"
-            ) from None
-        try:
-            state = orjson.loads(data)
-        except orjson.JSONDecodeError:
-            raise ValidationError(
-                f"checkpoint {self.path!r} is not valid JSON; move it away to start afresh",
-                field="checkpoint",
-            ) from None
-        if not isinstance(state, dict):
-            raise ValidationError(
-                f"checkpoint {self.path!r} does not hold a JSON object", field="checkpoint"
-            )
-        return state
+    def asend(self, value: None) -> Awaitable[Record]:
+        """As an async generator's ``asend``."""
+        return self._run.asend(value)
 
-    def _save(self, payload: bytes) -> None:
-        write_atomically(self.path, payload, durable=True)
+    def athrow(self, error: BaseException) -> Awaitable[Record]:
+        """Raise ``error`` inside the watch, at the point it yielded (as a generator's)."""
+        return self._run.athrow(error)
 
+    async def aclose(self) -> None:
+        """Stop: the position (without the record in hand) is saved, the lock released."""
+        await self._run.aclose()
 
-class _Position:
-    """The newest delivered record's time, the ids delivered near it, and the start.
+    async def __aenter__(self) -> Watch:
+        return self
 
-    ``floor`` is where a fresh watch began (``since``, or now): nothing older is
-    delivered, even inside the overlap. It is kept only while a poll could still reach
-    below it.
-    """
-
-    def __init__(
-        self, cursor: datetime, seen: dict[int, datetime], floor: datetime | None = None
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
     ) -> None:
-        self.cursor = cursor
-        self.seen = seen
-        self.floor = floor
+        await self.aclose()
 
-    @classmethod
-    def from_state(cls, state: object, where: str) -> _Position:
-        try:
-            if not isinstance(state, Mapping):
-                raise TypeError(f"expected a mapping, not {type(state).__name__}")
-            if state.get("version") != STATE_VERSION:
-                raise ValueError(f"unknown version {state.get('version')!r}")
-            cursor = to_aware(state["cursor"], "cursor").astimezone(timezone.utc)
-            seen = {
-                int(record_id): to_aware(at, "seen").astimezone(timezone.utc)
-                for record_id, at in state["seen"]
-            }
-            raw_floor = state.get("floor")
-            floor = (
-                None if raw_floor is None else to_aware(raw_floor, "floor").astimezone(timezone.utc)
-            )
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ValidationError(
-                f"checkpoint {where} holds no usable watch state: {exc}", field="checkpoint"
-            ) from None
-        return cls(cursor, seen, floor)
-
-    def to_state(self) -> dict[str, Any]:
-        state: dict[str, Any] = {
-            "version": STATE_VERSION,
-            "cursor": self.cursor.isoformat(),
-            "seen": [[record_id, at.isoformat()] for record_id, at in self.seen.items()],
-        }
-        if self.floor is not None:
-            state["floor"] = self.floor.isoformat()
-        return state
-
-    def start(self, overlap: timedelta) -> datetime:
-        """Where the next poll begins: the overlap before the cursor, never below floor."""
-        lo = self.cursor - overlap
-        return lo if self.floor is None else max(lo, self.floor)
-
-    def wants(self, record: Record) -> bool:
-        if record.record_id in self.seen:
-            return False
-        return self.floor is None or record.created_at >= self.floor
-
-    def take(self, record: Record, overlap: timedelta) -> None:
-        """The consumer has taken ``record``."""
-        at = record.created_at
-        self.seen[record.record_id] = at
-        self._move_to(at, overlap)
-
-    def polled(self, until: datetime, overlap: timedelta) -> bool:
-        """A poll read everything stored up to ``until``; True when the position moved.
-
-        Without this an idle watch (no records for days) would poll an ever longer
-        range. The cursor stays an overlap behind ``until`` for clock skew and late
-        commits.
-        """
-        return self._move_to(until - overlap, overlap)
-
-    def _move_to(self, moment: datetime, overlap: timedelta) -> bool:
-        if moment <= self.cursor:
-            return False
-        self.cursor = moment
-        # A poll starts at cursor - overlap, rounded down to the second: only ids
-        # stored after that can come again.
-        horizon = floor_second(self.cursor - overlap) - timedelta(seconds=1)
-        self.seen = {rid: when for rid, when in self.seen.items() if when >= horizon}
-        if self.floor is not None and horizon >= self.floor:
-            self.floor = None  # no poll reaches below the start any more
-        return True
-
-
-_CHECKPOINT_HELP = "checkpoint must be a path or an object with async load() and save(state)"
-
-
-def _checkpoint(value: str | os.PathLike[str] | Checkpoint | None) -> Checkpoint | None:
-    if value is None:
-        return value
-    # isinstance against the protocol only sees that the attributes exist.
-    if isinstance(value, Checkpoint) and callable(value.load) and callable(value.save):
-        return value
-    if isinstance(value, (str, os.PathLike)):
-        return FileCheckpoint(check_target_path(value, "checkpoint"))
-    raise ValidationError(_CHECKPOINT_HELP, field="checkpoint")
-
-
-async def _checkpoint_call(result: Awaitable[T]) -> T:
-    if not inspect.isawaitable(result):
-        raise ValidationError(f"{_CHECKPOINT_HELP}: it returned no awaitable", field="checkpoint")
-    return await result
+    @property
+    def state(self) -> Mapping[str, Any] | None:
+        """The checkpoint state to save once the record last yielded is handled (None
+        before the watch knows where it starts). A small JSON-able mapping."""
+        return self._follower.state()
 
 
 def watch_records(
@@ -212,101 +109,261 @@ def watch_records(
     poll_interval: float,
     checkpoint: str | os.PathLike[str] | Checkpoint | None,
     overlap: timedelta,
-) -> AsyncGenerator[Record, None]:
-    """Check the arguments now, then return the watching generator."""
+) -> Watch:
+    """Check the arguments now, then return the `Watch` (which starts when iterated)."""
     from ._endpoints import check_sn
 
-    store = _checkpoint(checkpoint)
+    store = as_checkpoint(checkpoint)
     interval = check_seconds(poll_interval, "poll_interval")
     if not isinstance(overlap, timedelta) or not timedelta(0) <= overlap <= MAX_WINDOW:
         raise ValidationError(
             f"overlap must be a timedelta from 0 to {MAX_WINDOW}", field="overlap"
         )
     start = None if since is None else to_aware(since, "since").astimezone(timezone.utc)
-    return _watch(
-        client,
-        sn=None if sn is None else check_sn(sn),
-        since=start,
-        interval=interval,
-        store=store,
-        overlap=overlap,
-    )
+    query = Query.of(client.app_key, sn=None if sn is None else check_sn(sn))
+    return Watch(_Follower(client, query, start, interval, store, overlap))
 
 
-async def _watch(
-    client: Client,
-    *,
-    sn: str | None,
-    since: datetime | None,
-    interval: float,
-    store: Checkpoint | None,
-    overlap: timedelta,
-) -> AsyncGenerator[Record, None]:
-    def now() -> datetime:
-        return datetime.fromtimestamp(client._clock(), timezone.utc)
+class _Follower:
+    """One watch's I/O: polls, sleeps and checkpoint calls around a `Position`."""
 
-    state = await _checkpoint_call(store.load()) if store is not None else None
-    if state is not None:
-        position = _Position.from_state(state, repr(store))
-    else:
-        # Whole seconds: create_at may be in seconds, and a record from the start's own
-        # second must not fall below the floor.
-        start = floor_second(since or now())
-        position = _Position(start, {}, floor=start)
-        if store is not None:
-            # Saved at once, so a restart before the first record still resumes from here
-            # rather than from its own "now", which would skip what was stored meanwhile.
-            await _checkpoint_call(store.save(position.to_state()))
-    failures = 0
-    while True:
-        lo = position.start(overlap)
-        hi = max(now(), lo + timedelta(seconds=1))
-        failed: SenseLinkError | None = None
-        # What the server may answer for this poll (a second of slack for a server that
-        # compares whole seconds): a record outside it is the server's error, and taking
-        # it would deliver something older than the start, or move the cursor past
-        # records not yet seen.
-        low, high = floor_second(lo), ceil_second(hi) + timedelta(seconds=1)
-        pager = client.records(lo, hi, sn=sn, order=Order.ASCENDING, concurrency=1)
-        async with contextlib.aclosing(pager.__aiter__()) as records:  # type: ignore[type-var]
-            while True:
-                # Only the poll is guarded: what the consumer throws in at the yield
-                # below is theirs, never taken for a failed poll.
-                try:
-                    record = await anext(records)
-                except StopAsyncIteration:
-                    break
-                except (ValidationError, ClientClosedError, EventLoopError, RedirectError):
-                    raise  # no later poll would do better: end the watch
-                except SenseLinkError as exc:
-                    failed = exc
-                    break
-                if not low <= record.created_at < high:
-                    logger.warning(
-                        "watch: skipped record %d stored at %s, outside the polled window %s .. %s",
-                        record.record_id,
-                        record.created_at.isoformat(),
-                        lo.isoformat(),
-                        hi.isoformat(),
-                    )
-                    continue
-                if not position.wants(record):
-                    continue
-                yield record
-                # The consumer asked for the next one, so it is done with this one.
-                position.take(record, overlap)
-                if store is not None:
-                    await _checkpoint_call(store.save(position.to_state()))
-        if failed is None:
-            failures = 0
-            if position.polled(hi, overlap) and store is not None:
-                await _checkpoint_call(store.save(position.to_state()))
-            await client._until_closed(client._sleep(interval))
-            continue
-        failures += 1
-        delay = min(MAX_BACKOFF, interval * 2 ** min(failures, 16))
-        delay = delay / 2 + client._rng.uniform(0, delay / 2)
-        logger.warning(
-            "watch poll failed (%s: %s); retrying in %.1fs", type(failed).__name__, failed, delay
+    def __init__(
+        self,
+        client: Client,
+        query: Query,
+        since: datetime | None,
+        interval: float,
+        store: Checkpoint | None,
+        overlap: timedelta,
+    ) -> None:
+        self.client = client
+        self.query = query
+        self.since = since
+        self.interval = interval
+        self.store = store
+        self.overlap = overlap
+        self.position: Position | None = None
+        self.in_hand: Record | None = None
+        self.dirty = False
+        self.last_save = 0.0
+        # One save at a time runs beside the delivery; a request made meanwhile waits.
+        self.saving: asyncio.Future[None] | None = None
+        self.pending = False
+        self.warned_skew = False
+
+    def state(self) -> dict[str, Any] | None:
+        position = self.position
+        return None if position is None else position.state(also=self.in_hand)
+
+    # --- server time -----------------------------------------------------------------
+
+    def _server_now(self) -> datetime:
+        """The server's now: its last ``Date`` moved on by the local timer (the local
+        clock only when no response carried a ``Date``)."""
+        local = self.client._clock()
+        reading = self.client._server_time()
+        if reading is None:
+            return believed_now(None, local)
+        now, skew = reading
+        if abs(skew) > SKEW_WARNING and not self.warned_skew:
+            self.warned_skew = True
+            logger.warning(
+                "watch: the local clock is %+.0f s off the server's (from its Date header); %s",
+                -skew,
+                "the watch follows the server's time"
+                if abs(skew) <= MAX_SKEW
+                else f"over {MAX_SKEW:.0f} s is not the server's clock, so the local one is used",
+            )
+        return believed_now(now, local)
+
+    async def _probe(self) -> datetime:
+        """Where a watch without ``since`` or a saved position starts: the server's now,
+        read from one small listing (its newest record when it sends no ``Date``)."""
+        client = self.client
+        local = datetime.fromtimestamp(client._clock(), timezone.utc)
+        page = await client.list_records(
+            local - _PROBE_SPAN,
+            local + _PROBE_SPAN,
+            sn=self.query.sn,
+            order=Order.DESCENDING,
+            size=1,
         )
-        await client._until_closed(client._sleep(delay))
+        if client._server_time() is None and page.records:
+            return max(local, page.records[0].created_at)
+        return self._server_now()
+
+    # --- checkpoint ------------------------------------------------------------------
+
+    async def _save(self) -> None:
+        """Save the position now (after any save in flight)."""
+        await self._settle()
+        if self.store is None or not self.dirty or self.position is None:
+            return
+        self.dirty = self.pending = False
+        self.last_save = self.client._timer()
+        await checkpoint_call(self.store.save(self.position.state()))
+
+    def _save_soon(self) -> None:
+        """Start saving the position beside the delivery (a page's records are handled,
+        or a second has passed); if a save is in flight, once it is done."""
+        if self.store is None or not self.dirty or self.position is None:
+            return
+        saving = self.saving
+        if saving is not None:
+            if not saving.done():
+                self.pending = True
+                return
+            self.saving = None
+            saving.result()  # a failed save fails the watch here
+        self.dirty = self.pending = False
+        self.last_save = self.client._timer()
+        self.saving = asyncio.ensure_future(checkpoint_call(self.store.save(self.position.state())))
+
+    def _taken(self) -> None:
+        """A record was handled: start a save when one is due."""
+        self.dirty = True
+        if self.pending:
+            saving = self.saving
+            if saving is None or saving.done():
+                self._save_soon()
+        elif self.client._timer() - self.last_save >= SAVE_EVERY:
+            self._save_soon()
+
+    async def _settle(self) -> None:
+        """Wait for the save in flight; its error is raised here."""
+        saving, self.saving = self.saving, None
+        if saving is not None:
+            await saving
+
+    async def _save_if_due(self) -> None:
+        await self._settle()
+        if self.pending or self.client._timer() - self.last_save >= SAVE_EVERY:
+            await self._save()
+
+    async def _finish(self, acquired: bool, ending: BaseException | None) -> None:
+        try:
+            await self._save()
+        except Exception as exc:
+            if ending is None or isinstance(ending, GeneratorExit):
+                raise
+            # The watch is already ending with an error: that one is the news.
+            logger.warning(
+                "watch: the position could not be saved on the way out (%s: %s)",
+                type(exc).__name__,
+                exc,
+            )
+        finally:
+            release = getattr(self.store, "release", None)
+            if acquired and release is not None:
+                await checkpoint_call(release())
+
+    # --- the loop --------------------------------------------------------------------
+
+    async def run(self) -> AsyncGenerator[Record, None]:
+        client, store = self.client, self.store
+        acquired = False
+        ending: BaseException | None = None
+        self.last_save = client._timer()
+        try:
+            state = None
+            if store is not None:
+                acquire = getattr(store, "acquire", None)
+                if acquire is not None:
+                    await checkpoint_call(acquire())
+                    acquired = True
+                state = await checkpoint_call(store.load())
+            if state is not None:
+                self.position = Position.from_state(state, self.query, self.overlap, repr(store))
+            elif self.since is not None:
+                self.position = Position.fresh(self.query, self.since, self.overlap)
+                self.dirty = True
+                # Saved at once, so a restart before the first record resumes from here.
+                await self._save()
+            failures = PollFailures(self.interval, client._rng)
+            while True:
+                failed: SenseLinkError | None = None
+                if self.position is None:
+                    try:
+                        start = await self._probe()
+                    except _ENDS_WATCH:
+                        raise
+                    except SenseLinkError as exc:
+                        failed = exc
+                    else:
+                        self.position = Position.fresh(self.query, start, self.overlap)
+                        self.dirty = True
+                        # Saved at once, so a restart before the first record resumes
+                        # from here rather than from its own "now".
+                        await self._save()
+                position = self.position
+                if position is not None and failed is None:
+                    lo, hi = position.window(self._server_now())
+                    pager = client.records(
+                        lo, hi, sn=self.query.sn, order=Order.ASCENDING, concurrency=1
+                    )
+                    async with contextlib.aclosing(pager.pages()) as pages:  # type: ignore[type-var]
+                        while True:
+                            # Only the poll is guarded: what the consumer throws in at
+                            # the yield below is theirs, never taken for a failed poll.
+                            try:
+                                page = await anext(pages)
+                            except StopAsyncIteration:
+                                break
+                            except _ENDS_WATCH:
+                                raise
+                            except SenseLinkError as exc:
+                                failed = exc
+                                break
+                            for record in page.records:
+                                verdict = position.verdict(record, lo, hi)
+                                if verdict is Verdict.OUTSIDE:
+                                    logger.warning(
+                                        "watch: skipped record %d stored at %s, outside the "
+                                        "polled window %s .. %s",
+                                        record.record_id,
+                                        record.created_at.isoformat(),
+                                        lo.isoformat(),
+                                        hi.isoformat(),
+                                    )
+                                    continue
+                                if verdict is Verdict.REPEAT:
+                                    continue
+                                self.in_hand = record
+                                yield record
+                                # The consumer asked for the next one: done with this one.
+                                self.in_hand = None
+                                position.take(record)
+                                self._taken()
+                            self._save_soon()  # the page's records are handled
+                    if failed is None:
+                        failures.succeeded()
+                        # Complete up to hi, or up to the server's now if that is earlier
+                        # (hi came from the local clock when no Date had been seen yet).
+                        if position.polled(min(hi, self._server_now())):
+                            self.dirty = True
+                        await self._save_if_due()
+                        await client._until_closed(client._sleep(self.interval))
+                        continue
+                assert failed is not None
+                delay = failures.failed(failed)
+                if delay is None:
+                    logger.warning(
+                        "watch ends: %d consecutive polls refused (%s: %s)",
+                        failures.auth,
+                        type(failed).__name__,
+                        failed,
+                    )
+                    raise failed
+                logger.warning(
+                    "watch poll failed (attempt %d: %s: %s); retrying in %.1fs",
+                    failures.count,
+                    type(failed).__name__,
+                    failed,
+                    delay,
+                )
+                await client._until_closed(client._sleep(delay))
+        except BaseException as exc:
+            ending = exc
+            raise
+        finally:
+            await self._finish(acquired, ending)

@@ -245,7 +245,7 @@ def test_watch_with_a_checkpoint_resumes(
     # nothing is skipped.
     assert second[0] == first[-1]
     assert first + second[1:] == list(range(first[0], first[0] + 10))
-    assert json.loads(state.read_text())["version"] == 1
+    assert json.loads(state.read_text())["version"] == 2
 
 
 def test_upload_fit_reencodes_what_the_service_would_refuse(
@@ -322,3 +322,37 @@ def test_bad_upload_and_watch_options_are_usage_errors(
     assert main(["watch", "--max-items", "0"]) == 2
     assert "--max-items" in capsys.readouterr().err
     assert emulator.call(lambda: len(emulator.emu.requests)) == 0
+
+
+def test_watch_ends_with_exit_1_and_one_line_when_the_secret_is_refused(
+    emulator: EmulatorThread, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    seed(emulator, 3)
+    state = tmp_path / "state.json"
+    args = ["watch", "--app-secret", "rotated-away", "--interval", "0.01"]
+    assert main([*args, "--checkpoint", str(state)]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    lines = captured.err.splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith("senselink-plus: AuthenticationError: ")
+    assert "rotated-away" not in captured.err
+    refused = emulator.call(lambda: [r for r in emulator.emu.requests if not r.auth_ok])
+    assert len(refused) == 3  # three polls, then the end
+    # The lock was released on the way out: another watcher may take the checkpoint.
+    assert (
+        main(
+            [
+                "watch",
+                "--checkpoint",
+                str(state),
+                "--interval",
+                "0.01",
+                "--max-items",
+                "1",
+                "--since",
+                (NOW - timedelta(days=2)).isoformat(),
+            ]
+        )
+        == 0
+    )

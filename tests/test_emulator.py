@@ -848,3 +848,33 @@ async def test_stop_during_delay_does_not_hang() -> None:
         assert time.perf_counter() - began < 2
         with pytest.raises(aiohttp.ClientError):
             await task
+
+
+@pytest.mark.parametrize("offset", [timedelta(minutes=-10), 600.0])
+async def test_clock_offset_moves_the_servers_date_stamps_and_auth_window(
+    offset: timedelta | float,
+) -> None:
+    import email.utils
+
+    from senselink_plus import AuthenticationError
+
+    local = 1_700_000_000.0
+    seconds = offset.total_seconds() if isinstance(offset, timedelta) else offset
+    async with Emulator(clock=lambda: local, clock_offset=offset) as emu:
+        assert emu.now() == local + seconds
+        async with emu.client(clock=lambda: local) as client:  # signs with the local clock
+            created = await client.create_record("SN1", SEED_IMAGE)
+            stored = emu.records[-1]
+            assert stored["record_id"] == created.record_id
+            assert stored["create_at"] == round((local + seconds) * 1000)
+            raw_date = client._server_date[0]  # type: ignore[index]
+            assert email.utils.parsedate_to_datetime(raw_date).timestamp() == local + seconds
+            server_now, skew = client._server_time()  # type: ignore[misc]
+            assert skew == seconds
+            assert server_now == pytest.approx(local + seconds, abs=1)
+        emu.clock_offset = timedelta(minutes=31)  # settable: now beyond what auth accepts
+        async with emu.client(clock=lambda: local) as client:
+            with pytest.raises(AuthenticationError, match="away from the server clock"):
+                await client.create_record("SN1", SEED_IMAGE)
+    with pytest.raises(TypeError):
+        Emulator(clock_offset="10")  # type: ignore[arg-type]

@@ -221,6 +221,26 @@ async def test_each_public_call_takes_a_timeout(call: str, tmp_path: Any) -> Non
     assert all(request.timeout == limit for request in mock.requests)
 
 
+class _SleepReached(Exception):
+    """Raised by the injected sleep: the watch finished a poll and would wait."""
+
+
+@pytest.mark.parametrize("since", [None, T0 - timedelta(minutes=5)])
+async def test_watch_timeout_reaches_each_of_its_requests(since: datetime | None) -> None:
+    async def stop(seconds: float) -> None:
+        raise _SleepReached
+
+    mock = MockTransport(lambda request: record_page_response())
+    limit = slp.Timeout(connect=1.0, total=4.0)
+    async with mock_client(mock, sleep=stop, clock=lambda: T0.timestamp()) as client:
+        watch = client.watch(since=since, timeout=limit)
+        with pytest.raises(_SleepReached):
+            await anext(watch)  # an empty listing: no record, the poll ends in the sleep
+    # Without since, the start probe is a request of its own, before the first poll.
+    assert len(mock.requests) == (2 if since is None else 1)
+    assert all(request.timeout == limit for request in mock.requests)
+
+
 async def test_a_client_timeout_applies_to_a_transport_passed_in() -> None:
     mock = MockTransport(lambda request: image_response())
     async with mock_client(mock, timeout=12) as client:

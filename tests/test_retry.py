@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from senselink_plus import (
     APIError,
     AuthenticationError,
+    CheckpointInUseError,
     ClientClosedError,
     ConnectError,
     EventLoopError,
@@ -60,6 +61,7 @@ CASES: list[tuple[SenseLinkError, bool, bool]] = [
     (ClientClosedError("closed"), False, False),
     (RedirectError("moved", status=307), False, False),
     (EventLoopError("another loop"), False, False),
+    (CheckpointInUseError("locked"), False, False),
     (SenseLinkError("generic"), False, False),
 ]
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
+import hashlib
 import itertools
 import json
 import logging
@@ -32,7 +33,7 @@ from senselink_plus import (
     ValidationError,
 )
 from senselink_plus.testing import Emulator
-from tests.conftest import JPEG, FakeTime, MakeClient, ok
+from tests.conftest import APP_KEY, JPEG, FakeTime, MakeClient, ok
 
 T0 = 1_700_000_000.0  # the fake clock's start: 2023-11-14T22:13:20Z
 OVERLAP = timedelta(minutes=2)
@@ -239,10 +240,18 @@ async def test_a_fresh_watch_with_a_checkpoint_saves_its_start_at_once(
 
     fake_time.on_sleep = crash
     client = make()
+    memory = MemoryCheckpoint()
     with pytest.raises(WatchStopped):
-        await take(client.watch(poll_interval=10, checkpoint=path), 1)  # nothing arrives
+        await take(client.watch(poll_interval=10, checkpoint=memory), 1)  # nothing arrives
+    # The first save came before the first poll: where the watch began, server time.
+    assert datetime.fromisoformat(memory.saves[0]["cursor"]) == at(0)
+    assert datetime.fromisoformat(memory.saves[0]["floor"]) == at(0)
+    fake_time.sleeps.clear()
+    with pytest.raises(WatchStopped):
+        await take(client.watch(poll_interval=10, checkpoint=path), 1)
     state = orjson.loads(path.read_bytes())
-    assert datetime.fromisoformat(state["cursor"]) == at(0)
+    # Idle polls moved it on (to the last poll's end), never past the server's now.
+    assert at(0) <= datetime.fromisoformat(state["cursor"]) <= at(fake_time.now - T0)
     # Down for an hour; what was stored meanwhile comes on restart, not from a new "now".
     fake_time.on_sleep = None
     stored = store(emu, 600, n=4, span=1200)
@@ -377,7 +386,7 @@ async def test_restart_skips_nothing_and_repeats_at_most_the_record_in_hand(
     emu: Emulator, make: ClientFactory, fake_time: Clock, checkpoint: Any, stop_after: int
 ) -> None:
     # Many records share a second, so the restart's first poll re-lists several of
-    # the delivered ones: they must be recognised from the saved "seen" ids.
+    # the delivered ones: they must be recognised from the saved ids.
     history = store(emu, -600, n=12, span=3)
     fresh: list[int] = []
 
@@ -386,12 +395,11 @@ async def test_restart_skips_nothing_and_repeats_at_most_the_record_in_hand(
 
     client = make()
     first: list[int] = []
-    async for record in client.watch(since=at(-900), checkpoint=checkpoint):
-        first.append(record.record_id)  # "processing" the record
-        if len(first) == stop_after:
-            break  # stop mid-stream, as a crash or a deploy would
-    for _ in range(3):
-        await asyncio.sleep(0)  # let the abandoned generator be finalised
+    async with client.watch(since=at(-900), checkpoint=checkpoint) as watch:
+        async for record in watch:
+            first.append(record.record_id)  # "processing" the record
+            if len(first) == stop_after:
+                break  # stop mid-stream, as a deploy would; closing saves
 
     fake_time.on_sleep = produce
     second = ids(await take(client.watch(checkpoint=checkpoint), 12 - stop_after + 1 + 4))
@@ -404,20 +412,99 @@ async def test_restart_skips_nothing_and_repeats_at_most_the_record_in_hand(
     assert [rid for rid, n in duplicates.items() if n > 1] == [first[-1]]
 
 
-async def test_the_position_is_saved_when_the_consumer_asks_for_the_next_record(
+class CrashingCheckpoint(MemoryCheckpoint):
+    """Counts what was delivered at each save; after ``crash()`` no save lands (kill -9)."""
+
+    def __init__(self, delivered: list[int]) -> None:
+        super().__init__()
+        self.delivered = delivered
+        self.saved_after: list[int] = []
+        self.crashed = False
+
+    async def save(self, state: Mapping[str, Any]) -> None:
+        if not self.crashed:
+            handled = len(self.delivered)  # the state covers these (asked for the next)
+            await super().save(state)
+            self.saved_after.append(handled)
+
+
+class SlowCheckpoint(MemoryCheckpoint):
+    """Saves that take a while (a few loop turns), counting how many overlap."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.running = 0
+        self.most = 0
+
+    async def save(self, state: Mapping[str, Any]) -> None:
+        self.running += 1
+        self.most = max(self.most, self.running)
+        for _ in range(20):
+            await asyncio.sleep(0)
+        await super().save(state)
+        self.running -= 1
+
+
+async def test_saves_run_beside_the_delivery_one_at_a_time_and_the_last_lands(
+    emu: Emulator, make: ClientFactory
+) -> None:
+    history = store(emu, -3000, n=1000, span=30)  # ten pages
+    checkpoint = SlowCheckpoint()
+    got = await take(make().watch(since=at(-3600), checkpoint=checkpoint), 1000)
+    assert ids(got) == history
+    assert checkpoint.most == 1
+    assert 3 <= len(checkpoint.saves) <= 12  # the start, pages (coalesced), the close
+    assert checkpoint.saves[-1]["watermark"] == history[-2]  # the last was in hand
+
+
+@pytest.mark.parametrize("crash_after", [1, 99, 100, 101, 250])
+async def test_a_crash_repeats_at_most_the_records_delivered_since_the_last_save(
+    emu: Emulator, make: ClientFactory, crash_after: int
+) -> None:
+    history = store(emu, -3000, n=300, span=20)  # dense: 15 records a second, 3 pages
+    first: list[int] = []
+    checkpoint = CrashingCheckpoint(first)
+    client = make()
+    watch = client.watch(since=at(-3600), checkpoint=checkpoint)
+    async for record in watch:
+        first.append(record.record_id)
+        if len(first) == crash_after:
+            checkpoint.crashed = True  # nothing more reaches the store, not even the close
+            break
+    await watch.aclose()
+    assert len(checkpoint.saves) < 10  # coalesced: not one save a record
+    handled = checkpoint.saved_after[-1]  # records fully handled at the last save
+    checkpoint.crashed = False
+    rest = ids(await take(client.watch(checkpoint=checkpoint), 300 - handled))
+    assert rest == history[handled:]  # nothing skipped
+    repeated = set(first) & set(rest)
+    assert repeated == set(first[handled:])  # only what came after the last save
+    assert len(repeated) <= 100  # at most a page: a save follows every page
+
+
+async def test_the_position_is_saved_after_each_page_and_on_close(
     emu: Emulator, make: ClientFactory, checkpoint: Any
 ) -> None:
     history = store(emu, -600, n=10, span=60)
     load = FileCheckpoint(checkpoint).load if isinstance(checkpoint, Path) else checkpoint.load
     client = make()
     watch = client.watch(since=at(-900), checkpoint=checkpoint)
+    started = await load()  # not yet: the watch starts when iterated
+    assert started is None
     got = [await anext(watch) for _ in range(5)]  # the 5th is "in hand"
+    state = await load()
+    assert state is not None  # the start, saved before the first poll
+    assert datetime.fromisoformat(state["cursor"]) == at(-900)
+    # What the consumer would save with its own writes once the 5th is handled.
+    assert watch.state is not None
+    assert datetime.fromisoformat(watch.state["cursor"]) == got[4].created_at
+    assert watch.state["ids"] == [got[4].record_id]  # one record a 6 s second
+    assert watch.state["watermark"] == got[4].record_id
+    await watch.aclose()  # stopping saves, but does not mark the record in hand as done
     state = await load()
     assert state is not None
     assert datetime.fromisoformat(state["cursor"]) == got[3].created_at
-    assert [rid for rid, _ in state["seen"]] == ids(got[:4])
-    await watch.aclose()  # stopping does not mark the record in hand as done
-    assert await load() == state
+    assert state["ids"] == [got[3].record_id]
     rest = await take(client.watch(checkpoint=checkpoint), 6)
     assert ids(got[:4] + rest) == history
 
@@ -519,7 +606,7 @@ async def test_wrong_credentials_do_not_end_the_watch(
     )
 
     async def rotate(before: float, after: float) -> None:
-        if len(fake_time.sleeps) == 3:
+        if len(fake_time.sleeps) == 2:
             emu.app_secret = "not-the-secret"  # the operator fixes the server side
 
     fake_time.on_sleep = rotate
@@ -528,8 +615,11 @@ async def test_wrong_credentials_do_not_end_the_watch(
             got = await take(client.watch(since=at(-600), poll_interval=10), 3)
     assert ids(got) == history
     refused = [r for r in emu.requests if not r.auth_ok]
-    assert len(refused) == 3
-    assert sum("AuthenticationError" in r.getMessage() for r in caplog.records) == 3
+    assert len(refused) == 2  # two refusals in a row: not yet the end
+    warnings = [r.getMessage() for r in caplog.records if "AuthenticationError" in r.getMessage()]
+    assert len(warnings) == 2
+    assert "attempt 1:" in warnings[0]
+    assert "attempt 2:" in warnings[1]
     assert all(a < b for a, b in itertools.pairwise(fake_time.sleeps))
     assert "not-the-secret" not in caplog.text
 
@@ -640,14 +730,22 @@ async def test_the_checkpoint_file_holds_versioned_json_and_is_replaced_atomical
     path = tmp_path / "state.json"
     client = make_client(server)
     watch = client.watch(since=at(-60), checkpoint=str(path))
-    got = [await anext(watch) for _ in range(4)]
-    state = orjson.loads(path.read_bytes())
-    assert state["version"] == 1
+    got = [await anext(watch) for _ in range(5)]
+    assert ids(got) == [100, 101, 102, 103, 104]
+    state = orjson.loads(path.read_bytes())  # the start, saved before the first poll
+    assert state["version"] == 2
+    assert state["query"] == {
+        "sn": None,
+        "order": "ascending",
+        "app": hashlib.sha256(APP_KEY.encode()).hexdigest()[:16],
+    }
     # Where the watch began, kept while a poll's overlap could still reach below it.
     assert datetime.fromisoformat(state["floor"]) == at(-60)
-    assert datetime.fromisoformat(state["cursor"]) == got[2].created_at
-    assert state["seen"] == [[r.record_id, r.created_at.isoformat()] for r in got[:3]]
-    assert os.listdir(tmp_path) == ["state.json"]  # no temp file left behind
+    assert datetime.fromisoformat(state["cursor"]) == at(-60)
+    assert state["ids"] == []
+    assert state["newest"] is None
+    assert state["watermark"] is None
+    assert sorted(os.listdir(tmp_path)) == ["state.json", "state.json.lock"]  # no temp file
 
     # A crash between writing the temp file and renaming it leaves the old state whole.
     def crash(src: str, dst: str) -> None:
@@ -655,10 +753,11 @@ async def test_the_checkpoint_file_holds_versioned_json_and_is_replaced_atomical
 
     monkeypatch.setattr(os, "replace", crash)
     with pytest.raises(SenseLinkError, match="disk gone"):
-        await anext(watch)  # taking the 4th record saves, and the save fails
+        await anext(watch)  # the page is done, so its save comes, and fails
     monkeypatch.undo()
     assert orjson.loads(path.read_bytes()) == state
-    assert os.listdir(tmp_path) == ["state.json"]
+    assert sorted(os.listdir(tmp_path)) == ["state.json", "state.json.lock"]
+    assert APP_KEY not in path.read_text()
 
 
 async def test_seen_ids_stay_few_whatever_the_stream_length(
@@ -676,17 +775,15 @@ async def test_seen_ids_stay_few_whatever_the_stream_length(
     checkpoint = MemoryCheckpoint()
     got = await take(make().watch(poll_interval=30, checkpoint=checkpoint), 500)
     assert len(set(ids(got))) == 500
-    assert len(checkpoint.saves) == 500  # the start, then each record but the one in hand
-    sizes = [len(state["seen"]) for state in checkpoint.saves]
-    # About 121 s of records at one per 7.2 s: never the whole history.
-    assert max(sizes) <= 18
+    # The start, then once a poll that delivered (each page), and the close.
+    assert 200 <= len(checkpoint.saves) <= 502
+    sizes = [len(orjson.dumps(state)) for state in checkpoint.saves]
+    # One record a second at most here: the state stays the same small size.
+    assert max(len(state["ids"]) for state in checkpoint.saves) <= 1
+    assert max(sizes) < 400
     last = checkpoint.saves[-1]
-    cursor = datetime.fromisoformat(last["cursor"])
-    assert all(
-        datetime.fromisoformat(when) >= cursor - OVERLAP - timedelta(seconds=2)
-        for _, when in last["seen"]
-    )
-    assert "floor" not in last
+    assert last["floor"] is None
+    assert last["watermark"] == got[-2].record_id  # the last one was in hand at the close
 
 
 # --- clean stops --------------------------------------------------------------------------
@@ -706,9 +803,14 @@ async def test_breaking_out_leaves_no_task_behind(make_client: MakeClient, tmp_p
         got += 1
         if got == 150:  # mid-page
             break
+    # The abandoned watch is closed by asyncio's finaliser, which saves (in a thread).
     for _ in range(5):
         await asyncio.sleep(0)
+    if others():
+        await asyncio.wait(others(), timeout=5)
     assert others() == set()
+    state = orjson.loads((tmp_path / "state.json").read_bytes())
+    assert state["watermark"] == 149  # 1..149 handled, the 150th in hand
 
 
 async def test_cancelling_a_watch_that_waits_leaves_no_task_behind(
@@ -800,3 +902,296 @@ async def test_an_unusable_checkpoint_path_is_refused_at_the_call(
     with pytest.raises(ValidationError) as info:
         client.watch(checkpoint=path)
     assert info.value.field == "checkpoint"
+
+
+# --- server time ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("skew_minutes", [-10, 10])
+@pytest.mark.parametrize("with_since", [False, True])
+async def test_a_client_clock_ten_minutes_off_the_servers_misses_nothing(
+    fake_time: Clock, skew_minutes: int, with_since: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The server's clock runs skew_minutes behind the client's (ahead when negative).
+    async with Emulator(
+        clock=fake_time.clock, clock_offset=timedelta(minutes=-skew_minutes)
+    ) as emu:
+        server_now = datetime.fromtimestamp(emu.now(), timezone.utc)
+        before = list(emu.seed(3, start=server_now - timedelta(minutes=20), span=timedelta(0)))
+        history = list(
+            emu.seed(5, start=server_now - timedelta(minutes=4), span=timedelta(minutes=3))
+        )
+        options: dict[str, Any] = {
+            "clock": fake_time.clock,
+            "timer": fake_time.timer,
+            "sleep": fake_time.sleep,
+            "rng": random.Random(3),
+        }
+        gate = emu.client(**options)
+        watcher = emu.client(**options)
+        uploaded: list[int] = []
+
+        async def upload(before: float, after: float) -> None:
+            for _ in range(2):  # stamped by the server, in its time
+                uploaded.append((await gate.create_record("GATE-1", JPEG)).record_id)
+
+        fake_time.on_sleep = upload
+        since = server_now - timedelta(minutes=10) if with_since else None
+        expected_first = history if with_since else []
+        with caplog.at_level(logging.WARNING, logger="senselink_plus"):
+            got = ids(
+                await take(watcher.watch(since=since, poll_interval=10), len(expected_first) + 40)
+            )
+        await gate.aclose()
+        await watcher.aclose()
+    assert got == expected_first + uploaded[:40]
+    assert not set(got) & set(before)
+    skew_warnings = [r for r in caplog.records if "off the server's" in r.getMessage()]
+    assert len(skew_warnings) == 1  # once, however many polls
+    assert f"{skew_minutes * 60:+d} s" in skew_warnings[0].getMessage()
+    # Every poll read up to the server's now, not the client's (but the first with
+    # since: no Date seen yet, it read to the local now and moved only to the server's).
+    polls = [r for r in emu.requests if r.route == "list" and r.query.get("order") == "1"]
+    for request in polls[1:] if with_since else polls:
+        time_to = datetime.fromisoformat(request.query["time_to"]).timestamp()
+        assert abs(time_to - request.received_at) <= 2
+    assert len(polls) > 15
+
+
+async def test_a_wild_date_header_does_not_unbound_a_poll(
+    make_client: MakeClient, fake_time: Clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    server = ListServer()
+    server.add(1, -30)
+
+    def handler(request: HttpRequest) -> HttpResponse:
+        response = server(request)
+        return HttpResponse(
+            response.status,
+            {**response.headers, "date": "Fri, 01 Jan 2100 00:00:00 GMT"},
+            response.content,
+        )
+
+    async def stop(before: float, after: float) -> None:
+        if len(fake_time.sleeps) == 5:
+            raise WatchStopped
+
+    fake_time.on_sleep = stop
+    got: list[int] = []
+
+    async def consume() -> None:
+        async for record in make_client(handler).watch(since=at(-60), poll_interval=10):
+            got.append(record.record_id)
+
+    with pytest.raises(WatchStopped):
+        await consume()
+    assert got == [1]
+    assert "is not the server's clock, so the local one is used" in caplog.text
+    assert len(server.calls) == 5  # one request a poll: no day-long windows walked
+    # The date is not believed (the cloud refuses clocks 30 minutes off): local time.
+    for n, call in enumerate(server.calls):
+        assert datetime.fromisoformat(call["time_to"]) == at(n * 10)
+
+
+# --- one checkpoint, one query, one watcher --------------------------------------------------
+
+
+async def test_a_checkpoint_of_another_sn_is_refused_naming_both(
+    emu: Emulator, make: ClientFactory, tmp_path: Path
+) -> None:
+    emu.seed(6, start=at(-300), span=timedelta(seconds=60), sn=["GATE-A", "GATE-B"])
+    path = tmp_path / "state.json"
+    client = make()
+    got = await take(client.watch(sn="GATE-A", since=at(-600), checkpoint=path), 3)
+    assert {r.sn for r in got} == {"GATE-A"}
+    saved = path.read_bytes()
+    emu.reset_requests()
+    watch = client.watch(sn="GATE-B", checkpoint=path)
+    with pytest.raises(ValidationError) as info:
+        await anext(watch)
+    message = str(info.value)
+    assert "sn 'GATE-A'" in message
+    assert "sn 'GATE-B'" in message
+    assert str(path) in message
+    assert info.value.field == "checkpoint"
+    assert emu.requests == []  # refused before any poll
+    assert path.read_bytes() == saved  # and left as it was
+    # Its own query still resumes from it; and the lock was released by the refusal.
+    assert [r.sn for r in await take(client.watch(sn="GATE-A", checkpoint=path), 1)] == ["GATE-A"]
+
+
+async def test_a_second_watcher_on_a_locked_checkpoint_is_refused_at_once(
+    emu: Emulator, make: ClientFactory, tmp_path: Path
+) -> None:
+    from senselink_plus import CheckpointInUseError
+
+    history = store(emu, -300, n=4, span=60)
+    path = tmp_path / "state.json"
+    client = make()
+    first = client.watch(since=at(-600), checkpoint=path)
+    assert (await anext(first)).record_id == history[0]
+    emu.reset_requests()
+    second = client.watch(since=at(-600), checkpoint=str(path))
+    with pytest.raises(CheckpointInUseError) as info:
+        await anext(second)
+    assert str(path) in str(info.value)
+    assert "another watcher holds" in str(info.value)
+    assert emu.requests == []
+    assert ids([await anext(first)]) == history[1:2]  # the first goes on, untouched
+    await first.aclose()  # releases the lock
+    assert ids(await take(client.watch(checkpoint=path), 3)) == history[1:]
+
+
+class LeaseCheckpoint(MemoryCheckpoint):
+    """A checkpoint with the optional hooks, recording the order of calls."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[str] = []
+
+    async def acquire(self) -> None:
+        self.calls.append("acquire")
+
+    async def load(self) -> Mapping[str, Any] | None:
+        self.calls.append("load")
+        return await super().load()
+
+    async def save(self, state: Mapping[str, Any]) -> None:
+        self.calls.append("save")
+        await super().save(state)
+
+    async def release(self) -> None:
+        self.calls.append("release")
+
+
+@pytest.mark.parametrize("ending", ["close", "error"])
+async def test_a_checkpoint_with_hooks_is_acquired_first_and_released_last(
+    emu: Emulator, make: ClientFactory, ending: str
+) -> None:
+    store(emu, -300, n=3, span=60)
+    checkpoint = LeaseCheckpoint()
+    watch = make().watch(since=at(-600), checkpoint=checkpoint)
+    await anext(watch)
+    if ending == "close":
+        await watch.aclose()
+    else:
+        with pytest.raises(KeyError):
+            await watch.athrow(KeyError("the consumer failed"))
+    assert checkpoint.calls[:2] == ["acquire", "load"]
+    assert checkpoint.calls[-2:] == ["save", "release"]
+    assert checkpoint.calls.count("release") == 1
+
+
+# --- failures that tell -------------------------------------------------------------------
+
+
+async def test_a_long_retry_after_is_honoured_between_polls(
+    emu: Emulator, make: ClientFactory, fake_time: Clock
+) -> None:
+    history = store(emu, -300, n=3, span=60)
+    emu.fail("list", status=429, retry_after=3600)
+    got = await take(make().watch(since=at(-600), poll_interval=10), 3)
+    assert ids(got) == history
+    polls = [r for r in emu.requests if r.route == "list"]
+    assert polls[0].fault == "fail"
+    # Not 19 polls within the hour: the next one came after it.
+    assert polls[1].received_at - polls[0].received_at >= 3600
+    assert fake_time.sleeps == [3600.0]
+
+
+async def test_three_refused_polls_in_a_row_end_the_watch_with_that_error(
+    emu: Emulator, fake_time: Clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    from senselink_plus import AuthenticationError
+
+    store(emu, -300, n=3, span=60)
+    client = emu.client(
+        app_secret="rotated-away",
+        clock=fake_time.clock,
+        timer=fake_time.timer,
+        sleep=fake_time.sleep,
+        rng=random.Random(5),
+    )
+    async with client:
+        with (
+            caplog.at_level(logging.WARNING, logger="senselink_plus"),
+            pytest.raises(AuthenticationError),
+        ):
+            await take(client.watch(poll_interval=10), 1)  # from now: the probe fails
+    assert len([r for r in emu.requests if not r.auth_ok]) == 3
+    assert len(fake_time.sleeps) == 2  # two back-offs, then the end
+    messages = [r.getMessage() for r in caplog.records]
+    assert sum("watch poll failed (attempt" in m for m in messages) == 2
+    assert any("watch ends: 3 consecutive polls refused" in m for m in messages)
+    assert "rotated-away" not in caplog.text
+
+
+# --- crash safety of the checkpoint file ------------------------------------------------------
+
+_SAVER = """
+import asyncio, sys
+from senselink_plus import FileCheckpoint
+
+async def main():
+    checkpoint = FileCheckpoint(sys.argv[1])
+    await checkpoint.acquire()
+    n = 0
+    while True:
+        n += 1
+        ids = list(range(n, n + 3000))  # a big state: each save takes a while
+        await checkpoint.save({"version": 2, "n": n, "ids": ids})
+        print(n, flush=True)
+
+asyncio.run(main())
+"""
+
+
+def test_a_kill_9_during_saves_leaves_a_readable_checkpoint_and_no_lock(tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+
+    from senselink_plus import FileCheckpoint
+
+    path = tmp_path / "state.json"
+    with subprocess.Popen(
+        [sys.executable, "-c", _SAVER, str(path)], stdout=subprocess.PIPE, text=True
+    ) as child:
+        try:
+            assert child.stdout is not None
+            for _ in range(20):  # twenty saves done: it is in the middle of more
+                assert child.stdout.readline()
+            child.send_signal(signal.SIGKILL)
+            child.wait(timeout=10)
+        finally:
+            child.kill()
+    assert child.returncode == -signal.SIGKILL
+    checkpoint = FileCheckpoint(path)
+
+    async def check() -> Mapping[str, Any] | None:
+        await checkpoint.acquire()  # the OS dropped the dead process's lock
+        try:
+            return await checkpoint.load()
+        finally:
+            await checkpoint.release()
+
+    state = asyncio.run(check())
+    assert state is not None
+    assert state["n"] >= 20
+    assert state["ids"] == list(range(state["n"], state["n"] + 3000))
+
+
+@pytest.mark.parametrize(
+    "date", ["garbage", "", "Mon, 99 Foo 2024 25:61:61 GMT", "Fri, 01 Jan 99999 00:00:00 GMT"]
+)
+async def test_an_unreadable_date_header_is_ignored(make_client: MakeClient, date: str) -> None:
+    server = ListServer()
+    server.add(1, -30)
+
+    def handler(request: HttpRequest) -> HttpResponse:
+        response = server(request)
+        return HttpResponse(response.status, {**response.headers, "date": date}, response.content)
+
+    client = make_client(handler)
+    assert ids(await take(client.watch(since=at(-60)), 1)) == [1]
+    assert client._server_time() is None  # the local clock stays in charge

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import email.utils
 import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
@@ -51,6 +52,12 @@ class Emulator:
     ...     emu.enroll(42, face_jpeg)
     ...     async with emu.client() as client:
     ...         created = await client.create_record("SN1", face_jpeg)
+
+    ``clock_offset`` (a timedelta or seconds, settable later) runs the server's clock
+    ahead of ``clock`` (behind when negative), as a real server's may be: its ``Date``
+    header, ``create_at`` stamps, the signature time check and retention follow it.
+
+    >>> emu = Emulator(clock_offset=timedelta(minutes=-10))  # doctest: +SKIP
     """
 
     def __init__(
@@ -61,6 +68,7 @@ class Emulator:
         app_key: str = "emulator-app-key",
         app_secret: str = "emulator-app-secret",
         clock: Callable[[], float] = time.time,
+        clock_offset: timedelta | float = 0.0,
         error_status: int | None = 200,
         retention: timedelta = timedelta(days=90),
         max_skew: timedelta = timedelta(minutes=30),
@@ -72,6 +80,7 @@ class Emulator:
         self.app_key = app_key
         self.app_secret = app_secret
         self.clock = clock
+        self.clock_offset = clock_offset
         self.error_status = error_status
         self.max_skew = max_skew
         self._store = RecordStore(
@@ -86,6 +95,22 @@ class Emulator:
         self._no_face: set[bytes] = set()
         self._runner: web.AppRunner | None = None
         self._stopping = asyncio.Event()
+
+    @property
+    def clock_offset(self) -> float:
+        """Seconds the server's clock runs ahead of ``clock`` (negative: behind)."""
+        return self._clock_offset
+
+    @clock_offset.setter
+    def clock_offset(self, value: timedelta | float) -> None:
+        seconds = value.total_seconds() if isinstance(value, timedelta) else value
+        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)):
+            raise TypeError(f"clock_offset must be a timedelta or seconds, not {value!r}")
+        self._clock_offset = float(seconds)
+
+    def now(self) -> float:
+        """The server's time (Unix seconds): ``clock()`` plus ``clock_offset``."""
+        return self.clock() + self._clock_offset
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -323,7 +348,7 @@ class Emulator:
         return True
 
     def _now_ms(self) -> int:
-        return round(self.clock() * 1000)
+        return round(self.now() * 1000)
 
     async def _on_create(self, request: web.Request) -> web.StreamResponse:
         return await self._serve(request, "create")
@@ -335,6 +360,12 @@ class Emulator:
         return await self._serve(request, "image")
 
     async def _serve(self, request: web.Request, route: str) -> web.StreamResponse:
+        response = await self._respond(request, route)
+        # The server's clock, not aiohttp's (the local one), as a skewed server would.
+        response.headers["Date"] = email.utils.formatdate(self.now(), usegmt=True)
+        return response
+
+    async def _respond(self, request: web.Request, route: str) -> web.StreamResponse:
         query = {key: request.query.getone(key) for key in request.query}
         body: Any = None
         too_large = False
@@ -372,7 +403,7 @@ class Emulator:
                 query=query,
                 json=None if body is _NOT_JSON else redact_body(body),
                 auth_ok=auth_error is None,
-                received_at=self.clock(),
+                received_at=self.now(),
                 fault=fault.kind if fault else ("delay" if delay else None),
             )
         )

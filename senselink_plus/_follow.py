@@ -1,0 +1,362 @@
+"""The watch's decisions, without I/O: where the next poll reads, which records are new,
+what to save, and how long to wait after a failed poll.
+
+Everything here is in the *server's* time (``create_at`` and the ``Date`` header); the
+driver in `_watch` only feeds it pages and the server's "now", and does the waiting.
+
+- ``cursor``: how far the watch has read, the newest delivered ``create_at`` or the
+  end of the last complete poll, whichever is later. The next poll reads from
+  ``cursor - overlap`` (never below ``floor``, where a fresh watch began) to the
+  server's now, so a record committed up to ``overlap`` late is still found.
+- Repeats inside the overlap are recognised from the ids delivered there (in memory)
+  and, after a restart, from the saved state: the newest delivered record's second,
+  the ids delivered within that second, and the highest id delivered (the listing is
+  ordered by ``record_id`` and new records arrive at its end). So the saved state is
+  O(records sharing the newest second), whatever the history.
+
+>>> query = Query.of("app-key", sn="GATE-1")
+>>> start = datetime(2024, 5, 1, tzinfo=timezone.utc)
+>>> position = Position.fresh(query, start, overlap=timedelta(minutes=2))
+>>> position.window(start + timedelta(seconds=10))[0] == start
+True
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import random
+from collections.abc import Mapping
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import attrs
+
+from ._exceptions import APIError, AuthenticationError, SenseLinkError, ValidationError
+from ._models import Record
+from ._retry import backoff_delay
+from ._timeutil import ceil_second, floor_second, to_aware
+
+__all__ = [
+    "AUTH_FAILURE_LIMIT",
+    "MAX_BACKOFF",
+    "MAX_RETRY_AFTER",
+    "MAX_SKEW",
+    "STATE_VERSION",
+    "PollFailures",
+    "Position",
+    "Query",
+    "Verdict",
+    "believed_now",
+]
+
+STATE_VERSION = 2
+#: The longest wait between failed polls, unless the server asks for longer.
+MAX_BACKOFF = 300.0
+#: The longest ``Retry-After`` honoured (a day): longer ones wait this long.
+MAX_RETRY_AFTER = 86400.0
+#: Consecutive polls refused with an `AuthenticationError` that end a watch.
+AUTH_FAILURE_LIMIT = 3
+#: A server "now" further than this from the local clock (seconds) is not believed:
+#: the cloud refuses signatures 30 minutes off, so such a ``Date`` is not its clock
+#: (a cache, a broken proxy), and following it could read far into the future.
+MAX_SKEW = 3600.0
+_SECOND = timedelta(seconds=1)
+
+
+def believed_now(server: float | None, local: float) -> datetime:
+    """The "now" a poll reads up to: the server's (Unix seconds) when within `MAX_SKEW`
+    of the ``local`` clock, else (or when the server never said) the local clock.
+
+    >>> believed_now(1_700_000_600.0, 1_700_000_000.0).timestamp()
+    1700000600.0
+    """
+    now = server if server is not None and abs(server - local) <= MAX_SKEW else local
+    return datetime.fromtimestamp(now, timezone.utc)
+
+
+@attrs.frozen
+class Query:
+    """What a watch follows; a saved position belongs to exactly one.
+
+    ``app`` is a fingerprint of the app key (the key itself is not stored, and the
+    secret never is).
+
+    >>> Query.of("app-key", sn=None).describe()
+    'all devices, ascending, app key sha256:2924a27d7fc71537'
+    """
+
+    sn: str | None
+    app: str
+    order: str = "ascending"
+
+    @classmethod
+    def of(cls, app_key: str, *, sn: str | None) -> Query:
+        """The query of a watch over ``sn`` (None: every device) with ``app_key``."""
+        return cls(sn, hashlib.sha256(app_key.encode()).hexdigest()[:16])
+
+    def describe(self) -> str:
+        """A one-line description for messages."""
+        devices = "all devices" if self.sn is None else f"sn {self.sn!r}"
+        return f"{devices}, {self.order}, app key sha256:{self.app}"
+
+    def to_state(self) -> dict[str, Any]:
+        return {"sn": self.sn, "order": self.order, "app": self.app}
+
+    @classmethod
+    def from_state(cls, value: object) -> Query:
+        if not isinstance(value, Mapping):
+            raise TypeError("no query")
+        sn, app, order = value.get("sn"), value.get("app"), value.get("order")
+        if not (sn is None or isinstance(sn, str)) or not isinstance(app, str):
+            raise TypeError("query sn/app are not strings")
+        if not isinstance(order, str):
+            raise TypeError("query order is not a string")
+        return cls(sn, app, order)
+
+
+class Verdict(enum.Enum):
+    """What a poll should do with a listed record."""
+
+    NEW = "new"
+    REPEAT = "repeat"
+    #: Outside what the poll asked for: the server's error; taking it could move the
+    #: cursor past records not yet seen.
+    OUTSIDE = "outside"
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.isoformat()
+
+
+def _utc(value: object, name: str) -> datetime:
+    if not isinstance(value, str):
+        raise TypeError(f"{name} is not an ISO-8601 string")
+    return to_aware(value, name).astimezone(timezone.utc)
+
+
+class Position:
+    """Where a watch is, in server time, and which listed records are new.
+
+    Fed with plain calls: `window` for the next poll, `verdict` for each listed record,
+    `take` once the consumer is done with a record, `polled` when a poll completed,
+    `state` for what to save.
+
+    >>> position = Position.fresh(query, start, overlap=timedelta(0))  # doctest: +SKIP
+    >>> lo, hi = position.window(server_now)  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        query: Query,
+        overlap: timedelta,
+        *,
+        cursor: datetime,
+        floor: datetime | None = None,
+        newest: datetime | None = None,
+        newest_ids: tuple[int, ...] = (),
+        watermark: int | None = None,
+    ) -> None:
+        self.query = query
+        self.overlap = overlap
+        self.cursor = cursor
+        self.floor = floor
+        self.newest = newest
+        self.watermark = watermark
+        self._newest_ids = list(newest_ids)
+        # Below this second, ids up to the watermark were delivered before a restart.
+        self._restored: tuple[datetime, int] | None = None
+        if newest is not None and watermark is not None:
+            self._restored = (floor_second(newest), watermark)
+        second = None if newest is None else floor_second(newest)
+        # Delivered ids a poll may list again, with their create_at (for pruning).
+        self._seen: dict[int, datetime] = dict.fromkeys(newest_ids, second or cursor)
+        self._prune_at = 1024
+
+    @classmethod
+    def fresh(cls, query: Query, start: datetime, overlap: timedelta) -> Position:
+        """A watch beginning at ``start`` (server time): nothing older is delivered."""
+        # Whole seconds: create_at may be in seconds, and a record from the start's own
+        # second must not fall below the floor.
+        begin = floor_second(start.astimezone(timezone.utc))
+        return cls(query, overlap, cursor=begin, floor=begin)
+
+    @classmethod
+    def from_state(cls, state: object, query: Query, overlap: timedelta, where: str) -> Position:
+        """The position saved as ``state``; a `ValidationError` when it is unusable or
+        belongs to another query."""
+        try:
+            if not isinstance(state, Mapping):
+                raise TypeError(f"expected a mapping, not {type(state).__name__}")
+            version = state.get("version")
+            if version != STATE_VERSION:
+                raise ValueError(
+                    f"unknown version {version!r} (this release reads {STATE_VERSION}; a "
+                    "state from an older release must be moved away, or pass since=)"
+                )
+            saved_query = Query.from_state(state.get("query"))
+            cursor = _utc(state.get("cursor"), "cursor")
+            floor = None if state.get("floor") is None else _utc(state["floor"], "floor")
+            newest = None if state.get("newest") is None else _utc(state["newest"], "newest")
+            raw_ids = state.get("ids")
+            if not isinstance(raw_ids, list) or not all(type(i) is int and i >= 0 for i in raw_ids):
+                raise TypeError("ids is not a list of record ids")
+            watermark = state.get("watermark")
+            if watermark is not None and (type(watermark) is not int or watermark < 0):
+                raise TypeError("watermark is not a record id")
+            if (newest is None) != (watermark is None):
+                raise ValueError("newest and watermark go together")
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValidationError(
+                f"checkpoint {where} holds no usable watch state: {exc}", field="checkpoint"
+            ) from None
+        if saved_query != query:
+            raise ValidationError(
+                f"checkpoint {where} belongs to another watch: it follows "
+                f"{saved_query.describe()}, this watch follows {query.describe()}; give this "
+                "watch its own checkpoint",
+                field="checkpoint",
+            )
+        return cls(
+            query,
+            overlap,
+            cursor=cursor,
+            floor=floor,
+            newest=newest,
+            newest_ids=tuple(raw_ids),
+            watermark=watermark,
+        )
+
+    # --- polls ---------------------------------------------------------------------
+
+    def start(self) -> datetime:
+        """Where the next poll begins: the overlap before the cursor, never below floor."""
+        lo = self.cursor - self.overlap
+        return lo if self.floor is None else max(lo, self.floor)
+
+    def window(self, now: datetime) -> tuple[datetime, datetime]:
+        """The next poll's ``(lo, hi)``: from `start` to the server's ``now``."""
+        lo = self.start()
+        return lo, max(now, lo + _SECOND)
+
+    @staticmethod
+    def accepted(lo: datetime, hi: datetime) -> tuple[datetime, datetime]:
+        """The ``[low, high)`` a poll of ``(lo, hi)`` may answer: whole seconds (the wire
+        has no finer), and a second of slack for a server that compares whole seconds."""
+        return floor_second(lo), ceil_second(hi) + _SECOND
+
+    def verdict(self, record: Record, lo: datetime, hi: datetime) -> Verdict:
+        """Whether a record listed by the poll of ``(lo, hi)`` is new."""
+        low, high = self.accepted(lo, hi)
+        at = record.created_at
+        if not low <= at < high:
+            return Verdict.OUTSIDE
+        if record.record_id in self._seen:
+            return Verdict.REPEAT
+        if self.floor is not None and at < self.floor:
+            return Verdict.REPEAT  # older than the start: not this watch's
+        restored = self._restored
+        if restored is not None and at < restored[0] and record.record_id <= restored[1]:
+            return Verdict.REPEAT
+        return Verdict.NEW
+
+    def take(self, record: Record) -> None:
+        """The consumer is done with ``record`` (it was `Verdict.NEW`)."""
+        at = record.created_at
+        rid = record.record_id
+        self._seen[rid] = at
+        if self.watermark is None or rid > self.watermark:
+            self.watermark = rid
+        newest = self.newest
+        if newest is None or at > newest:
+            if newest is None or floor_second(at) != floor_second(newest):
+                self._newest_ids = []
+            self.newest = newest = at
+        if floor_second(at) == floor_second(newest):
+            self._newest_ids.append(rid)
+        if at > self.cursor:
+            self.cursor = at
+        if len(self._seen) >= self._prune_at:
+            self._prune()
+
+    def polled(self, hi: datetime) -> bool:
+        """A poll read everything stored up to ``hi`` (server time); True when the
+        position moved. Without this an idle watch would poll an ever longer range."""
+        if hi <= self.cursor:
+            return False
+        self.cursor = hi
+        self._prune()
+        return True
+
+    def _prune(self) -> None:
+        # A poll answers nothing below `low` (see `accepted`), and `start` never goes
+        # back, so what lies below it can never be listed again.
+        low = floor_second(self.start())
+        self._seen = {rid: at for rid, at in self._seen.items() if at >= low}
+        # Amortised O(1) a record: prune again once the dict has doubled.
+        self._prune_at = max(1024, 2 * len(self._seen))
+        if self.floor is not None and floor_second(self.cursor - self.overlap) >= self.floor:
+            self.floor = None  # no poll reaches below the start any more
+        if self._restored is not None and low >= self._restored[0]:
+            self._restored = None
+
+    # --- what to save --------------------------------------------------------------
+
+    def state(self, also: Record | None = None) -> dict[str, Any]:
+        """The JSON-able state to save; with ``also``, as if it were taken too.
+
+        Its size is O(records delivered within the newest record's second).
+        """
+        newest, ids, watermark, cursor = self.newest, self._newest_ids, self.watermark, self.cursor
+        if also is not None:
+            at, rid = also.created_at, also.record_id
+            watermark = rid if watermark is None else max(watermark, rid)
+            cursor = max(cursor, at)
+            if newest is None or floor_second(at) > floor_second(newest):
+                newest, ids = at, [rid]
+            elif floor_second(at) == floor_second(newest):
+                newest, ids = max(newest, at), [*ids, rid]
+        return {
+            "version": STATE_VERSION,
+            "query": self.query.to_state(),
+            "cursor": cursor.isoformat(),
+            "floor": _iso(self.floor),
+            "newest": _iso(newest),
+            "ids": list(ids),
+            "watermark": watermark,
+        }
+
+
+class PollFailures:
+    """How long to wait after a failed poll, and when to give up.
+
+    The wait is the retry policy's back-off (`backoff_delay`) from the poll interval up
+    to `MAX_BACKOFF`, or the server's ``Retry-After`` when longer (up to a day).
+    `AUTH_FAILURE_LIMIT` consecutive `AuthenticationError`s end the watch: a wrong or
+    rotated secret is not transient.
+
+    >>> failures = PollFailures(10.0, random.Random(1))
+    >>> delay = failures.failed(error)  # doctest: +SKIP
+    """
+
+    def __init__(self, interval: float, rng: random.Random) -> None:
+        self.interval = interval
+        self.rng = rng
+        self.count = 0
+        self.auth = 0
+
+    def succeeded(self) -> None:
+        self.count = self.auth = 0
+
+    def failed(self, error: SenseLinkError) -> float | None:
+        """Seconds to wait before the next poll, or None: the watch ends with ``error``."""
+        self.count += 1
+        self.auth = self.auth + 1 if isinstance(error, AuthenticationError) else 0
+        if self.auth >= AUTH_FAILURE_LIMIT:
+            return None
+        # attempt + 1: the first back-off is one to two intervals, above the usual pace.
+        delay = backoff_delay(self.count + 1, self.interval, MAX_BACKOFF, self.rng)
+        retry_after = error.retry_after if isinstance(error, APIError) else None
+        if retry_after is not None and retry_after > delay:
+            delay = min(float(retry_after), MAX_RETRY_AFTER)
+        return delay
