@@ -241,6 +241,8 @@ class RangeCursor:
                 window.planned = 0
         while len(self._in_flight) < self.lookahead and self._wants_more(window):
             self._plan(window)
+        if not self._pending(window):  # the chain planned nothing: start a new one
+            self._restart(window)
         index = window.index + 1
         while len(self._in_flight) < self.lookahead and index < len(self.windows):
             if index not in self._first_pages:
@@ -410,6 +412,7 @@ class RangeCursor:
             )
         if used < request.size:  # the server caps the page size: plan with its size
             window.size = min(window.size, used)
+            window.planned_end = min(window.planned_end, start + count)
         fresh, overlaps = self._fresh(window, records)
         previous, window.last_total = window.last_total, total
         fell = 0 if previous is None else max(previous - total, 0)
