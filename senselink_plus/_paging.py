@@ -22,23 +22,27 @@ How it keeps every record exactly once, with memory bounded by a page:
   ascending, a smaller one when descending) are yielded. Nothing else is remembered, so
   memory never grows with the window, and a repeat is dropped wherever it comes from
   (a re-read, a page shifted by arrivals, the second two windows share).
-- **Anchors.** Each chain of page requests starts from the second of the last record
-  yielded (``time_from`` when ascending, ``time_to`` when descending), so records that
-  expired or arrived on the far side of it cannot move the pages that follow.
-- **Overlap.** Pages of a chain after its first are sized so that each begins at least
-  one record before the previous one ended (sizes ``m``, ``m-1``, ``m-2``...). A page
-  that does not reach back to the watermark proves that the listing moved under the walk
-  (records expired before it, or a prefetched page was answered out of turn): it is not
-  used, and the walk restarts from the watermark's second. So no record that was in the
+- **Anchors.** A call need not list the whole window: it may start its listing at a
+  second (``time_from`` ascending, ``time_to`` descending). Records that expire or
+  arrive on the far side of that second cannot move its pages. Each record of a page
+  that begins a second starts such a listing at a known position, so the next page can
+  be asked as "page q of the listing from second s" that starts exactly one record
+  before the previous page ended, at the full ``page_size`` (when seconds are crowded,
+  with a page a little smaller). A restart uses the listing from the watermark's second.
+- **Overlap.** Every page after a listing's first must reach back to the last record
+  yielded. One that does not proves that the listing moved under the walk (records
+  expired before it, or a page fetched ahead was answered out of turn): it is not used,
+  and the walk restarts from the watermark's second. So no record that was in the
   listing throughout is ever skipped, however arrivals, expiries and prefetching
-  interleave. (A page size under 3 leaves no room for an overlap; such pages are used
+  interleave. (Pages of one or two records leave no room for an overlap; they are used
   unchecked.)
 - **Bounded.** No page is planned past the largest ``total`` seen; a page that brings
   nothing new (a repeat, a reshuffle, an answer that ignores ``page``) or fails the
-  overlap check restarts the chain, with back-off from the second time in a row, and
-  the third in a row raises `ResponseError`. So a window costs at most
+  overlap check restarts from the watermark, with back-off from the second time in a
+  row, and the third in a row raises `ResponseError`. So a window costs at most
   ``lookahead * 4 * (P + 1)`` requests, where ``P`` is the number of pages that brought
-  a new record (and ``P`` can only grow with records never seen before), plus one for
+  a new record or moved past a shared boundary second (so ``P`` grows only with
+  records never seen before), plus one for
   each window whose first page was fetched ahead (`RangeCursor.bound`).
 - **Ends cleanly** on a short page, on one that reaches its own ``total``, or on a
   restart that finds nothing new; a ``total`` that runs ahead of the listing costs one
@@ -46,12 +50,13 @@ How it keeps every record exactly once, with memory bounded by a page:
   raises `ResponseError`.
 
 Prefetch: up to ``lookahead`` calls are in flight, spread over the current window's
-chain and the first pages of the windows after it, so a range of many small windows
+next pages and the first pages of the windows after it, so a range of many small windows
 costs about ``windows / lookahead`` round trips. Records still come out in order.
 """
 
 from __future__ import annotations
 
+import bisect
 import functools
 from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
@@ -71,8 +76,8 @@ _SECOND = timedelta(seconds=1)
 
 @attrs.frozen
 class PageRequest:
-    """One list call the cursor wants: page ``page`` of ``size`` over the window
-    ``[time_from, time_to]``, expected to start at ``start`` in that listing."""
+    """One list call the cursor wants: page ``page`` of ``size`` over the listing
+    ``[time_from, time_to]``, expected to cover the window's positions from ``start``."""
 
     seq: int
     window: int
@@ -80,11 +85,14 @@ class PageRequest:
     time_to: datetime
     page: int
     size: int
+    #: Expected position of the page's first record in the window's own order.
     start: int
-    #: Must reach back to the watermark to be used (a page after a chain's first).
+    #: Must reach back to the last record yielded to be used.
     verify: bool
-    #: The chain this page belongs to; a restart abandons the older chains.
-    chain: int
+    #: Where the call's listing begins, in the window's positions.
+    origin: int
+    #: The listing's bound (``time_from`` ascending, ``time_to`` descending), unix s.
+    bound: int
 
 
 @attrs.frozen
@@ -117,7 +125,7 @@ def _raw_bounds(lo_s: int, hi_s: int) -> tuple[int, int, int, int]:
 def plan_after(end: int, size: int) -> tuple[int, int] | None:
     """The page ``(number, size)`` that starts at least one record before ``end`` and
     reaches furthest past it, with a size from ``size // 2`` to ``size``; None when no
-    such page exists (sizes under 3).
+    such page exists (a size of 1).
 
     >>> plan_after(100, 100)   # page 2 of 99 covers [99, 198)
     (2, 99)
@@ -133,45 +141,57 @@ def plan_after(end: int, size: int) -> tuple[int, int] | None:
     return None if best is None else (best[1], best[2])
 
 
+#: A listing a call may ask for: its bound in unix seconds (``time_from`` ascending,
+#: ``time_to`` descending) and where it begins in the window's positions.
+Anchor = tuple[int, int]
+
+
 @attrs.define
 class _Window:
-    """The walk of one window: its current chain and what it has learnt."""
+    """The walk of one window: what it has planned and what it has learnt."""
 
     index: int
     lo: datetime
     hi: datetime
-    #: The chain's listing: [anchor, hi] when ascending, [lo, anchor] when descending.
-    anchor: datetime
     size: int
+    lo_s: int
+    hi_s: int
     #: Raw ``create_at`` bounds of the window, a second wider each side (the server's
     #: rounding of its inclusive bounds is not documented).
     bounds: tuple[int, int, int, int]
-    chain: int = 0
-    #: Pages planned in the chain, and the expected end of the last one.
-    planned: int = 0
-    planned_end: int = 0
-    #: Where the last page used from the chain ended, and the total it was read with.
-    used_end: int = 0
-    used_total: int = 0
-    #: The largest ``total`` answered for the chain's listing (None: not known yet).
+    #: Position of the last record yielded from this window (-1: none yet).
+    mark: int = -1
+    #: Expected end of the last page planned.
+    frontier: int = 0
+    #: The latest page used, up to the mark: its records' raw times and seconds, the
+    #: position of its first record, and the second of the record before it.
+    page_ats: list[int] = attrs.Factory(list)
+    page_seconds: list[int] = attrs.Factory(list)
+    page_base: int = 0
+    page_before: int | None = None
+    #: The listing from the watermark's second, and where it begins.
+    mark_anchor: Anchor | None = None
+    #: The furthest position any ``total`` answered says the window reaches.
     limit: int | None = None
     unproductive: int = 0
-    #: The chain's first page (its answer tells the listing's real total).
-    first_seq: int = -1
-    #: The chain's first page starts past the watermark's second.
-    behind: bool = False
     #: The page size the server uses whatever is asked (0: it follows the size asked).
     fixed: int = 0
-    #: The last ``total`` answered in this chain, and by how much it last fell between
-    #: two answers (records expiring ahead of the walk shift later pages back by that).
-    last_total: int | None = None
+    #: The last ``total`` answered for a listing from an anchor, and by how much the
+    #: window's end last moved back (records expiring ahead of the walk shift later
+    #: pages back by that much): pages then reach back further.
     drift: int = 0
-    #: After a page that did not reach back while the listing shrank: where the next
-    #: unseen record now is in the same listing (-1: restart from the watermark).
-    rewind: int = -1
-    #: The next restart begins at page 1: a restart past the records of the anchor's
-    #: second did not reach back, so their count cannot be trusted.
+    #: The listing the last record yielded was read from, its place there, and that
+    #: listing's total then.
+    mark_local: tuple[int, int, int] | None = None
+    #: The first call of the latest restart that starts past the top of its listing.
+    restart_seq: int = -1
+    #: The next restart begins at the top of its listing: a restart past the records
+    #: of the watermark's second did not reach back, so their count cannot be trusted.
     from_top: bool = False
+    #: The second of the last record yielded, and the position after it (a page that
+    #: starts there can begin a listing with its first record).
+    last_second: int | None = None
+    frontier_seen: int = 0
 
 
 class RangeCursor:
@@ -201,7 +221,7 @@ class RangeCursor:
         #: The last record yielded: its id and raw ``create_at``.
         self.watermark: int | None = None
         self.watermark_at = 0
-        #: Records seen in the watermark's second up to it (its place in an anchor).
+        #: Records seen in the watermark's second up to it (its place in a restart).
         self.same_second = 0
         #: Requests planned so far.
         self.sent = 0
@@ -210,6 +230,7 @@ class RangeCursor:
         self._in_flight: list[PageRequest] = []  # ordered by need: (window, seq)
         self._first_pages: set[int] = set()
         self._productive: list[int] = []
+        self._whens: dict[int, datetime] = {}
         self._window = self._open(0)
 
     def __repr__(self) -> str:
@@ -228,20 +249,34 @@ class RangeCursor:
         return self._in_flight[0]
 
     def sends(self) -> list[PageRequest]:
-        """Calls to start now: the current window's chain first, then the first pages of
-        the windows after it, up to ``lookahead`` in flight."""
+        """Calls to start now: the current window's next pages first, then the first
+        pages of the windows after it, up to ``lookahead`` in flight."""
         if self.done:
             return []
         before = self._seq
         window = self._window
         if not self._pending(window):
-            if self._restart_pays(window):
+            if window.limit is None or window.unproductive:
                 self._restart(window)
-            else:  # the chain reaches further than a restart would: go on with it
-                window.planned = 0
-        while len(self._in_flight) < self.lookahead and self._wants_more(window):
+            elif window.frontier < window.limit:
+                self._plan(window)
+            else:  # the plan ran out before the listing did: look again from the mark
+                self._restart(window)
+        while (
+            len(self._in_flight) < self.lookahead
+            and window.limit is not None
+            and window.frontier < window.limit
+            and self._budget_allows()
+        ):
+            frontier = window.frontier
             self._plan(window)
-        if not self._pending(window):  # the chain planned nothing: start a new one
+            if window.frontier <= frontier:  # no further than before: wait for answers
+                self._in_flight.pop()
+                self._seq -= 1
+                self.sent -= 1
+                window.frontier = frontier
+                break
+        if not self._pending(window):  # nothing could be planned: start again
             self._restart(window)
         index = window.index + 1
         while len(self._in_flight) < self.lookahead and index < len(self.windows):
@@ -249,7 +284,7 @@ class RangeCursor:
                 if not self._budget_allows():
                     break
                 self._first_pages.add(index)
-                self._first(self._fresh_window(index))
+                self._top(self._fresh_window(index))
             index += 1
         self._in_flight.sort(key=_need_order)
         return [r for r in self._in_flight if r.seq > before]
@@ -274,31 +309,47 @@ class RangeCursor:
 
     def _fresh_window(self, index: int) -> _Window:
         lo, hi = self.windows[index] if self.windows else (_EPOCH, _EPOCH)
-        bounds = _raw_bounds(int(lo.timestamp()) - 1, int(hi.timestamp()) + 1)
-        anchor = lo if self.ascending else hi
-        return _Window(index, lo, hi, anchor, self.page_size, bounds)
+        lo_s, hi_s = int(lo.timestamp()), int(hi.timestamp())
+        bounds = _raw_bounds(lo_s - 1, hi_s + 1)
+        return _Window(index, lo, hi, self.page_size, lo_s, hi_s, bounds)
 
     def _request(
-        self, window: _Window, page: int, size: int, start: int, *, verify: bool
+        self, window: _Window, anchor: Anchor, page: int, size: int, *, verify: bool
     ) -> PageRequest:
+        bound, origin = anchor
+        when = self._when(bound, window)
         if self.ascending:
-            time_from, time_to = window.anchor, window.hi
+            time_from, time_to = when, window.hi
         else:
-            time_from, time_to = window.lo, window.anchor
+            time_from, time_to = window.lo, when
         self._seq += 1
         self.sent += 1
-        window.planned += 1
-        window.planned_end = start + size
+        start = origin + (page - 1) * size
+        window.frontier = start + size
         request = PageRequest(
-            self._seq, window.index, time_from, time_to, page, size, start, verify, window.chain
+            self._seq, window.index, time_from, time_to, page, size, start, verify, origin, bound
         )
         self._in_flight.append(request)
         return request
 
-    def _first(self, window: _Window) -> PageRequest:
-        request = self._request(window, 1, window.size, 0, verify=False)
-        window.first_seq, window.behind = request.seq, False
-        return request
+    def _top(self, window: _Window) -> PageRequest:
+        """The window's first page: the top of its whole listing."""
+        return self._request(window, self._top_anchor(window), 1, window.size, verify=False)
+
+    def _when(self, bound: int, window: _Window) -> datetime:
+        """The bound as an aware datetime in the window's zone (the window's own ends
+        as they were given)."""
+        if bound == window.lo_s:
+            return window.lo
+        if bound == window.hi_s:
+            return window.hi
+        cached = self._whens.get(bound)
+        if cached is None:
+            if len(self._whens) > 1024:
+                self._whens.clear()
+            tz = window.lo.tzinfo
+            cached = self._whens[bound] = datetime.fromtimestamp(bound, timezone.utc).astimezone(tz)
+        return cached
 
     def _budget_allows(self) -> bool:
         if self.remaining is None:
@@ -308,87 +359,116 @@ class RangeCursor:
     def _pending(self, window: _Window) -> bool:
         return any(r.window == window.index for r in self._in_flight)
 
-    def _wants_more(self, window: _Window) -> bool:
-        """Whether the current chain may plan another page now."""
-        if window.limit is None:
-            return False  # a window's first page goes alone: it tells the total
-        if window.planned >= self.lookahead:
-            return False  # a chain's pages shrink by one each: restart rather than go on
-        return window.planned_end < window.limit and self._budget_allows()
-
-    def _restart_pays(self, window: _Window) -> bool:
-        """Whether a new chain from the watermark's second would bring more new records
-        with its first page than the current chain's next page."""
-        if window.unproductive or self.watermark is None or window.limit is None:
-            return True  # after a page that did not fit, only a restart is safe
-        if window.used_end >= window.limit:
-            return True
-        if window.size < 3 or window.fixed:
-            return False  # no overlap is possible: plain pages, restarted only when stuck
-        behind = 0 if window.from_top else self.same_second
-        go_on = self._place(window, window.used_end)
-        restart = self._place(window, behind) if behind else (1, window.size, False)
-        return _reach(restart, behind) >= _reach(go_on, window.used_end)
-
     def _plan(self, window: _Window) -> PageRequest:
-        page, size, verify = self._place(window, window.planned_end)
-        return self._request(window, page, size, (page - 1) * size, verify=verify)
-
-    def _place(self, window: _Window, end: int) -> tuple[int, int, bool]:
-        """The page to read next when the records up to position ``end`` are known,
-        and whether it overlaps them (so it can be checked). While records expire
-        ahead of the walk, the page reaches back further by as many as last expired."""
-        end = max(end - window.drift, 1)
-        planned = None if window.fixed else plan_after(end, window.size)
-        if planned is not None:
-            return planned[0], planned[1], True
-        # No size gives an overlap (tiny pages, or a server that ignores the size asked):
-        # the page holding position ``end``, checked when it starts before it.
+        """The page that starts one record before the frontier, from whichever known
+        listing lets a full page do that (else the size that overlaps best)."""
+        end = max(window.frontier, window.mark + 1, 1)
         size = window.size
-        page = end // size + 1
-        return page, size, (page - 1) * size < end
+        if size < 3 or window.fixed:
+            # No room to choose an overlap: the next page of the listing the last one
+            # came from, checked when it happens to start before ``end``.
+            anchor = self._local_anchor(window)
+            page = (end - anchor[1]) // size + 1
+            start = anchor[1] + (page - 1) * size
+            return self._request(window, anchor, page, size, verify=start < end)
+        best: tuple[int, Anchor, int, int] | None = None  # (reach, anchor, page, size)
+        if not window.fixed:
+            found = self._page_anchor(window, end, size)
+            if found is not None:
+                anchor, overlap = found
+                page = (end - 1 - anchor[1]) // size + 1
+                best = (size - overlap, anchor, page, size)
+        mark = window.mark_anchor or (self._local_anchor(window) if window.mark >= 0 else None)
+        if mark is not None and mark[1] < end and (best is None or best[0] < size - 1):
+            page = (end - 1 - mark[1]) // size + 1
+            reach = mark[1] + page * size - end
+            if best is None or reach > best[0]:
+                best = (reach, mark, page, size)
+            if reach < size - size // 4 and not window.fixed:
+                # Dense seconds leave few listings to choose from: shrink the page.
+                planned = plan_after(end - mark[1], size)
+                if planned is not None:
+                    reach = mark[1] + planned[0] * planned[1] - end
+                    if reach > best[0]:
+                        best = (reach, mark, planned[0], planned[1])
+        if best is None or best[0] <= 0:
+            # No overlap is possible (pages of one record): the page holding ``end``.
+            anchor = mark if mark is not None and mark[1] < end else self._top_anchor(window)
+            page = (end - anchor[1]) // size + 1
+            return self._request(window, anchor, page, size, verify=False)
+        _, anchor, page, size = best
+        return self._request(window, anchor, page, size, verify=True)
+
+    def _page_anchor(self, window: _Window, end: int, size: int) -> tuple[Anchor, int] | None:
+        """A listing that begins on the latest page used (a second's first record)
+        such that a page of ``size`` from it starts just before ``end``; with the
+        overlap that costs. Looks for an overlap of one record first, then more."""
+        seconds = window.page_seconds
+        count = len(seconds)
+        if not count:
+            return None
+        base = window.page_base
+        for overlap in range(1, max(size // 4, 1) + 1):
+            index = (end - overlap - base) % size
+            if index >= count or base + index > end - overlap:
+                continue
+            anchor = self._anchor_at(window, index)
+            if anchor is not None:
+                return anchor, overlap
+        return None
+
+    def _anchor_at(self, window: _Window, index: int) -> Anchor | None:
+        """The listing that begins with the latest page's record ``index``, if one
+        does: its second's first record (ascending), or the newest record at or
+        below a second's end that the record before it is past (descending), whether
+        the server compares milliseconds or whole seconds."""
+        seconds = window.page_seconds
+        second = seconds[index]
+        before = seconds[index - 1] if index else window.page_before
+        if before is None:
+            return None
+        if self.ascending:
+            if before < second and window.lo_s <= second < window.hi_s:
+                return second, window.page_base + index
+            return None
+        at = window.page_ats[index]
+        bound = second if at < _MS_THRESHOLD else second + 1
+        if before > bound and window.lo_s < bound <= window.hi_s:
+            return bound, window.page_base + index
+        return None
+
+    def _local_anchor(self, window: _Window) -> Anchor:
+        """The listing the last record yielded was read from, where it begins."""
+        local = window.mark_local
+        if local is None:
+            return self._top_anchor(window)
+        return local[0], window.mark - local[1]
+
+    def _top_anchor(self, window: _Window) -> Anchor:
+        return (window.lo_s if self.ascending else window.hi_s), 0
 
     def _restart(self, window: _Window) -> None:
-        """A new chain from the watermark's second (or from the window's start)."""
-        if window.rewind >= 0:  # the same listing, from where the shift moved us
-            behind, window.rewind = window.rewind, -1
-            window.chain += 1
-            window.planned = 0
-            page, size, verify = self._place(window, max(behind, 1))
-            request = self._request(window, page, size, (page - 1) * size, verify=verify)
-            window.first_seq, window.behind = request.seq, True
+        """A new start from the watermark's second (or from the window's top)."""
+        if self.watermark is None or window.mark < 0:
+            self._top(window)
             return
-        window.last_total, window.drift = None, 0
-        if self.watermark is None:
-            window.chain += 1
-            window.planned = 0
-            self._first(window)
-            return
-        tz = window.lo.tzinfo
-        second = datetime.fromtimestamp(_second(self.watermark_at), timezone.utc).astimezone(tz)
-        if self.ascending:  # the listing [anchor, hi]
-            anchor = min(max(second, window.lo), window.hi - _SECOND)
-        else:  # [lo, anchor]: the watermark's whole second, whatever the unit
-            anchor = max(min(second + _SECOND, window.hi), window.lo + _SECOND)
-        # In the new listing the watermark sits behind the records of its second (a
-        # count too high is caught by the overlap check; too low only re-reads more).
-        behind = 0 if window.from_top else self.same_second
-        if window.limit is not None:  # what the old listing said is left, and the overlap
-            window.limit = max(window.limit - window.used_end + behind, behind + 1)
-        window.anchor = anchor
+        anchor = self._mark_anchor(window)
+        behind = window.mark + 1 - anchor[1]  # records of that listing up to the mark
         window.from_top = False
-        window.chain += 1
-        window.planned = 0
-        window.used_end = 0
-        if behind == 0:
-            self._first(window)
+        window.page_seconds = []
+        window.mark_anchor = anchor
+        window.frontier = window.mark + 1
+        if window.fixed or window.size < 2:  # no overlap to choose: the page holding it
+            page = behind // window.size + 1
+            self._request(window, anchor, page, window.size, verify=False)
             return
-        page, size, verify = self._place(window, behind)
-        if page == 1:
-            self._first(window)
+        planned = plan_after(behind, window.size) if behind > 0 else None
+        if planned is None or planned[0] == 1:
+            # From the top of the listing: it holds every record not yet yielded.
+            self._request(window, anchor, 1, window.size, verify=False)
             return
-        request = self._request(window, page, size, (page - 1) * size, verify=verify)
-        window.first_seq, window.behind = request.seq, True
+        request = self._request(window, anchor, planned[0], planned[1], verify=True)
+        window.restart_seq = request.seq
 
     # --- taking a page ----------------------------------------------------------------
 
@@ -410,43 +490,148 @@ class RangeCursor:
                 f"page {request.page} has records but total={total} allows only "
                 f"{-(-total // used)} pages of {used}: the server contradicts itself"
             )
-        if used < request.size:  # the server caps the page size: plan with its size
+        capped = used < request.size
+        if capped:  # the server caps the page size: plan with its size
             window.size = min(window.size, used)
-            window.planned_end = min(window.planned_end, start + count)
         fresh, overlaps = self._fresh(window, records)
-        previous, window.last_total = window.last_total, total
-        fell = 0 if previous is None else max(previous - total, 0)
-        if fell:
-            window.drift = fell
+        end = request.origin + total  # where this answer says the window's listing ends
+        local = window.mark_local
+        if local is not None and local[0] == request.bound:
+            # Read from the listing the last record yielded was placed in: records that
+            # expired from it since then moved the rest back.
+            window.drift = max(local[2] - total, 0)
         if request.verify and not overlaps:
             # The page does not reach back to the last record yielded: the listing moved
-            # under the walk, and something in between may have been passed over. When
-            # it shrank, records before ours expired: look again where ours moved to.
-            shift = window.used_total - total
-            if shift > 0 and window.used_end > shift:
-                window.rewind = window.used_end - shift
+            # under the walk, and something in between may have been passed over.
             return self._unproductive(window, request, "does not reach back to the last record")
-        if window.limit is None or total > window.limit or request.seq == window.first_seq:
-            window.limit = total
-        window.used_end, window.used_total = start + count, total
+        if window.limit is None or end > window.limit or not request.verify:
+            window.limit = end
         ended = count < used or start + count >= total
         if fresh:
             window.unproductive = 0
             self._productive[window.index] += 1
+            previous = self.watermark
             taken = self._yield(fresh, records, start)
+            self._learn(window, request, records, previous, start, total)
         elif ended:
             taken = ()
+        elif self._boundary_repeats(window, request, records):
+            # Records yielded from the window before, on the second they share: the
+            # listing continues after them.
+            window.mark = request.start + count - 1
+            window.mark_local = (request.bound, start + count - 1, total)
+            window.page_seconds, window.mark_anchor = [], None
+            self._productive[window.index] += 1  # it moved the walk: counted in the bound
+            return Step()
         else:
             return self._unproductive(window, request, "brings no record not yielded before")
         if self.done:
             return Step(taken, self._drop(None), done=True)
         if ended:
             return self._next_window(window, taken)
+        if capped:  # the pages in flight were planned with the size asked: plan again
+            window.frontier = window.mark + 1
+            return Step(taken, self._drop(window.index))
         return Step(taken)
+
+    def _boundary_repeats(
+        self, window: _Window, request: PageRequest, records: tuple[Record, ...]
+    ) -> bool:
+        """Whether a page right after what this window yielded holds only records
+        already yielded, no more than the watermark's second holds (the second a window
+        shares with the one before it)."""
+        mark = self.watermark
+        if mark is None or request.start != window.mark + 1 or not records:
+            return False
+        if request.start + len(records) > self.same_second + window.size:
+            return False
+        if self.ascending:
+            return all(r.record_id <= mark for r in records)
+        return all(r.record_id >= mark for r in records)
+
+    def _learn(
+        self,
+        window: _Window,
+        request: PageRequest,
+        records: tuple[Record, ...],
+        previous: int | None,
+        start: int,
+        total: int,
+    ) -> None:
+        """Place the page in the window's positions (by the last record yielded before
+        it, else where it was planned), move the mark to the watermark, and keep what
+        the next plans need: the seconds of the page's records up to the mark."""
+        mark = self.watermark
+        at_mark = len(records) - 1
+        while at_mark >= 0 and records[at_mark].record_id != mark:
+            at_mark -= 1
+        if at_mark < 0:  # reordered by the page check: positions are not known
+            window.page_seconds = []
+            window.mark_anchor = None
+            return
+        base = request.start
+        if window.mark >= 0 and previous is not None:
+            for i in range(at_mark + 1):
+                if records[i].record_id == previous:
+                    base = window.mark - i
+                    break
+        window.mark = base + at_mark
+        window.mark_local = (request.bound, start + at_mark, total)
+        window.drift = 0
+        ats = [r.create_at for r in records[: at_mark + 1]]
+        window.page_before = window.last_second if request.start == window.frontier_seen else None
+        window.page_ats = ats
+        window.page_seconds = [at // 1000 if at >= _MS_THRESHOLD else at for at in ats]
+        window.page_base = base
+        window.last_second = window.page_seconds[-1]
+        window.frontier_seen = window.mark + 1
+        window.mark_anchor = self._mark_anchor(window)
+
+    def _mark_anchor(self, window: _Window) -> Anchor:
+        """The listing from the watermark's second, and where it begins: the watermark
+        sits behind the records of its second (a count too high is caught by the
+        overlap check; too low only re-reads more)."""
+        second = _second(self.watermark_at)
+        if self.ascending:  # the listing [second, hi]
+            bound = min(max(second, window.lo_s), window.hi_s - 1)
+        else:  # [lo, second + 1 s]: the watermark's whole second, whatever the unit
+            bound = max(min(second + 1, window.hi_s), window.lo_s + 1)
+        behind = self.same_second
+        local = window.mark_local
+        if local is not None and local[0] == bound:
+            # Placed in that very listing when it was read; less what left it since.
+            behind = max(local[1] + 1 - window.drift, 0)
+        if window.from_top:
+            behind = 0
+        return bound, window.mark + 1 - behind
 
     def _fresh(self, window: _Window, records: tuple[Record, ...]) -> tuple[list[Record], bool]:
         """The page's records past the watermark and inside the window, in order; and
         whether the page reaches back to the watermark."""
+        if not records:
+            return [], self.watermark is None
+        # The common page: ordered, inside the window. Checked with C-speed passes, and
+        # its new records are a slice.
+        ids = [r.record_id for r in records]
+        ats = [r.create_at for r in records]
+        a, b, c, d = window.bounds
+        low, high = min(ats), max(ats)
+        inside = (a <= low and high <= b) or (c <= low and high <= d)
+        if inside and ids == sorted(ids, reverse=not self.ascending) and len(set(ids)) == len(ids):
+            mark = self.watermark
+            if mark is None:
+                return list(records), True
+            if self.ascending:
+                split = bisect.bisect_right(ids, mark)
+            else:
+                split = len(ids) - bisect.bisect_left(ids[::-1], mark)
+            return list(records[split:]), split > 0
+        return self._fresh_slow(window, records)
+
+    def _fresh_slow(
+        self, window: _Window, records: tuple[Record, ...]
+    ) -> tuple[list[Record], bool]:
+        """`_fresh` record by record, for pages out of order or reaching outside."""
         mark = self.watermark
         a, b, c, d = window.bounds
         fresh: list[Record] = []
@@ -546,9 +731,9 @@ class RangeCursor:
                 f"page {request.page} {why}, {window.unproductive} times in a row: the "
                 "server is not advancing pages"
             )
-        if request.seq == window.first_seq and window.behind:
-            window.from_top = True
-        # The next restart (planned by `sends`) waits from the second time in a row on.
+        if request.seq == window.restart_seq:
+            window.from_top = True  # a restart past its second's records did not fit
+        # The restart (planned by `sends`) waits from the second time in a row on.
         return Step(cancel=self._drop(window.index), backoff=window.unproductive - 1)
 
     def _drop(self, index: int | None) -> tuple[PageRequest, ...]:
@@ -565,18 +750,12 @@ class RangeCursor:
             return Step(taken, cancel + self._drop(None), done=True)
         following = self._open(index)
         if index in self._first_pages:  # its first page is already in flight
-            following.planned, following.planned_end = 1, following.size
+            following.frontier = following.size
         self._window = following
         return Step(taken, cancel)
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
-
-
-def _reach(placed: tuple[int, int, bool], end: int) -> int:
-    """How far past ``end`` the page ``(number, size, _)`` reaches."""
-    page, size, _ = placed
-    return page * size - end
 
 
 def _need_order(request: PageRequest) -> tuple[int, int]:
