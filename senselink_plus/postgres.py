@@ -487,11 +487,7 @@ class PostgresCheckpoint:
                 field="checkpoint",
             )
         if conn.is_closed():
-            self._fence = None
-            raise CheckpointLostError(
-                f"checkpoint {self.where}: the lease was lost with its database connection; "
-                "another watcher may hold it now, so this one saves nothing"
-            )
+            raise self._lost("closed")
         return conn
 
     def _raise_if_lost(self, conn: asyncpg.Connection, exc: BaseException) -> None:
@@ -512,10 +508,14 @@ class PostgresCheckpoint:
             conn.terminate()
         timed_out = isinstance(exc, asyncio.TimeoutError)
         reason = "no answer in time" if timed_out else type(exc).__name__
-        raise CheckpointLostError(
+        raise self._lost(reason) from None
+
+    def _lost(self, reason: str) -> CheckpointLostError:
+        self._fence = None
+        return CheckpointLostError(
             f"checkpoint {self.where}: the database connection was lost ({reason}); the "
-            "lease went with it, so nothing more is saved by this watcher"
-        ) from None
+            "lease went with it (another watcher may hold it now), so this one saves nothing"
+        )
 
     async def _check_lease(self, conn: asyncpg.Connection) -> None:
         """Inside a transaction: this session still holds the lock, and the row's fence
