@@ -13,10 +13,10 @@ Needs the ``postgres`` extra: ``pip install "senselink-plus[postgres]"`` (asyncp
 The table (created when missing)::
 
     CREATE TABLE senselink_checkpoints (
-        name     text PRIMARY KEY,      -- the watcher's name
-        state    jsonb,                 -- the watch state (as FileCheckpoint's file)
-        fence    bigint NOT NULL,       -- +1 at every lease taken: a stale holder's
-                                        -- save matches no row
+        name     text PRIMARY KEY,           -- the watcher's name
+        state    jsonb,                      -- the watch state (as FileCheckpoint's file)
+        fence    bigint NOT NULL DEFAULT 0,  -- +1 at every lease taken: a stale
+                                             -- holder's save matches no row
         saved_at timestamptz
     )
 
