@@ -367,7 +367,7 @@ class PostgresCheckpoint:
                 async with conn.transaction():
                     await self._check_lease(conn)
                     await self._write(conn, payload)
-            except CheckpointLostError:
+            except SenseLinkError:
                 raise
             except BaseException as exc:
                 self._raise_if_lost(conn, exc)
@@ -395,7 +395,7 @@ class PostgresCheckpoint:
                         yield conn
                     finally:
                         self._open_tx = None
-            except CheckpointLostError:
+            except SenseLinkError:
                 raise
             except BaseException as exc:
                 self._raise_if_lost(conn, exc)
@@ -460,23 +460,42 @@ class PostgresCheckpoint:
             ) from None
 
     async def _setup(self, conn: asyncpg.Connection) -> None:
-        async with conn.transaction():
-            # Workers starting together must not race to create the table.
-            await conn.execute("SELECT pg_advisory_xact_lock($1)", _lock_key(self.table, ""))
-            await conn.execute(
-                f"CREATE TABLE IF NOT EXISTS {self.table} ("
-                "name text PRIMARY KEY, state jsonb, fence bigint NOT NULL DEFAULT 0, "
-                "saved_at timestamptz)"
-            )
+        try:
+            async with conn.transaction():
+                # Workers starting together must not race to create the table.
+                await self._query(
+                    conn, "execute", "SELECT pg_advisory_xact_lock($1)", _lock_key(self.table, "")
+                )
+                await self._query(
+                    conn,
+                    "execute",
+                    f"CREATE TABLE IF NOT EXISTS {self.table} ("
+                    "name text PRIMARY KEY, state jsonb, fence bigint NOT NULL DEFAULT 0, "
+                    "saved_at timestamptz)",
+                )
+        except SenseLinkError:
+            raise
+        except _FAILURES as exc:
+            # The rollback after one of the errors above failed too.
+            self._raise_if_lost(conn, exc)
+            raise
 
     async def _query(self, conn: asyncpg.Connection, method: str, sql: str, *args: Any) -> Any:
-        """One of the checkpoint's own statements, bounded by ``dead_after``; a dropped
-        connection is a `CheckpointLostError` (or unavailable, before the lease)."""
+        """One of the checkpoint's own statements, bounded by ``dead_after``: a dropped
+        connection is a `CheckpointLostError` (`CheckpointUnavailableError` while
+        taking the lease), a refusal (no privilege, say) a `CheckpointUnavailableError`."""
         try:
             return await asyncio.wait_for(getattr(conn, method)(sql, *args), self.dead_after)
         except _FAILURES as exc:
-            self._raise_if_lost(conn, exc)
-            raise
+            if isinstance(exc, asyncio.TimeoutError):
+                # The session's fate is unknown: end it so the server frees the lease.
+                conn.terminate()
+            self._raise_if_lost(conn, exc, ours=True)
+            message = str(exc) if isinstance(exc, asyncpg.PostgresError) else ""
+            raise CheckpointUnavailableError(
+                f"checkpoint {self.where}: the database refused the checkpoint's statement "
+                f"({type(exc).__name__}: {message})"
+            ) from None
 
     def _holding(self) -> asyncpg.Connection:
         conn = self._conn
@@ -490,24 +509,31 @@ class PostgresCheckpoint:
             raise self._lost("closed")
         return conn
 
-    def _raise_if_lost(self, conn: asyncpg.Connection, exc: BaseException) -> None:
+    def _raise_if_lost(
+        self, conn: asyncpg.Connection, exc: BaseException, *, ours: bool = False
+    ) -> None:
+        """Raise the typed error when ``exc`` means the connection is gone. An error
+        from your own code in a `transaction` counts only if the connection closed or
+        the server said so, never a timeout or an OSError of yours."""
         lost = conn.is_closed() or isinstance(
             exc,
             (
-                OSError,
-                asyncio.TimeoutError,
                 asyncpg.exceptions.ConnectionDoesNotExistError,
                 asyncpg.exceptions.PostgresConnectionError,
                 asyncpg.exceptions.OperatorInterventionError,
             ),
         )
+        if ours and isinstance(exc, (OSError, asyncio.TimeoutError)):
+            lost = True
         if not lost:
             return
-        if isinstance(exc, asyncio.TimeoutError):
-            # The session's fate is unknown: drop it so the server frees the lease.
-            conn.terminate()
         timed_out = isinstance(exc, asyncio.TimeoutError)
         reason = "no answer in time" if timed_out else type(exc).__name__
+        if conn is not self._conn:
+            raise CheckpointUnavailableError(
+                f"checkpoint {self.where}: the database connection was lost while taking "
+                f"the lease ({reason}); no lease is held"
+            ) from None
         raise self._lost(reason) from None
 
     def _lost(self, reason: str) -> CheckpointLostError:

@@ -619,3 +619,36 @@ async def test_the_example_runs_alone_on_a_throwaway_server_and_the_emulator() -
     assert "using a throwaway PostgreSQL server" in text
     assert "using a local emulator" in text
     assert "stopped: this worker ingested 5 records" in text
+
+
+async def test_a_refused_statement_is_a_typed_error_and_your_errors_stay_yours(
+    postgres_dsn: str, admin: asyncpg.Connection, name: str
+) -> None:
+    refused = PostgresCheckpoint(postgres_dsn, name, table="no_such_schema.checkpoints")
+    with pytest.raises(CheckpointUnavailableError, match="refused the checkpoint's statement"):
+        await refused.acquire()
+    assert refused.fence is None
+
+    checkpoint = PostgresCheckpoint(postgres_dsn, name)
+    await checkpoint.acquire()
+    try:
+        await checkpoint.save(STATE)
+
+        async def failing(error: BaseException | None) -> None:
+            async with checkpoint.transaction() as conn:
+                await checkpoint.save_in(conn, {**STATE, "ids": [9]})
+                if error is None:
+                    await conn.execute("INSERT INTO no_such_table VALUES (1)")
+                else:
+                    raise error
+
+        with pytest.raises(asyncpg.exceptions.UndefinedTableError):
+            await failing(None)
+        with pytest.raises(asyncio.TimeoutError):
+            await failing(asyncio.TimeoutError())  # yours: not taken for a lost connection
+        # Both rolled back, the lease and its connection are intact.
+        assert await checkpoint.load() == STATE
+        await checkpoint.save({**STATE, "ids": [3]})
+        assert await checkpoint.load() == {**STATE, "ids": [3]}
+    finally:
+        await checkpoint.release()
