@@ -33,7 +33,11 @@ from collections.abc import AsyncIterator, Iterator
 from datetime import datetime, timedelta, timezone
 
 import senselink_plus as slp
-from senselink_plus.postgres import PostgresCheckpoint
+from senselink_plus.postgres import (
+    CheckpointLostError,
+    CheckpointUnavailableError,
+    PostgresCheckpoint,
+)
 
 from _setup import example_client
 
@@ -200,12 +204,17 @@ def main(argv: list[str] | None = None) -> None:
     # The lease's comings and goings ("waiting as a standby", "lease taken").
     logging.basicConfig(stream=sys.stdout, format="%(created).3f %(name)s %(message)s")
     logging.getLogger("senselink_plus").setLevel(logging.INFO)
-    if args.dsn:
-        asyncio.run(run(args, args.dsn))
-        return
-    with throwaway_postgres() as dsn:
-        print("(no --dsn: using a throwaway PostgreSQL server)", flush=True)
-        asyncio.run(run(args, dsn))
+    try:
+        if args.dsn:
+            asyncio.run(run(args, args.dsn))
+            return
+        with throwaway_postgres() as dsn:
+            print("(no --dsn: using a throwaway PostgreSQL server)", flush=True)
+            asyncio.run(run(args, dsn))
+    except (CheckpointLostError, CheckpointUnavailableError) as exc:
+        # Lease lost or database gone: say so in one line; a supervisor restarts the
+        # worker, which then waits as a standby. What was committed stays committed.
+        sys.exit(f"ingest stopped: {exc}")
 
 
 if __name__ == "__main__":

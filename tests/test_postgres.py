@@ -652,3 +652,22 @@ async def test_a_refused_statement_is_a_typed_error_and_your_errors_stay_yours(
         assert await checkpoint.load() == {**STATE, "ids": [3]}
     finally:
         await checkpoint.release()
+
+
+async def test_the_example_says_in_one_line_when_the_database_is_unreachable() -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SENSELINK_")}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        str(EXAMPLE),
+        "--dsn",
+        f"postgresql://ingest:{PASSWORD}@127.0.0.1:{closed_port()}/app",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=env,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 1
+    lines = err.decode().strip().splitlines()
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("ingest stopped: cannot reach the checkpoint database")
+    assert PASSWORD not in (out + err).decode()
