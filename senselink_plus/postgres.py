@@ -378,7 +378,8 @@ class PostgresCheckpoint:
         """A fenced transaction on the lease's connection: write your rows with the
         connection it yields and save ``watch.state`` with `save_in`; both commit
         together or not at all. Raises `CheckpointLostError` (nothing committed) when
-        the lease is gone.
+        the lease is gone. Commit each record before asking the watch for the next:
+        from then on the watch counts it handled and may save past it.
 
         >>> async with checkpoint.transaction() as conn:  # doctest: +SKIP
         ...     await conn.execute("INSERT INTO seen VALUES ($1)", record.record_id)
