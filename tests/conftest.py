@@ -94,7 +94,7 @@ async def make_client(fake_time: FakeTime) -> AsyncIterator[MakeClient]:
 
 
 def transport_of(client: Client) -> MockTransport:
-    transport = client._transport
+    transport = client._session.transport
     assert isinstance(transport, MockTransport)
     return transport
 

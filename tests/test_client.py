@@ -309,7 +309,7 @@ class TestLifecycle:
         client = Client(APP_KEY, APP_SECRET)
         await client.aclose()
         with pytest.raises(TransportError):
-            await client._transport.send(HttpRequest("GET", "https://api.test/"))
+            await client._session.transport.send(HttpRequest("GET", "https://api.test/"))
 
 
 class TestConfiguration:

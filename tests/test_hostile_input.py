@@ -136,7 +136,7 @@ def new_client(server: Server | None = None, **options: Any) -> Client:
 
 
 def sent(client: Client) -> list[HttpRequest]:
-    transport = client._transport
+    transport = client._session.transport
     assert isinstance(transport, MockTransport)
     return transport.requests
 
