@@ -29,7 +29,9 @@ def log_to_stderr(level: int) -> logging.Logger:
         if isinstance(handler, _StderrHandler):
             logger.removeHandler(handler)
     handler = _StderrHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(
+        logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    )
     logger.addHandler(handler)
     logger.setLevel(level)
     return logger

@@ -29,7 +29,6 @@ def _export_values(record: Record) -> tuple[object, ...]:
     values = attrs.astuple(record, recurse=False)
     return (*values[:_AFTER], _created_at(record), *values[_AFTER:])
 
-
 _TABLE_COLUMNS: tuple[tuple[str, int], ...] = (
     ("record_id", 10),
     ("stored (UTC)", 19),

@@ -102,7 +102,9 @@ class OpenTelemetry:
     def __init__(
         self, tracer_provider: trace.TracerProvider | None = None, *, propagate: bool = True
     ) -> None:
-        self._tracer = trace.get_tracer(_TRACER_NAME, __version__, tracer_provider=tracer_provider)
+        self._tracer = trace.get_tracer(
+            _TRACER_NAME, __version__, tracer_provider=tracer_provider
+        )
         self._propagate = propagate
 
     def event_hooks(self) -> dict[str, list[EventHook]]:

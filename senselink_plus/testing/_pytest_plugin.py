@@ -30,7 +30,7 @@ __all__ = ["senselink_emulator"]
 NO_ASYNC_PLUGIN = (
     "the senselink_emulator fixture needs an async test: install pytest-asyncio "
     "(pip install 'senselink-plus[test]' or pytest-asyncio) and mark the test "
-    '@pytest.mark.asyncio or set asyncio_mode = "auto"; or use anyio\'s plugin '
+    "@pytest.mark.asyncio or set asyncio_mode = \"auto\"; or use anyio's plugin "
     "(pip install anyio) and mark the test @pytest.mark.anyio"
 )
 
