@@ -13,11 +13,13 @@ import orjson
 from ._checks import shown
 from ._exceptions import ValidationError
 from ._files import read_regular_file
+from ._image import MAX_IMAGE_BYTES, MAX_PIXELS, Rectangle, image_type
 from ._timeutil import from_wire_timestamp
 
 __all__ = [
     "MAX_EXTEND_BYTES",
     "MAX_IMAGE_BYTES",
+    "MAX_PIXELS",
     "CreatedRecord",
     "FaceImage",
     "Order",
@@ -27,16 +29,8 @@ __all__ = [
     "image_type",
 ]
 
-#: The largest image the service accepts (raw bytes, before base64).
-MAX_IMAGE_BYTES = 1_048_576
 #: The largest ``extend`` JSON string (UTF-8 bytes).
 MAX_EXTEND_BYTES = 1024
-
-#: The largest rectangle coordinate or size (a signed 32-bit pixel count).
-MAX_PIXELS = 2**31 - 1
-
-_JPEG_MAGIC = b"\xff\xd8\xff"
-_PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
 class Order(enum.IntEnum):
@@ -44,53 +38,6 @@ class Order(enum.IntEnum):
 
     DESCENDING = 0
     ASCENDING = 1
-
-
-def image_type(data: bytes) -> str | None:
-    """'image/jpeg' or 'image/png' by magic bytes; None for anything else."""
-    if data.startswith(_JPEG_MAGIC):
-        return "image/jpeg"
-    if data.startswith(_PNG_MAGIC):
-        return "image/png"
-    return None
-
-
-def _check_int(name: str, value: object, *, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ValidationError(
-            f"rectangle.{name} must be an int, not {type(value).__name__}",
-            field=f"rectangle.{name}",
-        )
-    if value < minimum:
-        raise ValidationError(
-            f"rectangle.{name} is {shown(value)}; it must be >= {minimum}",
-            field=f"rectangle.{name}",
-        )
-    if value > MAX_PIXELS:
-        raise ValidationError(
-            f"rectangle.{name} is {shown(value)}; it must be <= {MAX_PIXELS}",
-            field=f"rectangle.{name}",
-        )
-
-
-@attrs.frozen
-class Rectangle:
-    """The region of the image to search for a face (the largest face in it is used).
-
-    >>> Rectangle(top=12, left=32, width=84, height=23)
-    Rectangle(top=12, left=32, width=84, height=23)
-    """
-
-    top: int
-    left: int
-    width: int
-    height: int
-
-    def __attrs_post_init__(self) -> None:
-        _check_int("top", self.top, minimum=0)
-        _check_int("left", self.left, minimum=0)
-        _check_int("width", self.width, minimum=1)
-        _check_int("height", self.height, minimum=1)
 
 
 def _bytes_repr(data: bytes) -> str:
