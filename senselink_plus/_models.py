@@ -20,6 +20,7 @@ __all__ = [
     "MAX_EXTEND_BYTES",
     "MAX_IMAGE_BYTES",
     "MAX_PIXELS",
+    "RECORD_FIELDS",
     "CreatedRecord",
     "FaceImage",
     "Order",
@@ -210,42 +211,8 @@ class Record:
             raise ValueError(f"record {self.record_id}: extend is not JSON: {exc}") from None
 
 
-class _RecordBuilder:
-    """Builds `Record`s fast for the page parser: same slots, plain assignments.
-
-    A frozen attrs ``__init__`` sets each field through ``object.__setattr__`` (about
-    0.6 µs a record); this class assigns its slots directly and then becomes a
-    ``Record`` by ``__class__`` assignment, which CPython allows between classes of
-    identical slot layout. The result is an ordinary, frozen ``Record``.
-    """
-
-    __slots__ = tuple(field.name for field in attrs.fields(Record))
-
-    def __init__(
-        self,
-        record_id: int,
-        sn: str,
-        image_id: str,
-        create_at: int,
-        user_id: int | None,
-        verify_score: float | None,
-        device_timestamp: int | None,
-        timezone: str | None,
-        extend: str | None,
-    ) -> None:
-        self.record_id = record_id
-        self.sn = sn
-        self.image_id = image_id
-        self.create_at = create_at
-        self.user_id = user_id
-        self.verify_score = verify_score
-        self.device_timestamp = device_timestamp
-        self.timezone = timezone
-        self.extend = extend
-
-
-if tuple(Record.__slots__) != _RecordBuilder.__slots__:  # type: ignore[attr-defined]  # pragma: no cover
-    raise RuntimeError("_RecordBuilder must have exactly Record's slots, in order")
+#: The wire fields of a record, in `Record`'s order (its slots).
+RECORD_FIELDS: tuple[str, ...] = tuple(field.name for field in attrs.fields(Record))
 
 
 @attrs.frozen
