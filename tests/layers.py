@@ -1,5 +1,5 @@
-"""The house rules, read from the source with `ast`: import circles, upward arrows and
-private names used outside their module.
+"""The house rules, read from the source with `ast`: import circles, upward arrows
+(against `LAYERS`) and private names used outside their module.
 
 Run it as a script to print the graph's verdict: ``python tests/layers.py``.
 Every import counts, including those inside functions and under ``TYPE_CHECKING``
@@ -113,6 +113,61 @@ def circles(edges: dict[str, set[str]]) -> list[list[str]]:
     return sorted(found)
 
 
+#: The house plan (DESIGN.md), bottom up: a module may import from its own layer or
+#: below, never above. A module not listed is public-layer (it may import anything,
+#: and nothing listed may import it).
+LAYERS: tuple[tuple[str, ...], ...] = (
+    # values and rules, no I/O (_imagefit: a pure function, its Pillow import lazy)
+    (
+        "_version",
+        "_exceptions",
+        "_checks",
+        "_http",
+        "_timeutil",
+        "_image",
+        "_imagefit",
+        "_models",
+        "_files",
+        "_headers",
+        "_logging",
+        "_limits",
+        "_auth",
+        "_retry",
+    ),
+    # the protocol: builders and parsers, wire format, events, output formats
+    ("_wire", "_endpoints", "_events", "_output"),
+    # pure cores
+    ("_paging", "_follow"),
+    # the I/O edge
+    ("_transport", "_checkpoint"),
+    # the request loop
+    ("_session",),
+    # the drivers of the pure cores
+    ("_pagination", "_watch"),
+    # the client
+    ("_client",),
+)
+
+
+def layer(module: str) -> int:
+    """The layer of ``module`` (``senselink_plus._http`` -> 0)."""
+    short = module.removeprefix(PACKAGE + ".")
+    for rank, names in enumerate(LAYERS):
+        if short in names:
+            return rank
+    return len(LAYERS)
+
+
+def upward(edges: dict[str, set[str]]) -> list[str]:
+    """Each import from a lower layer to a higher one, as ``"lower -> higher"``."""
+    return sorted(
+        f"{source} -> {target}"
+        for source, targets in edges.items()
+        for target in targets
+        if layer(target) > layer(source)
+    )
+
+
 def _private(name: str) -> bool:
     return name.startswith("_") and not name.startswith("__")
 
@@ -166,6 +221,9 @@ def report(trees: dict[str, ast.Module] | None = None) -> str:
     found = circles(graph(trees))
     lines.append(f"circles: {len(found)}")
     lines += ["  " + " <-> ".join(group) for group in found]
+    up = upward(graph(trees))
+    lines.append(f"upward arrows: {len(up)}")
+    lines += ["  " + arrow for arrow in up]
     uses = private_uses(trees)
     lines.append(f"private names used outside their module: {len(uses)}")
     lines += ["  " + use for use in uses]
@@ -175,4 +233,4 @@ def report(trees: dict[str, ast.Module] | None = None) -> str:
 if __name__ == "__main__":
     text = report()
     print(text)
-    sys.exit(0 if text.count(": 0") == 2 else 1)
+    sys.exit(0 if text.count(": 0") == 3 else 1)
