@@ -28,7 +28,6 @@ __all__ = [
     "Verdict",
     "backoff_delay",
     "classify",
-    "is_retryable",
     "to_timeout",
 ]
 
@@ -126,11 +125,6 @@ def classify(error: SenseLinkError, *, idempotent: bool) -> Verdict:
         return Verdict(retry=False, may_have_landed=transient)
     retry = transient or (isinstance(error, APIError) and error.status in _RETRYABLE_STATUS)
     return Verdict(retry=retry, may_have_landed=transient)
-
-
-def is_retryable(error: SenseLinkError, *, idempotent: bool) -> bool:
-    """Whether a failed attempt may be sent again (``classify(...).retry``)."""
-    return classify(error, idempotent=idempotent).retry
 
 
 @attrs.frozen

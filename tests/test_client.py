@@ -28,8 +28,8 @@ from senselink_plus import (
     ServerError,
     TransportError,
     ValidationError,
-    compute_sign,
 )
+from senselink_plus._auth import compute_sign
 from senselink_plus.testing import MockTransport
 from tests.conftest import (
     APP_KEY,

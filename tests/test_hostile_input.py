@@ -36,8 +36,6 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from senselink_plus import (
-    MAX_EXTEND_BYTES,
-    MAX_IMAGE_BYTES,
     Client,
     CreatedRecord,
     FaceImage,
@@ -54,6 +52,7 @@ from senselink_plus import (
     split_time_range,
 )
 from senselink_plus._endpoints import IMAGE_PATH, RECORD_PATH
+from senselink_plus._models import MAX_EXTEND_BYTES, MAX_IMAGE_BYTES
 from senselink_plus._timeutil import shown
 from senselink_plus.testing import MockTransport
 from tests.conftest import APP_KEY, APP_SECRET, BASE_URL, JPEG, PNG, FakeTime, ok

@@ -14,7 +14,6 @@ from hypothesis import given
 from strategies import wire_record_lists, wire_records
 
 from senselink_plus import (
-    MAX_IMAGE_BYTES,
     FaceImage,
     Order,
     Record,
@@ -22,6 +21,7 @@ from senselink_plus import (
     Rectangle,
     ValidationError,
 )
+from senselink_plus._models import MAX_IMAGE_BYTES
 
 JPEG_HEAD = b"\xff\xd8\xff\xe0"
 PNG_HEAD = b"\x89PNG\r\n\x1a\n"
