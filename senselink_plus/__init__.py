@@ -7,10 +7,12 @@
 Set ``SENSELINK_LOG=debug`` (or ``info``, ``warning``) to log the SDK to stderr.
 """
 
+import warnings
+from typing import Any
+
 from . import _logging
-from ._auth import compute_sign
 from ._checkpoint import Checkpoint, CheckpointInUseError, FileCheckpoint
-from ._client import DEFAULT_BASE_URL, Client
+from ._client import Client
 from ._events import Event, logging_hook
 from ._exceptions import (
     APIError,
@@ -30,10 +32,8 @@ from ._exceptions import (
     TransportError,
     ValidationError,
 )
-from ._http import HttpRequest, HttpResponse, RequestInfo
+from ._http import HttpRequest, HttpResponse
 from ._models import (
-    MAX_EXTEND_BYTES,
-    MAX_IMAGE_BYTES,
     CreatedRecord,
     FaceImage,
     Order,
@@ -52,9 +52,6 @@ from ._watch import Watch
 _logging.configure_from_env()
 
 __all__ = [
-    "DEFAULT_BASE_URL",
-    "MAX_EXTEND_BYTES",
-    "MAX_IMAGE_BYTES",
     "APIError",
     "AiohttpTransport",
     "AuthenticationError",
@@ -80,7 +77,6 @@ __all__ = [
     "RecordPager",
     "Rectangle",
     "RedirectError",
-    "RequestInfo",
     "RequestTimeout",
     "ResponseError",
     "RetryPolicy",
@@ -92,7 +88,48 @@ __all__ = [
     "ValidationError",
     "Watch",
     "__version__",
-    "compute_sign",
     "logging_hook",
     "split_time_range",
 ]
+
+#: Names once exported here and kept importable, with a DeprecationWarning: where each
+#: lives now, and why it left the public surface.
+_DEPRECATED = {
+    "DEFAULT_BASE_URL": (
+        "senselink_plus._client",
+        "the default is documented (https://link.japancv.co.jp); pass base_url or set "
+        "SENSELINK_BASE_URL to change it",
+    ),
+    "MAX_EXTEND_BYTES": (
+        "senselink_plus._models",
+        "an extend over the limit raises ValidationError, which names the limit",
+    ),
+    "MAX_IMAGE_BYTES": (
+        "senselink_plus._models",
+        "an image over the limit raises ValidationError, which names the limit; "
+        "FaceImage.fit shrinks a photo to fit",
+    ),
+    "RequestInfo": (
+        "senselink_plus._exceptions",
+        "it is the type of SenseLinkError.request; read its method, path and params",
+    ),
+    "compute_sign": (
+        "senselink_plus._auth",
+        "the client signs every request itself",
+    ),
+}
+
+
+def __getattr__(name: str) -> Any:
+    """Old names, still importable for a while, with a DeprecationWarning."""
+    if name in _DEPRECATED:
+        module, why = _DEPRECATED[name]
+        warnings.warn(
+            f"senselink_plus.{name} is deprecated and will be removed in 1.0: {why}",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        import importlib
+
+        return getattr(importlib.import_module(module), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

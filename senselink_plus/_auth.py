@@ -9,7 +9,7 @@ import attrs
 
 from ._checks import check_text
 from ._exceptions import ValidationError
-from ._http import AUTH_PARAMS, HttpRequest
+from ._http import AUTH_PARAMS, HttpRequest, make_request
 
 __all__ = ["Credentials", "compute_sign", "sign_request"]
 
@@ -73,6 +73,6 @@ def sign_request(request: HttpRequest, credentials: Credentials, now_ms: int) ->
         ("sign", compute_sign(timestamp, credentials.app_secret)),
     )
     kept = tuple(p for p in request.params if p[0] not in AUTH_PARAMS)
-    return HttpRequest._normalised(
+    return make_request(
         request.method, request.url, kept + auth, request.headers, request.content, request.timeout
     )

@@ -1,5 +1,5 @@
 """`Client`: the public calls, their arguments and options (the request loop they share
-is in `_requester`)."""
+is in `_session`)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ import io
 import os
 import random
 import time
-import weakref
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from types import TracebackType
@@ -22,22 +21,20 @@ from ._checkpoint import Checkpoint
 from ._checks import (
     check_base_url,
     check_bool,
-    check_callable,
-    check_error_codes,
     check_int,
 )
-from ._events import EventHook, HookRunner
+from ._events import EventHook
 from ._exceptions import (
     APIError,
     ValidationError,
 )
 from ._files import check_target_path, write_atomically
 from ._headers import USER_AGENT, check_headers
-from ._limits import RateLimiter, make_semaphore
+from ._http import HttpRequest
 from ._models import CreatedRecord, FaceImage, Order, RecordPage, Rectangle
 from ._pagination import RecordPager
-from ._requester import Requester
 from ._retry import RetryPolicy, Timeout, TimeoutInput, to_timeout
+from ._session import Session
 from ._transport import (
     DEFAULT_MAX_RESPONSE_BYTES,
     MAX_RESPONSE_LIMIT,
@@ -45,7 +42,6 @@ from ._transport import (
     Transport,
 )
 from ._watch import Watch, watch_records
-from ._wire import DEFAULT_ERROR_CODES, ErrorCodes
 
 __all__ = ["DEFAULT_BASE_URL", "Client"]
 
@@ -54,7 +50,7 @@ ENV_BASE_URL = "SENSELINK_BASE_URL"
 DEFAULT_MAX_CONCURRENCY = 16
 
 
-class Client(Requester):
+class Client:
     """An asyncio client for the SenseLink Cloud Authentication Record Plus API.
 
     Credentials fall back to ``SENSELINK_APP_KEY`` / ``SENSELINK_APP_SECRET`` and the
@@ -92,23 +88,14 @@ class Client(Requester):
         sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
         rng: random.Random | None = None,
     ) -> None:
-        self._credentials = Credentials.resolve(app_key, app_secret)
+        credentials = Credentials.resolve(app_key, app_secret)
         url = base_url if base_url is not None else os.environ.get(ENV_BASE_URL) or DEFAULT_BASE_URL
-        self.base_url = check_base_url(
+        self._base_url = check_base_url(
             url, allow_insecure_http=check_bool(allow_insecure_http, "allow_insecure_http")
         )
-        self.timeout = to_timeout(timeout) if timeout is not None else Timeout()
-        self.retry = retry if retry is not None else RetryPolicy()
-        if not isinstance(self.retry, RetryPolicy):
+        self._timeout = to_timeout(timeout) if timeout is not None else Timeout()
+        if retry is not None and not isinstance(retry, RetryPolicy):
             raise ValidationError("retry must be a RetryPolicy", field="retry")
-        self._codes: ErrorCodes = {**DEFAULT_ERROR_CODES, **check_error_codes(error_codes)}
-        self._semaphore = make_semaphore(max_concurrency)
-        self._clock = check_callable(clock, "clock")
-        self._timer = check_callable(timer, "timer")
-        self._sleep = check_callable(sleep, "sleep")
-        if rng is not None and not isinstance(rng, random.Random):
-            raise ValidationError("rng must be a random.Random", field="rng")
-        self._rng = rng if rng is not None else random.Random()
         check_int(max_response_bytes, "max_response_bytes", maximum=MAX_RESPONSE_LIMIT)
         if transport is not None and not (
             callable(getattr(transport, "send", None))
@@ -118,31 +105,28 @@ class Client(Requester):
                 "transport must have async send(request) and aclose() (see Transport)",
                 field="transport",
             )
-        self._limiter = (
-            None if rate_limit is None else RateLimiter(rate_limit, timer=timer, sleep=sleep)
-        )
-        self._hooks = HookRunner(event_hooks)
-        self._inflight: set[asyncio.Task[Any]] = set()
-        self._cancelled_by_close: weakref.WeakSet[asyncio.Task[Any]] = weakref.WeakSet()
-        self._owns_transport = transport is None
-        self._transport: Transport = (
+        extra = {} if default_headers is None else check_headers(default_headers, "default_headers")
+        self._session = Session(
+            credentials,
             transport
             if transport is not None
-            else AiohttpTransport(timeout=self.timeout, max_response_bytes=max_response_bytes)
+            else AiohttpTransport(timeout=self._timeout, max_response_bytes=max_response_bytes),
+            owns_transport=transport is None,
+            retry=retry,
+            error_codes=error_codes,
+            max_concurrency=max_concurrency,
+            rate_limit=rate_limit,
+            event_hooks=event_hooks,
+            headers={"user-agent": USER_AGENT, **extra},
+            # A transport passed in knows nothing of this client's timeout: each request
+            # then carries it (and the attempt is bounded by it).
+            timeout=self._timeout if transport is not None and timeout is not None else None,
+            clock=clock,
+            timer=timer,
+            sleep=sleep,
+            rng=rng,
         )
-        # A transport passed in knows nothing of this client's timeout: each request then
-        # carries it (and the attempt is bounded by it).
-        given = transport is not None and timeout is not None
-        self._request_timeout = self.timeout if given else None
-        self._default_headers = (
-            {} if default_headers is None else check_headers(default_headers, "default_headers")
-        )
-        self._headers = {"user-agent": USER_AGENT, **self._default_headers}
-        self._owns_hooks = True
-        self._copies: weakref.WeakSet[Client] = weakref.WeakSet()
-        self._closed = False
-        self._loop: asyncio.AbstractEventLoop | None = None  # bound on first use
-        self._loop_owner = self
+        self._app_key = credentials.app_key
 
     def with_options(
         self,
@@ -164,45 +148,51 @@ class Client(Requester):
         >>> slow = client.with_options(timeout=120, retry=slp.RetryPolicy(max_attempts=5))
         >>> jpeg = await slow.get_image(image_id)  # doctest: +SKIP
         """
-        self._check_open()
+        self._session.check_open()
         new_timeout = None if timeout is None else to_timeout(timeout)
         if retry is not None and not isinstance(retry, RetryPolicy):
             raise ValidationError("retry must be a RetryPolicy", field="retry")
         extra = None if headers is None else check_headers(headers, "headers")
         clone = copy.copy(self)
-        clone._owns_transport = False
-        clone._owns_hooks = False
-        clone._inflight = set()
-        clone._cancelled_by_close = weakref.WeakSet()
-        clone._copies = weakref.WeakSet()
+        clone._session = self._session.derive(retry=retry, headers=extra, timeout=new_timeout)
         if new_timeout is not None:
-            clone.timeout = clone._request_timeout = new_timeout
-        if retry is not None:
-            clone.retry = retry
-        if extra:
-            clone._headers = {**self._headers, **extra}
-        self._copies.add(clone)
+            clone._timeout = new_timeout
         return clone
 
     def _for_call(self, timeout: TimeoutInput | None) -> Client:
         return self if timeout is None else self.with_options(timeout=timeout)
 
     def __repr__(self) -> str:
-        return f"Client(app_key={self._credentials.app_key!r}, base_url={self.base_url!r})"
+        return f"Client(app_key={self._app_key!r}, base_url={self._base_url!r})"
 
     @property
     def app_key(self) -> str:
         """The app key requests are signed with (not a secret)."""
-        return self._credentials.app_key
+        return self._app_key
+
+    @property
+    def base_url(self) -> str:
+        """The service's base URL (read-only: make another client for another one)."""
+        return self._base_url
+
+    @property
+    def timeout(self) -> Timeout:
+        """The per-attempt time limits (read-only: see `with_options`)."""
+        return self._timeout
+
+    @property
+    def retry(self) -> RetryPolicy:
+        """The retry policy (read-only: see `with_options`)."""
+        return self._session.retry
 
     @property
     def closed(self) -> bool:
         """True once `aclose` has been called."""
-        return self._closed
+        return self._session.closed
 
     async def __aenter__(self) -> Client:
-        self._check_open()
-        self._check_loop()
+        self._session.check_open()
+        self._session.check_loop()
         return self
 
     async def __aexit__(
@@ -219,22 +209,7 @@ class Client(Requester):
 
         Raises `EventLoopError` from a loop other than the one the client was used in.
         """
-        if self._closed:
-            return
-        if self._loop_owner._loop is not None:
-            self._check_loop()
-        self._closed = True
-        for clone in list(self._copies):
-            await clone.aclose()
-        # Calls in flight (or waiting to retry) fail with ClientClosedError.
-        for task in list(self._inflight):
-            if task is not asyncio.current_task():
-                self._cancelled_by_close.add(task)
-                task.cancel()
-        if self._owns_hooks:
-            await self._hooks.aclose()
-        if self._owns_transport:
-            await self._transport.aclose()
+        await self._session.aclose()
 
     # --- the three endpoints ------------------------------------------------------------
 
@@ -262,9 +237,13 @@ class Client(Requester):
         >>> created = await client.create_record("JKQ00009234", "face.jpg",
         ...                                      extend={"gate": "north"})  # doctest: +SKIP
         """
-        self._check_open()
+        self._session.check_open()
         client = self._for_call(timeout)  # a bad timeout fails before the image is read
-        now = datetime.fromtimestamp(self._clock()).astimezone() if timestamp is None else None
+        now = (
+            datetime.fromtimestamp(self._session.clock()).astimezone()
+            if timestamp is None
+            else None
+        )
         build = functools.partial(
             ep.build_create_record,
             self.base_url,
@@ -282,7 +261,7 @@ class Client(Requester):
         # not stall the event loop. Bytes and FaceImage are built inline.
         is_path = isinstance(image, (str, os.PathLike))
         request = await asyncio.to_thread(build) if is_path else build()
-        return await client._call(request, ep.parse_created_record, idempotent=False)
+        return await client._session.fetch(request, ep.parse_created_record)
 
     async def list_records(
         self,
@@ -302,12 +281,12 @@ class Client(Requester):
 
         >>> page = await client.list_records(t0, t0 + timedelta(hours=1), size=50)  # doctest: +SKIP
         """
-        self._check_open()
+        self._session.check_open()
         request = ep.build_list_records(
             self.base_url, time_from, time_to, sn=sn, order=order, page=page, size=size
         )
         client = self._for_call(timeout)
-        return await client._call(request, ep.parse_record_page, idempotent=True)
+        return await client._session.fetch(request, ep.parse_record_page)
 
     def records(
         self,
@@ -328,7 +307,7 @@ class Client(Requester):
         >>> async for page in client.records(t0, t1).pages():  # doctest: +SKIP
         ...     ...
         """
-        self._check_open()
+        self._session.check_open()
         caller = self._for_call(timeout)
         return RecordPager(
             caller._fetch_page,
@@ -340,12 +319,11 @@ class Client(Requester):
             page_size=page_size,
             concurrency=concurrency,
             max_items=max_items,
-            pause=caller._pause,
+            pause=caller._session.pause,
         )
 
-    async def _pause(self, attempt: int) -> None:
-        """Wait the retry policy's back-off for ``attempt`` (a pager re-reading a page)."""
-        await self._until_closed(self._sleep(self.retry.backoff(attempt, self._rng)))
+    def _fetch_page(self, request: HttpRequest) -> Awaitable[RecordPage]:
+        return self._session.fetch(request, ep.parse_record_page)
 
     def watch(
         self,
@@ -378,9 +356,12 @@ class Client(Requester):
         >>> async for record in client.watch(checkpoint="state.json"):  # doctest: +SKIP
         ...     await handle(record)
         """
-        self._check_open()
+        self._session.check_open()
+        caller = self._for_call(timeout)
         return watch_records(
-            self._for_call(timeout),
+            caller._session,
+            caller.base_url,
+            caller.app_key,
             sn=sn,
             since=since,
             poll_interval=poll_interval,
@@ -393,9 +374,9 @@ class Client(Requester):
 
         >>> jpeg = await client.get_image(record.image_id)  # doctest: +SKIP
         """
-        self._check_open()
+        self._session.check_open()
         request = ep.build_get_image(self.base_url, image_id)
-        return await self._for_call(timeout)._call(request, ep.parse_image, idempotent=True)
+        return await self._for_call(timeout)._session.fetch(request, ep.parse_image)
 
     async def download_image(
         self,

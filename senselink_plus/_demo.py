@@ -5,18 +5,18 @@ from __future__ import annotations
 import sys
 import tempfile
 from datetime import datetime, timedelta
-from importlib import resources
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
 from ._exceptions import NoFaceDetectedError, ValidationError
 from ._models import MAX_IMAGE_BYTES
 from ._output import RecordWriter
+from .testing import sample_image
 
 if TYPE_CHECKING:
     from .testing import Emulator
 
-__all__ = ["run_demo", "sample_image"]
+__all__ = ["run_demo"]
 
 PEOPLE = {1001: "alice", 1002: "bob"}
 UPLOADS = (
@@ -27,11 +27,6 @@ UPLOADS = (
     ("GATE-SOUTH-02", "visitor", "south door"),
     ("GATE-NORTH-01", "bob", "north door"),
 )
-
-
-def sample_image(name: str) -> bytes:
-    """One of the sample face images shipped with the package (alice, bob, visitor)."""
-    return resources.files("senselink_plus").joinpath(f"_samples/{name}.png").read_bytes()
 
 
 async def run_demo(out: IO[str] | None = None, workdir: Path | None = None) -> Path:

@@ -20,7 +20,7 @@ import orjson
 
 from ._checks import check_int, check_text, shown
 from ._exceptions import ResponseError, ValidationError
-from ._http import HttpRequest, HttpResponse
+from ._http import HttpRequest, HttpResponse, make_request
 from ._models import (
     MAX_EXTEND_BYTES,
     CreatedRecord,
@@ -269,9 +269,7 @@ def build_create_record(
         body["process_mode"] = 0
     if extend is not None:
         body["extend"] = encode_extend(extend)
-    return HttpRequest._normalised(
-        "POST", _url(base_url, RECORD_PATH), (), _JSON_HEADERS, orjson.dumps(body)
-    )
+    return make_request("POST", _url(base_url, RECORD_PATH), (), _JSON_HEADERS, orjson.dumps(body))
 
 
 def parse_created_record(
@@ -325,7 +323,7 @@ def build_list_records(
     params.append(("order", str(int(check_order(order)))))
     params.append(("page", str(check_int(page, "page", maximum=MAX_PAGE))))
     params.append(("size", str(check_page_size(size))))
-    return HttpRequest._normalised("GET", _url(base_url, RECORD_PATH), tuple(params))
+    return make_request("GET", _url(base_url, RECORD_PATH), tuple(params))
 
 
 def parse_record_page(
@@ -349,7 +347,7 @@ def build_get_image(base_url: str, image_id: str) -> HttpRequest:
         # A dot segment is resolved away by URL normalisation: the request would go to
         # another path.
         raise ValidationError(f"image_id {shown(image_id)} is not an image id", field="image_id")
-    return HttpRequest._normalised("GET", _url(base_url, IMAGE_PATH + quote(image_id, safe="")))
+    return make_request("GET", _url(base_url, IMAGE_PATH + quote(image_id, safe="")))
 
 
 def _is_envelope(content: bytes) -> bool:

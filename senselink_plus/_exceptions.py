@@ -29,8 +29,9 @@ the app secret, a sign, or image bytes.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from urllib.parse import urlencode
 
-from ._http import RequestInfo
+import attrs
 
 __all__ = [
     "APIError",
@@ -43,6 +44,7 @@ __all__ = [
     "NotFoundError",
     "RateLimitError",
     "RedirectError",
+    "RequestInfo",
     "RequestTimeout",
     "ResponseError",
     "SenseLinkError",
@@ -50,6 +52,23 @@ __all__ = [
     "TransportError",
     "ValidationError",
 ]
+
+#: A query string as ordered pairs.
+Params = tuple[tuple[str, str], ...]
+
+
+@attrs.frozen
+class RequestInfo:
+    """The non-secret description of a request that every error carries."""
+
+    method: str
+    path: str
+    params: Params = ()
+
+    def __str__(self) -> str:
+        query = f"?{urlencode(self.params)}" if self.params else ""
+        return f"{self.method} {self.path}{query}"
+
 
 _MAY_EXIST = (
     "the record may have been created: create_record is not retried once a request "

@@ -6,16 +6,24 @@ import re
 from collections.abc import Iterable, Mapping
 from types import MappingProxyType
 from typing import TYPE_CHECKING
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlsplit
 
 import attrs
+
+from ._exceptions import Params, RequestInfo
 
 if TYPE_CHECKING:
     from ._retry import Timeout
 
-__all__ = ["AUTH_PARAMS", "HttpRequest", "HttpResponse", "RequestInfo"]
-
-Params = tuple[tuple[str, str], ...]
+__all__ = [
+    "AUTH_PARAMS",
+    "HttpRequest",
+    "HttpResponse",
+    "Params",
+    "RequestInfo",
+    "make_request",
+    "make_response",
+]
 
 _SECRET_PARAMS = frozenset({"sign"})
 
@@ -83,29 +91,6 @@ class HttpRequest:
         """The URL's path, e.g. ``/api/v1/plus/record``."""
         return urlsplit(self.url).path
 
-    @classmethod
-    def _normalised(
-        cls,
-        method: str,
-        url: str,
-        params: Params = (),
-        headers: Mapping[str, str] = _NO_HEADERS,
-        content: bytes | None = None,
-        timeout: Timeout | None = None,
-    ) -> HttpRequest:
-        """Internal: a request from values already in normal form (str pairs, lower-case
-        header names), skipping the converters; every request the client sends is built
-        here, so this is on the hot path."""
-        request = object.__new__(cls)
-        set_field = object.__setattr__
-        set_field(request, "method", method)
-        set_field(request, "url", url)
-        set_field(request, "params", params)
-        set_field(request, "headers", headers)
-        set_field(request, "content", content)
-        set_field(request, "timeout", timeout)
-        return request
-
     def info(self) -> RequestInfo:
         """What this request asked, without auth parameters or body."""
         kept = tuple(p for p in self.params if p[0] not in AUTH_PARAMS)
@@ -128,31 +113,40 @@ class HttpResponse:
     )
     content: bytes = attrs.field(default=b"", repr=_content_repr)
 
-    @classmethod
-    def _normalised(cls, status: int, headers: Mapping[str, str], content: bytes) -> HttpResponse:
-        """Internal: a response whose ``headers`` already look up case-insensitively
-        (aiohttp's CIMultiDictProxy), skipping the converter on the hot path."""
-        response = object.__new__(cls)
-        set_field = object.__setattr__
-        set_field(response, "status", status)
-        set_field(response, "headers", headers)
-        set_field(response, "content", content)
-        return response
-
     @property
     def content_type(self) -> str:
         """The media type without parameters, lower-cased ('' when absent)."""
         return self.headers.get("content-type", "").split(";", 1)[0].strip().lower()
 
 
-@attrs.frozen
-class RequestInfo:
-    """The non-secret description of a request that every error carries."""
+def make_request(
+    method: str,
+    url: str,
+    params: Params = (),
+    headers: Mapping[str, str] = _NO_HEADERS,
+    content: bytes | None = None,
+    timeout: Timeout | None = None,
+) -> HttpRequest:
+    """An `HttpRequest` from values already in normal form (str pairs, lower-case header
+    names), skipping the converters: every request the client sends is built here, so
+    this is on the hot path."""
+    request = object.__new__(HttpRequest)
+    set_field = object.__setattr__
+    set_field(request, "method", method)
+    set_field(request, "url", url)
+    set_field(request, "params", params)
+    set_field(request, "headers", headers)
+    set_field(request, "content", content)
+    set_field(request, "timeout", timeout)
+    return request
 
-    method: str
-    path: str
-    params: Params = ()
 
-    def __str__(self) -> str:
-        query = f"?{urlencode(self.params)}" if self.params else ""
-        return f"{self.method} {self.path}{query}"
+def make_response(status: int, headers: Mapping[str, str], content: bytes) -> HttpResponse:
+    """An `HttpResponse` whose ``headers`` already look up case-insensitively
+    (aiohttp's CIMultiDictProxy), skipping the converter on the hot path."""
+    response = object.__new__(HttpResponse)
+    set_field = object.__setattr__
+    set_field(response, "status", status)
+    set_field(response, "headers", headers)
+    set_field(response, "content", content)
+    return response

@@ -14,7 +14,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from ._exceptions import ValidationError
-from ._models import MAX_IMAGE_BYTES, Rectangle, image_type
+from ._image import MAX_IMAGE_BYTES, Rectangle, image_type
 
 if TYPE_CHECKING:
     from PIL import Image

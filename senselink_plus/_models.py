@@ -13,11 +13,14 @@ import orjson
 from ._checks import shown
 from ._exceptions import ValidationError
 from ._files import read_regular_file
+from ._image import MAX_IMAGE_BYTES, MAX_PIXELS, Rectangle, image_type
 from ._timeutil import from_wire_timestamp
 
 __all__ = [
     "MAX_EXTEND_BYTES",
     "MAX_IMAGE_BYTES",
+    "MAX_PIXELS",
+    "RECORD_FIELDS",
     "CreatedRecord",
     "FaceImage",
     "Order",
@@ -27,16 +30,8 @@ __all__ = [
     "image_type",
 ]
 
-#: The largest image the service accepts (raw bytes, before base64).
-MAX_IMAGE_BYTES = 1_048_576
 #: The largest ``extend`` JSON string (UTF-8 bytes).
 MAX_EXTEND_BYTES = 1024
-
-#: The largest rectangle coordinate or size (a signed 32-bit pixel count).
-MAX_PIXELS = 2**31 - 1
-
-_JPEG_MAGIC = b"\xff\xd8\xff"
-_PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
 class Order(enum.IntEnum):
@@ -44,53 +39,6 @@ class Order(enum.IntEnum):
 
     DESCENDING = 0
     ASCENDING = 1
-
-
-def image_type(data: bytes) -> str | None:
-    """'image/jpeg' or 'image/png' by magic bytes; None for anything else."""
-    if data.startswith(_JPEG_MAGIC):
-        return "image/jpeg"
-    if data.startswith(_PNG_MAGIC):
-        return "image/png"
-    return None
-
-
-def _check_int(name: str, value: object, *, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ValidationError(
-            f"rectangle.{name} must be an int, not {type(value).__name__}",
-            field=f"rectangle.{name}",
-        )
-    if value < minimum:
-        raise ValidationError(
-            f"rectangle.{name} is {shown(value)}; it must be >= {minimum}",
-            field=f"rectangle.{name}",
-        )
-    if value > MAX_PIXELS:
-        raise ValidationError(
-            f"rectangle.{name} is {shown(value)}; it must be <= {MAX_PIXELS}",
-            field=f"rectangle.{name}",
-        )
-
-
-@attrs.frozen
-class Rectangle:
-    """The region of the image to search for a face (the largest face in it is used).
-
-    >>> Rectangle(top=12, left=32, width=84, height=23)
-    Rectangle(top=12, left=32, width=84, height=23)
-    """
-
-    top: int
-    left: int
-    width: int
-    height: int
-
-    def __attrs_post_init__(self) -> None:
-        _check_int("top", self.top, minimum=0)
-        _check_int("left", self.left, minimum=0)
-        _check_int("width", self.width, minimum=1)
-        _check_int("height", self.height, minimum=1)
 
 
 def _bytes_repr(data: bytes) -> str:
@@ -263,42 +211,8 @@ class Record:
             raise ValueError(f"record {self.record_id}: extend is not JSON: {exc}") from None
 
 
-class _RecordBuilder:
-    """Builds `Record`s fast for the page parser: same slots, plain assignments.
-
-    A frozen attrs ``__init__`` sets each field through ``object.__setattr__`` (about
-    0.6 µs a record); this class assigns its slots directly and then becomes a
-    ``Record`` by ``__class__`` assignment, which CPython allows between classes of
-    identical slot layout. The result is an ordinary, frozen ``Record``.
-    """
-
-    __slots__ = tuple(field.name for field in attrs.fields(Record))
-
-    def __init__(
-        self,
-        record_id: int,
-        sn: str,
-        image_id: str,
-        create_at: int,
-        user_id: int | None,
-        verify_score: float | None,
-        device_timestamp: int | None,
-        timezone: str | None,
-        extend: str | None,
-    ) -> None:
-        self.record_id = record_id
-        self.sn = sn
-        self.image_id = image_id
-        self.create_at = create_at
-        self.user_id = user_id
-        self.verify_score = verify_score
-        self.device_timestamp = device_timestamp
-        self.timezone = timezone
-        self.extend = extend
-
-
-if tuple(Record.__slots__) != _RecordBuilder.__slots__:  # type: ignore[attr-defined]  # pragma: no cover
-    raise RuntimeError("_RecordBuilder must have exactly Record's slots, in order")
+#: The wire fields of a record, in `Record`'s order (its slots).
+RECORD_FIELDS: tuple[str, ...] = tuple(field.name for field in attrs.fields(Record))
 
 
 @attrs.frozen

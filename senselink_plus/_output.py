@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterable
 from typing import IO, Any
 
 import attrs
 import orjson
 
-from ._models import Record
+from ._models import RECORD_FIELDS, Record
 
 __all__ = ["EXPORT_FIELDS", "FORMATS", "RecordWriter"]
 
 FORMATS = ("jsonl", "csv", "table")
-FIELDS = tuple(field.name for field in attrs.fields(Record))
+FIELDS = RECORD_FIELDS
 _AFTER = FIELDS.index("create_at") + 1
 #: What jsonl and csv exports carry: the wire fields, and ``created_at`` (ISO-8601, UTC)
 #: beside the raw ``create_at``.
@@ -28,6 +27,7 @@ def _created_at(record: Record) -> str:
 def _export_values(record: Record) -> tuple[object, ...]:
     values = attrs.astuple(record, recurse=False)
     return (*values[:_AFTER], _created_at(record), *values[_AFTER:])
+
 
 _TABLE_COLUMNS: tuple[tuple[str, int], ...] = (
     ("record_id", 10),
@@ -56,7 +56,9 @@ class RecordWriter:
     """Stream records to ``out`` in one of `FORMATS`, one at a time (nothing is held).
 
     >>> writer = RecordWriter(sys.stdout, "table")  # doctest: +SKIP
-    >>> writer.write_all(records)  # doctest: +SKIP
+    >>> writer.header()  # doctest: +SKIP
+    >>> for record in records:  # doctest: +SKIP
+    ...     writer.write(record)
     """
 
     def __init__(self, out: IO[str], fmt: str) -> None:
@@ -68,6 +70,7 @@ class RecordWriter:
         self.count = 0
 
     def header(self) -> None:
+        """Write what comes before the records (CSV's header row, the table's heads)."""
         if self._fmt == "csv":
             self._csv = csv.writer(self._out, lineterminator="\n")
             self._csv.writerow(EXPORT_FIELDS)
@@ -76,6 +79,7 @@ class RecordWriter:
             self._row(tuple("-" * width for _, width in _TABLE_COLUMNS))
 
     def write(self, record: Record) -> None:
+        """Write one record."""
         self.count += 1
         if self._fmt == "jsonl":
             values = _export_values(record)
@@ -85,11 +89,6 @@ class RecordWriter:
             self._csv.writerow(["" if v is None else v for v in _export_values(record)])
         else:
             self._row(_table_cells(record))
-
-    def write_all(self, records: Iterable[Record]) -> None:
-        self.header()
-        for record in records:
-            self.write(record)
 
     def _row(self, cells: tuple[str, ...]) -> None:
         parts = [

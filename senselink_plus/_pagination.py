@@ -25,7 +25,7 @@ from datetime import datetime
 from . import _endpoints as ep
 from ._checks import check_int
 from ._exceptions import SenseLinkError
-from ._http import HttpRequest
+from ._http import HttpRequest, make_request
 from ._models import Order, Record, RecordPage
 from ._paging import PageRequest, RangeCursor
 from ._timeutil import MAX_WINDOW, split_time_range, to_wire_time
@@ -115,7 +115,7 @@ class RecordPager:
             "size": str(request.size),
         }
         params = tuple((key, values.get(key, value)) for key, value in template.params)
-        return HttpRequest._normalised(template.method, template.url, params)
+        return make_request(template.method, template.url, params)
 
     async def _iter_pages(self) -> AsyncGenerator[RecordPage, None]:
         cursor = RangeCursor(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from typing import NamedTuple
 
 import attrs
 
@@ -20,7 +21,15 @@ from ._exceptions import (
     ValidationError,
 )
 
-__all__ = ["RetryPolicy", "Timeout", "TimeoutInput", "backoff_delay", "is_retryable", "to_timeout"]
+__all__ = [
+    "RetryPolicy",
+    "Timeout",
+    "TimeoutInput",
+    "Verdict",
+    "backoff_delay",
+    "classify",
+    "to_timeout",
+]
 
 
 def _positive(_: object, attribute: attrs.Attribute[float], value: float) -> None:
@@ -86,23 +95,36 @@ def to_timeout(value: object, field: str = "timeout") -> Timeout:
 _RETRYABLE_STATUS = frozenset({408, 429})
 
 
-def is_retryable(error: SenseLinkError, *, idempotent: bool) -> bool:
-    """Whether a failed attempt may be sent again.
+class Verdict(NamedTuple):
+    """What a failed attempt means: may it be sent again, and may it have been acted
+    on (a create that may have stored its record)."""
+
+    retry: bool
+    may_have_landed: bool
+
+
+def classify(error: SenseLinkError, *, idempotent: bool) -> Verdict:
+    """Whether a failed attempt may be sent again, and whether it may have landed.
 
     A GET is retried on anything transient. ``create_record`` is not idempotent: it is
     retried only when the server provably did not take the request (no connection was
-    made, or it refused with a rate limit). A redirect is never retried: the same
-    request would be redirected again.
+    made, or it refused with a rate limit); after anything else the record may exist.
+    A redirect is never retried: the same request would be redirected again.
+
+    >>> classify(ConnectError("refused"), idempotent=False)
+    Verdict(retry=True, may_have_landed=False)
     """
     if isinstance(error, (ConnectError, RateLimitError)):
-        return True
-    if not idempotent or isinstance(error, RedirectError):
-        return False
-    if isinstance(error, (TransportError, ResponseError, ServerError)):
-        return True
-    return isinstance(error, APIError) and (
-        error.status in _RETRYABLE_STATUS or error.status >= 500
+        return Verdict(retry=True, may_have_landed=False)
+    transient = isinstance(error, (TransportError, ResponseError, ServerError)) or (
+        isinstance(error, APIError) and error.status >= 500
     )
+    if not idempotent:
+        return Verdict(retry=False, may_have_landed=transient)
+    if isinstance(error, RedirectError):
+        return Verdict(retry=False, may_have_landed=transient)
+    retry = transient or (isinstance(error, APIError) and error.status in _RETRYABLE_STATUS)
+    return Verdict(retry=retry, may_have_landed=transient)
 
 
 @attrs.frozen

@@ -12,7 +12,7 @@ import aiohttp
 
 from ._checks import check_int
 from ._exceptions import ConnectError, EventLoopError, RequestTimeout, TransportError
-from ._http import HttpRequest, HttpResponse
+from ._http import HttpRequest, HttpResponse, make_response
 from ._retry import Timeout, TimeoutInput, to_timeout
 
 __all__ = ["DEFAULT_MAX_RESPONSE_BYTES", "AiohttpTransport", "Transport"]
@@ -108,7 +108,7 @@ class AiohttpTransport:
         session = self._get_session()
         try:
             status, headers, content = await self._exchange(session, request)
-            return HttpResponse._normalised(status, headers, content)
+            return make_response(status, headers, content)
         except aiohttp.ConnectionTimeoutError as exc:
             error: TransportError = ConnectError(f"timed out connecting: {_describe(exc)}")
         except aiohttp.ClientConnectorError as exc:

@@ -11,8 +11,9 @@ import os
 from collections.abc import AsyncGenerator, Awaitable, Mapping
 from datetime import datetime, timedelta, timezone
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from . import _endpoints as ep
 from ._checkpoint import Checkpoint, as_checkpoint, checkpoint_call
 from ._checks import check_seconds
 from ._exceptions import (
@@ -23,11 +24,11 @@ from ._exceptions import (
     ValidationError,
 )
 from ._follow import MAX_SKEW, PollFailures, Position, Query, Verdict, believed_now
-from ._models import Order, Record
+from ._http import HttpRequest
+from ._models import Order, Record, RecordPage
+from ._pagination import RecordPager
+from ._session import Session
 from ._timeutil import MAX_WINDOW, to_aware
-
-if TYPE_CHECKING:
-    from ._client import Client
 
 __all__ = ["Watch", "watch_records"]
 
@@ -102,7 +103,9 @@ class Watch:
 
 
 def watch_records(
-    client: Client,
+    session: Session,
+    base_url: str,
+    app_key: str,
     *,
     sn: str | None,
     since: datetime | str | None,
@@ -110,9 +113,8 @@ def watch_records(
     checkpoint: str | os.PathLike[str] | Checkpoint | None,
     overlap: timedelta,
 ) -> Watch:
-    """Check the arguments now, then return the `Watch` (which starts when iterated)."""
-    from ._endpoints import check_sn
-
+    """Check the arguments now, then return the `Watch` (which starts when iterated);
+    its calls go through ``session`` to ``base_url``."""
     store = as_checkpoint(checkpoint)
     interval = check_seconds(poll_interval, "poll_interval")
     if not isinstance(overlap, timedelta) or not timedelta(0) <= overlap <= MAX_WINDOW:
@@ -120,8 +122,8 @@ def watch_records(
             f"overlap must be a timedelta from 0 to {MAX_WINDOW}", field="overlap"
         )
     start = None if since is None else to_aware(since, "since").astimezone(timezone.utc)
-    query = Query.of(client.app_key, sn=None if sn is None else check_sn(sn))
-    return Watch(_Follower(client, query, start, interval, store, overlap))
+    query = Query.of(app_key, sn=None if sn is None else ep.check_sn(sn))
+    return Watch(_Follower(session, base_url, query, start, interval, store, overlap))
 
 
 class _Follower:
@@ -129,14 +131,16 @@ class _Follower:
 
     def __init__(
         self,
-        client: Client,
+        session: Session,
+        base_url: str,
         query: Query,
         since: datetime | None,
         interval: float,
         store: Checkpoint | None,
         overlap: timedelta,
     ) -> None:
-        self.client = client
+        self.session = session
+        self.base_url = base_url
         self.query = query
         self.since = since
         self.interval = interval
@@ -160,8 +164,8 @@ class _Follower:
     def _server_now(self) -> datetime:
         """The server's now: its last ``Date`` moved on by the local timer (the local
         clock only when no response carried a ``Date``)."""
-        local = self.client._clock()
-        reading = self.client._server_time()
+        local = self.session.clock()
+        reading = self.session.server_time()
         if reading is None:
             return believed_now(None, local)
         now, skew = reading
@@ -179,18 +183,40 @@ class _Follower:
     async def _probe(self) -> datetime:
         """Where a watch without ``since`` or a saved position starts: the server's now,
         read from one small listing (its newest record when it sends no ``Date``)."""
-        client = self.client
-        local = datetime.fromtimestamp(client._clock(), timezone.utc)
-        page = await client.list_records(
+        session = self.session
+        local = datetime.fromtimestamp(session.clock(), timezone.utc)
+        session.check_open()
+        request = ep.build_list_records(
+            self.base_url,
             local - _PROBE_SPAN,
             local + _PROBE_SPAN,
             sn=self.query.sn,
             order=Order.DESCENDING,
             size=1,
         )
-        if client._server_time() is None and page.records:
+        page = await session.fetch(request, ep.parse_record_page)
+        if session.server_time() is None and page.records:
             return max(local, page.records[0].created_at)
         return self._server_now()
+
+    def _pager(self, lo: datetime, hi: datetime) -> RecordPager:
+        """One poll: the records of ``[lo, hi]``, oldest first, one call at a time."""
+        self.session.check_open()
+        return RecordPager(
+            self._fetch_page,
+            self.base_url,
+            lo,
+            hi,
+            sn=self.query.sn,
+            order=Order.ASCENDING,
+            page_size=ep.MAX_PAGE_SIZE,
+            concurrency=1,
+            max_items=None,
+            pause=self.session.pause,
+        )
+
+    def _fetch_page(self, request: HttpRequest) -> Awaitable[RecordPage]:
+        return self.session.fetch(request, ep.parse_record_page)
 
     # --- checkpoint ------------------------------------------------------------------
 
@@ -200,7 +226,7 @@ class _Follower:
         if self.store is None or not self.dirty or self.position is None:
             return
         self.dirty = self.pending = False
-        self.last_save = self.client._timer()
+        self.last_save = self.session.timer()
         await checkpoint_call(self.store.save(self.position.state()))
 
     def _save_soon(self) -> None:
@@ -216,7 +242,7 @@ class _Follower:
             self.saving = None
             saving.result()  # a failed save fails the watch here
         self.dirty = self.pending = False
-        self.last_save = self.client._timer()
+        self.last_save = self.session.timer()
         self.saving = asyncio.ensure_future(checkpoint_call(self.store.save(self.position.state())))
 
     def _taken(self) -> None:
@@ -226,7 +252,7 @@ class _Follower:
             saving = self.saving
             if saving is None or saving.done():
                 self._save_soon()
-        elif self.client._timer() - self.last_save >= SAVE_EVERY:
+        elif self.session.timer() - self.last_save >= SAVE_EVERY:
             self._save_soon()
 
     async def _settle(self) -> None:
@@ -237,7 +263,7 @@ class _Follower:
 
     async def _save_if_due(self) -> None:
         await self._settle()
-        if self.pending or self.client._timer() - self.last_save >= SAVE_EVERY:
+        if self.pending or self.session.timer() - self.last_save >= SAVE_EVERY:
             await self._save()
 
     async def _finish(self, acquired: bool, ending: BaseException | None) -> None:
@@ -260,10 +286,10 @@ class _Follower:
     # --- the loop --------------------------------------------------------------------
 
     async def run(self) -> AsyncGenerator[Record, None]:
-        client, store = self.client, self.store
+        session, store = self.session, self.store
         acquired = False
         ending: BaseException | None = None
-        self.last_save = client._timer()
+        self.last_save = session.timer()
         try:
             state = None
             if store is not None:
@@ -279,7 +305,7 @@ class _Follower:
                 self.dirty = True
                 # Saved at once, so a restart before the first record resumes from here.
                 await self._save()
-            failures = PollFailures(self.interval, client._rng)
+            failures = PollFailures(self.interval, session.rng)
             while True:
                 failed: SenseLinkError | None = None
                 if self.position is None:
@@ -298,9 +324,7 @@ class _Follower:
                 position = self.position
                 if position is not None and failed is None:
                     lo, hi = position.window(self._server_now())
-                    pager = client.records(
-                        lo, hi, sn=self.query.sn, order=Order.ASCENDING, concurrency=1
-                    )
+                    pager = self._pager(lo, hi)
                     async with contextlib.aclosing(pager.pages()) as pages:  # type: ignore[type-var]
                         while True:
                             # Only the poll is guarded: what the consumer throws in at
@@ -342,7 +366,7 @@ class _Follower:
                         if position.polled(min(hi, self._server_now())):
                             self.dirty = True
                         await self._save_if_due()
-                        await client._until_closed(client._sleep(self.interval))
+                        await session.wait(self.interval)
                         continue
                 assert failed is not None
                 delay = failures.failed(failed)
@@ -361,7 +385,7 @@ class _Follower:
                     failed,
                     delay,
                 )
-                await client._until_closed(client._sleep(delay))
+                await session.wait(delay)
         except BaseException as exc:
             ending = exc
             raise

@@ -31,7 +31,7 @@ from ._exceptions import (
     ServerError,
 )
 from ._http import HttpRequest, HttpResponse, RequestInfo
-from ._models import CreatedRecord, Record, RecordPage, _RecordBuilder
+from ._models import RECORD_FIELDS, CreatedRecord, Record, RecordPage
 from ._timeutil import LATEST
 
 __all__ = [
@@ -140,7 +140,46 @@ def _decoded_keys(names: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(orjson.loads(orjson.dumps(dict.fromkeys(names, 0))))
 
 
-_fields = operator.itemgetter(*_decoded_keys(_RecordBuilder.__slots__))
+_KEYS = _decoded_keys(RECORD_FIELDS)
+_fields = operator.itemgetter(*_KEYS)
+
+
+class _RecordBuilder:
+    """Builds `Record`s fast for the page parser: same slots, plain assignments.
+
+    A frozen attrs ``__init__`` sets each field through ``object.__setattr__`` (about
+    0.6 µs a record); this class assigns its slots directly and then becomes a
+    ``Record`` by ``__class__`` assignment, which CPython allows between classes of
+    identical slot layout. The result is an ordinary, frozen ``Record``.
+    """
+
+    __slots__ = RECORD_FIELDS
+
+    def __init__(
+        self,
+        record_id: int,
+        sn: str,
+        image_id: str,
+        create_at: int,
+        user_id: int | None,
+        verify_score: float | None,
+        device_timestamp: int | None,
+        timezone: str | None,
+        extend: str | None,
+    ) -> None:
+        self.record_id = record_id
+        self.sn = sn
+        self.image_id = image_id
+        self.create_at = create_at
+        self.user_id = user_id
+        self.verify_score = verify_score
+        self.device_timestamp = device_timestamp
+        self.timezone = timezone
+        self.extend = extend
+
+
+if tuple(Record.__slots__) != RECORD_FIELDS:  # type: ignore[attr-defined]  # pragma: no cover
+    raise RuntimeError("_RecordBuilder must have exactly Record's slots, in order")
 
 
 def _records(items: list[Any]) -> tuple[Record, ...]:
@@ -167,16 +206,17 @@ def _records(items: list[Any]) -> tuple[Record, ...]:
                     extend,
                 ) = _fields(obj)
             except KeyError:  # an optional field left out (user_id when nobody matched)
-                get = obj.get
-                record_id = get("record_id")
-                sn = get("sn")
-                image_id = get("image_id")
-                create_at = get("create_at")
-                user_id = get("user_id")
-                score = get("verify_score")
-                device_timestamp = get("device_timestamp")
-                zone = get("timezone")
-                extend = get("extend")
+                (
+                    record_id,
+                    sn,
+                    image_id,
+                    create_at,
+                    user_id,
+                    score,
+                    device_timestamp,
+                    zone,
+                    extend,
+                ) = map(obj.get, _KEYS)
             if (
                 type(record_id) is int
                 and type(sn) is str

@@ -14,6 +14,9 @@ import pytest
 from senselink_plus import Client, HttpRequest, HttpResponse
 from senselink_plus.testing._mock import MockTransport
 
+#: The emulator tests' fixtures (session, api, make).
+pytest_plugins = ["tests.emulator_helpers"]
+
 APP_KEY = "test-app-key"
 APP_SECRET = "s3cr3t-app-secret-value"
 BASE_URL = "https://api.test"
@@ -94,7 +97,7 @@ async def make_client(fake_time: FakeTime) -> AsyncIterator[MakeClient]:
 
 
 def transport_of(client: Client) -> MockTransport:
-    transport = client._transport
+    transport = client._session.transport
     assert isinstance(transport, MockTransport)
     return transport
 

@@ -16,8 +16,7 @@ from typing import Any
 import pytest
 
 from senselink_plus._cli import main
-from senselink_plus._demo import sample_image
-from senselink_plus.testing import Emulator
+from senselink_plus.testing import Emulator, sample_image
 
 NOW = datetime.now(timezone.utc)
 

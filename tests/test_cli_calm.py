@@ -19,7 +19,7 @@ import pytest
 
 from senselink_plus import ValidationError
 from senselink_plus._cli import _client, _parser, main
-from senselink_plus._demo import sample_image
+from senselink_plus.testing import sample_image
 from tests.test_cli import NOW, EmulatorThread, emulator, seed, window
 
 __all__ = ["emulator"]  # the fixture, shared with test_cli

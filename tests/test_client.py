@@ -28,8 +28,8 @@ from senselink_plus import (
     ServerError,
     TransportError,
     ValidationError,
-    compute_sign,
 )
+from senselink_plus._auth import compute_sign
 from senselink_plus.testing import MockTransport
 from tests.conftest import (
     APP_KEY,
@@ -309,7 +309,7 @@ class TestLifecycle:
         client = Client(APP_KEY, APP_SECRET)
         await client.aclose()
         with pytest.raises(TransportError):
-            await client._transport.send(HttpRequest("GET", "https://api.test/"))
+            await client._session.transport.send(HttpRequest("GET", "https://api.test/"))
 
 
 class TestConfiguration:
@@ -447,3 +447,21 @@ class TestSecrets:
             assert base64.b64encode(marker).decode()[-20:] not in text
             for sign in signs:
                 assert sign not in text
+
+
+def test_create_record_takes_exactly_the_builders_arguments() -> None:
+    # The public signature is written out for readers and IDEs; the sans-I/O builder
+    # takes the same arguments: this keeps the two from drifting apart.
+    import inspect
+
+    from senselink_plus import _endpoints
+
+    public = dict(inspect.signature(Client.create_record).parameters)
+    built = dict(inspect.signature(_endpoints.build_create_record).parameters)
+    for name in ("self", "timeout"):
+        public.pop(name)
+    for name in ("base_url", "now"):
+        built.pop(name)
+    assert [(p.name, p.kind, p.default) for p in public.values()] == [
+        (p.name, p.kind, p.default) for p in built.values()
+    ]

@@ -127,12 +127,12 @@ class TestCreateRecord:
             (
                 {"rectangle": {"top": 0, "left": 0, "width": 0, "height": 5}},
                 "rectangle.width",
-                ">= 1",
+                "1..2147483647",
             ),
             (
                 {"rectangle": {"top": -1, "left": 0, "width": 1, "height": 5}},
                 "rectangle.top",
-                ">= 0",
+                "0..2147483647",
             ),
             ({"rectangle": {"top": 0}}, "rectangle", "exactly top, left, width and height"),
             ({"rectangle": (1, 2, 3, 4)}, "rectangle", "must be a Rectangle"),

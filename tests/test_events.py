@@ -36,7 +36,7 @@ def all_hooks(events: list[Event]) -> dict[str, list[Callable[[Event], Any]]]:
 
 async def settled(client: Client) -> None:
     """Wait until the sync hooks (in their own thread) have seen every event so far."""
-    assert await client._hooks.drain(5)
+    assert await client._session._hooks.drain(5)
 
 
 def others() -> set[asyncio.Task[Any]]:
@@ -345,7 +345,7 @@ async def test_logging_hook_logs_retries_at_info_and_the_rest_at_debug(
     caplog.clear()
     with caplog.at_level(logging.DEBUG, logger="senselink_plus"):
         await asyncio.sleep(0)
-        client._transport.handler = script(fake_time, ok(EMPTY_PAGE))  # type: ignore[attr-defined]
+        client._session.transport.handler = script(fake_time, ok(EMPTY_PAGE))  # type: ignore[attr-defined]
         await client.list_records(T0, T1)
         await settled(client)
     from_hook = [r for r in caplog.records if r.funcName == "logging_hook"]

@@ -36,8 +36,6 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from senselink_plus import (
-    MAX_EXTEND_BYTES,
-    MAX_IMAGE_BYTES,
     Client,
     CreatedRecord,
     FaceImage,
@@ -54,6 +52,7 @@ from senselink_plus import (
     split_time_range,
 )
 from senselink_plus._endpoints import IMAGE_PATH, RECORD_PATH
+from senselink_plus._models import MAX_EXTEND_BYTES, MAX_IMAGE_BYTES
 from senselink_plus._timeutil import shown
 from senselink_plus.testing import MockTransport
 from tests.conftest import APP_KEY, APP_SECRET, BASE_URL, JPEG, PNG, FakeTime, ok
@@ -136,7 +135,7 @@ def new_client(server: Server | None = None, **options: Any) -> Client:
 
 
 def sent(client: Client) -> list[HttpRequest]:
-    transport = client._transport
+    transport = client._session.transport
     assert isinstance(transport, MockTransport)
     return transport.requests
 

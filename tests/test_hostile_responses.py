@@ -375,7 +375,7 @@ def check_error(exc: SenseLinkError, client: Client) -> None:
     assert exc.request is not None, f"{exc!r} does not say what was asked"
     text = f"{exc} {exc!r}"
     assert APP_SECRET not in text
-    requests = client._transport.requests  # type: ignore[attr-defined]
+    requests = client._session.transport.requests  # type: ignore[attr-defined]
     for request in requests:
         sign = dict(request.params)["sign"]
         assert sign not in text
@@ -426,7 +426,7 @@ async def test_create_record(script: list[HttpResponse], policy: RetryPolicy) ->
     server = Script(script)
     client, _, result = await run(server, policy, lambda c: c.create_record("SN1", JPEG))
     outcome_event(result)
-    requests = client._transport.requests  # type: ignore[attr-defined]
+    requests = client._session.transport.requests  # type: ignore[attr-defined]
     assert len(requests) <= policy.max_attempts
     # Not idempotent: sent again only after an answer that provably stored nothing.
     info = requests[0].info() if requests else None
@@ -452,14 +452,15 @@ async def test_list_records(script: list[HttpResponse], policy: RetryPolicy) -> 
         server, policy, lambda c: c.list_records(T0, T0 + timedelta(hours=1), size=10)
     )
     outcome_event(result)
-    assert len(client._transport.requests) <= policy.max_attempts  # type: ignore[attr-defined]
+    assert len(client._session.transport.requests) <= policy.max_attempts  # type: ignore[attr-defined]
     if isinstance(result, RecordPage):
         assert all(type(n) is int for n in (result.page_num, result.page_size, result.total))
         assert result.total >= 0
         for record in result.records:
             check_record(record)
         # Success is exactly what the last answer said.
-        assert result == ep.parse_record_page(server.used[-1], client._transport.requests[-1])  # type: ignore[attr-defined]
+        sent = client._session.transport.requests  # type: ignore[attr-defined]
+        assert result == ep.parse_record_page(server.used[-1], sent[-1])
 
 
 @SETTINGS
@@ -505,7 +506,7 @@ async def test_records_iterating_pages(
 def stray_ids(server: Script, client: Client) -> set[int]:
     """Ids the server sent in a page for a window that does not hold their time."""
     strays: set[int] = set()
-    requests = client._transport.requests  # type: ignore[attr-defined]
+    requests = client._session.transport.requests  # type: ignore[attr-defined]
     for request, response in zip(requests, server.used, strict=False):
         try:
             page = ep.parse_record_page(response, request)
@@ -552,7 +553,7 @@ async def test_get_image(script: list[HttpResponse], policy: RetryPolicy) -> Non
     server = Script(script)
     client, _, result = await run(server, policy, lambda c: c.get_image("abc"))
     outcome_event(result)
-    assert len(client._transport.requests) <= policy.max_attempts  # type: ignore[attr-defined]
+    assert len(client._session.transport.requests) <= policy.max_attempts  # type: ignore[attr-defined]
     if isinstance(result, bytes):
         last = server.used[-1]
         assert result == last.content

@@ -7,7 +7,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from senselink_plus import HttpRequest, HttpResponse, RequestInfo
+from senselink_plus import HttpRequest, HttpResponse
+from senselink_plus._exceptions import RequestInfo
 
 URL = "https://link.test/api/v1/plus/record"
 SIGN = "deadbeefdeadbeefdeadbeefdeadbeef"

@@ -18,7 +18,8 @@ from typing import Any
 
 import pytest
 
-from senselink_plus import MAX_IMAGE_BYTES, FaceImage, Rectangle, ValidationError, _imagefit
+from senselink_plus import FaceImage, Rectangle, ValidationError, _imagefit
+from senselink_plus._models import MAX_IMAGE_BYTES
 
 with contextlib.suppress(ImportError):  # without the extra, the tests that need it skip
     from PIL import Image, ImageStat

@@ -14,7 +14,6 @@ from hypothesis import given
 from strategies import wire_record_lists, wire_records
 
 from senselink_plus import (
-    MAX_IMAGE_BYTES,
     FaceImage,
     Order,
     Record,
@@ -22,6 +21,7 @@ from senselink_plus import (
     Rectangle,
     ValidationError,
 )
+from senselink_plus._models import MAX_IMAGE_BYTES
 
 JPEG_HEAD = b"\xff\xd8\xff\xe0"
 PNG_HEAD = b"\x89PNG\r\n\x1a\n"
@@ -216,12 +216,12 @@ def test_rectangle_accepts_a_zero_origin() -> None:
 @pytest.mark.parametrize(
     ("kwargs", "field", "limit"),
     [
-        ({"top": -1}, "rectangle.top", ">= 0"),
-        ({"left": -5}, "rectangle.left", ">= 0"),
-        ({"width": 0}, "rectangle.width", ">= 1"),
-        ({"height": 0}, "rectangle.height", ">= 1"),
-        ({"width": -3}, "rectangle.width", ">= 1"),
-        ({"height": -1}, "rectangle.height", ">= 1"),
+        ({"top": -1}, "rectangle.top", "0..2147483647"),
+        ({"left": -5}, "rectangle.left", "0..2147483647"),
+        ({"width": 0}, "rectangle.width", "1..2147483647"),
+        ({"height": 0}, "rectangle.height", "1..2147483647"),
+        ({"width": -3}, "rectangle.width", "1..2147483647"),
+        ({"height": -1}, "rectangle.height", "1..2147483647"),
     ],
 )
 def test_rectangle_refuses_negative_or_zero_sizes(

@@ -112,8 +112,8 @@ async def test_with_options_shares_the_transport_and_limits() -> None:
             timeout=7, retry=slp.RetryPolicy(max_attempts=5), headers={"X-B": "2"}
         )
         assert copy is not client
-        assert copy._transport is client._transport
-        assert copy._semaphore is client._semaphore
+        assert copy._session.transport is client._session.transport
+        assert copy._session._semaphore is client._session._semaphore
         assert copy.retry.max_attempts == 5
         assert client.retry.max_attempts == 1
         assert copy.timeout == slp.Timeout(connect=7.0, total=7.0)
@@ -138,7 +138,7 @@ async def test_with_options_shares_the_transport_and_limits() -> None:
 async def test_closing_the_original_closes_its_copies_and_own_transport() -> None:
     client = slp.Client("k", "s")
     copy = client.with_options(timeout=3)
-    transport = client._transport
+    transport = client._session.transport
     await copy.aclose()
     assert not transport._closed  # type: ignore[attr-defined]
     other = client.with_options(retry=slp.RetryPolicy.none())

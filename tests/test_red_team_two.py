@@ -31,7 +31,6 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from senselink_plus import (
-    MAX_IMAGE_BYTES,
     AiohttpTransport,
     AuthenticationError,
     Client,
@@ -50,12 +49,13 @@ from senselink_plus import (
     Timeout,
     TransportError,
     ValidationError,
-    compute_sign,
 )
 from senselink_plus import _events as events_module
+from senselink_plus._auth import compute_sign
 from senselink_plus._cli import main as cli_main
 from senselink_plus._files import write_atomically
-from senselink_plus._retry import is_retryable
+from senselink_plus._models import MAX_IMAGE_BYTES
+from senselink_plus._retry import classify
 from senselink_plus.testing import MockTransport
 from tests.conftest import APP_KEY, APP_SECRET, JPEG, MakeClient, ok, transport_of
 from tests.test_cli import EmulatorThread, seed, window
@@ -392,7 +392,7 @@ def test_a_client_used_from_another_event_loop_raises_event_loop_error() -> None
         with pytest.raises(EventLoopError) as caught:
             second.run_until_complete(client.aclose())
         assert not isinstance(caught.value, TransportError)
-        assert not is_retryable(caught.value, idempotent=True)
+        assert not classify(caught.value, idempotent=True).retry
         assert api.seen == [("POST", "/api/v1/plus/record")]  # nothing sent, nothing retried
         assert not client.closed
         first.run_until_complete(client.aclose())  # in its own loop it closes as usual

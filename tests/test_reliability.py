@@ -1,19 +1,15 @@
 """Chaos: every record exactly once and no misreported upload while 20% of requests fail.
 
-The scenarios live in benchmarks/chaos.py, which runs them at full size with realistic
-delays and prints the figures for docs/RELIABILITY.md; here they run with short delays.
+The scenarios live in `senselink_plus.testing.chaos`; benchmarks/chaos.py runs them at
+full size with realistic delays and prints the figures for docs/RELIABILITY.md; here
+they run with short delays.
 """
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
-
-import chaos
+from senselink_plus.testing import chaos
 
 FAST = {"delay": (0.0005, 0.002), "sleep_cap": 0.0005}
 

@@ -33,47 +33,53 @@ from senselink_plus import (
     ValidationError,
 )
 from senselink_plus._limits import RateLimiter, make_semaphore
-from senselink_plus._retry import is_retryable
+from senselink_plus._retry import Verdict, classify
 
-# --- is_retryable ----------------------------------------------------------------------
+# --- classify --------------------------------------------------------------------------
 
-# (error, retried for a GET, retried for create_record)
-CASES: list[tuple[SenseLinkError, bool, bool]] = [
-    (ConnectError("refused"), True, True),
-    (RateLimitError("slow down", code=429, status=429), True, True),
-    (RateLimitError("slow down", code=40029, status=200, retry_after=2.0), True, True),
-    (TransportError("connection dropped"), True, False),
-    (RequestTimeout("no answer"), True, False),
-    (ResponseError("bad json", status=200), True, False),
-    (ServerError("boom", code=500, status=500), True, False),
-    (ServerError("boom", code=50000, status=200), True, False),
-    (APIError("timeout", code=408, status=408), True, False),
-    (APIError("too many", code=429, status=429), True, False),
-    (APIError("bad gateway", code=502, status=502), True, False),
-    (APIError("unavailable", code=503, status=503), True, False),
-    (APIError("unknown code", code=40404, status=200), False, False),
-    (APIError("bad request", code=400, status=400), False, False),
-    (AuthenticationError("bad sign", code=401, status=401), False, False),
-    (InvalidParameterError("Param Invalid", code=30001, status=200), False, False),
-    (NoFaceDetectedError("No Face", code=30003, status=200), False, False),
-    (NotFoundError("no image", code=404, status=404), False, False),
-    (ValidationError("bad input"), False, False),
-    (ClientClosedError("closed"), False, False),
-    (RedirectError("moved", status=307), False, False),
-    (EventLoopError("another loop"), False, False),
-    (CheckpointInUseError("locked"), False, False),
-    (SenseLinkError("generic"), False, False),
+# (error, retried for a GET, retried for create_record, a create may have landed)
+CASES: list[tuple[SenseLinkError, bool, bool, bool]] = [
+    (ConnectError("refused"), True, True, False),
+    (RateLimitError("slow down", code=429, status=429), True, True, False),
+    (RateLimitError("slow down", code=40029, status=200, retry_after=2.0), True, True, False),
+    (TransportError("connection dropped"), True, False, True),
+    (RequestTimeout("no answer"), True, False, True),
+    (ResponseError("bad json", status=200), True, False, True),
+    (ServerError("boom", code=500, status=500), True, False, True),
+    (ServerError("boom", code=50000, status=200), True, False, True),
+    (APIError("timeout", code=408, status=408), True, False, False),
+    (APIError("too many", code=429, status=429), True, False, False),
+    (APIError("bad gateway", code=502, status=502), True, False, True),
+    (APIError("unavailable", code=503, status=503), True, False, True),
+    (APIError("unknown code", code=40404, status=200), False, False, False),
+    (APIError("bad request", code=400, status=400), False, False, False),
+    (AuthenticationError("bad sign", code=401, status=401), False, False, False),
+    (InvalidParameterError("Param Invalid", code=30001, status=200), False, False, False),
+    (NoFaceDetectedError("No Face", code=30003, status=200), False, False, False),
+    (NotFoundError("no image", code=404, status=404), False, False, False),
+    (ValidationError("bad input"), False, False, False),
+    (ClientClosedError("closed"), False, False, False),
+    (RedirectError("moved", status=307), False, False, True),
+    (EventLoopError("another loop"), False, False, False),
+    (CheckpointInUseError("locked"), False, False, False),
+    (SenseLinkError("generic"), False, False, False),
 ]
 
 
 @pytest.mark.parametrize(
-    ("error", "for_get", "for_create"),
+    ("error", "for_get", "for_create", "landed"),
     CASES,
-    ids=[f"{type(e).__name__}-{getattr(e, 'status', '')}" for e, _, _ in CASES],
+    ids=[f"{type(e).__name__}-{getattr(e, 'status', '')}" for e, *_ in CASES],
 )
-def test_is_retryable(error: SenseLinkError, for_get: bool, for_create: bool) -> None:
-    assert is_retryable(error, idempotent=True) is for_get
-    assert is_retryable(error, idempotent=False) is for_create
+def test_classify(error: SenseLinkError, for_get: bool, for_create: bool, landed: bool) -> None:
+    assert classify(error, idempotent=True) == Verdict(retry=for_get, may_have_landed=landed)
+    assert classify(error, idempotent=False) == Verdict(retry=for_create, may_have_landed=landed)
+
+
+@pytest.mark.parametrize("error", [case[0] for case in CASES], ids=lambda e: type(e).__name__)
+def test_a_create_is_retried_only_when_it_cannot_have_landed(error: SenseLinkError) -> None:
+    verdict = classify(error, idempotent=False)
+    assert not (verdict.retry and verdict.may_have_landed)
 
 
 def test_every_error_class_is_covered() -> None:
@@ -84,11 +90,11 @@ def test_every_error_class_is_covered() -> None:
         for value in vars(senselink_plus).values()
         if isinstance(value, type) and issubclass(value, SenseLinkError)
     }
-    assert classes == {type(error) for error, _, _ in CASES}
+    assert classes == {type(error) for error, *_ in CASES}
 
 
 def test_create_is_retried_only_when_the_server_provably_did_not_take_it() -> None:
-    retried = {type(e) for e, _, for_create in CASES if for_create}
+    retried = {type(e) for e, _, for_create, _ in CASES if for_create}
     assert retried == {ConnectError, RateLimitError}
 
 

@@ -677,7 +677,7 @@ async def test_bad_arguments_fail_at_the_call(
     client = make_client(ListServer())
     with pytest.raises(ValidationError):
         client.watch(**kwargs)
-    assert client._transport.requests == []  # type: ignore[attr-defined]
+    assert client._session.transport.requests == []  # type: ignore[attr-defined]
 
 
 @pytest.mark.parametrize(
@@ -701,7 +701,7 @@ async def test_a_corrupt_checkpoint_file_fails_at_the_first_iteration(
     watch = client.watch(checkpoint=path)  # the file is read when iteration starts
     with pytest.raises(ValidationError, match="checkpoint"):
         await anext(watch)
-    assert client._transport.requests == []  # type: ignore[attr-defined]
+    assert client._session.transport.requests == []  # type: ignore[attr-defined]
     assert path.read_bytes() == content  # left for a human to look at
 
 
@@ -1194,4 +1194,4 @@ async def test_an_unreadable_date_header_is_ignored(make_client: MakeClient, dat
 
     client = make_client(handler)
     assert ids(await take(client.watch(since=at(-60)), 1)) == [1]
-    assert client._server_time() is None  # the local clock stays in charge
+    assert client._session.server_time() is None  # the local clock stays in charge

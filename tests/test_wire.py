@@ -18,11 +18,11 @@ from senselink_plus import (
     RateLimitError,
     Record,
     RecordPage,
-    RequestInfo,
     ResponseError,
     SenseLinkError,
     ServerError,
 )
+from senselink_plus._exceptions import RequestInfo
 from senselink_plus._http import HttpResponse
 from senselink_plus._wire import error_class, parse_envelope, parse_retry_after, structure
 from tests.conftest import envelope, error, ok

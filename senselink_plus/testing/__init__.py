@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .._demo import sample_image
 from ._mock import MockTransport
 from ._responses import (
     created_record_response,
@@ -17,6 +16,7 @@ from ._responses import (
     record_page_response,
     wire_record,
 )
+from ._samples import sample_image
 
 if TYPE_CHECKING:
     from ._emulator import Emulator

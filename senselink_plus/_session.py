@@ -1,89 +1,211 @@
-"""The request loop: sign each attempt, send it, retry by policy, parse, and let
-`aclose` interrupt calls in flight."""
+"""`Session`: the request loop every call goes through. It signs each attempt, waits
+for the rate limit and a concurrency slot, sends through the transport, retries by
+policy (`_retry.classify`), emits the event hooks, parses, and lets `aclose` interrupt
+calls in flight.
+
+It knows nothing of the endpoints: a call is ``await session.fetch(request, parser)``.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import copy
 import email.utils
 import logging
 import random
+import time
 import weakref
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import timezone
-from types import MappingProxyType
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import attrs
 
-from . import _endpoints as ep
 from ._auth import Credentials, sign_request
-from ._events import Event, HookRunner
+from ._checks import check_callable, check_error_codes
+from ._events import Event, EventHook, HookRunner
 from ._exceptions import (
-    APIError,
     ClientClosedError,
     ConnectError,
     EventLoopError,
-    RateLimitError,
     RequestTimeout,
     ResponseError,
     SenseLinkError,
-    ServerError,
     TransportError,
+    ValidationError,
 )
 from ._headers import find_request_id, seen_headers
-from ._http import HttpRequest, HttpResponse
-from ._limits import RateLimiter
-from ._models import RecordPage
-from ._retry import RetryPolicy, Timeout, is_retryable
+from ._http import HttpRequest, HttpResponse, make_request
+from ._limits import RateLimiter, make_semaphore
+from ._retry import RetryPolicy, Timeout, classify
 from ._transport import Transport
-from ._wire import ErrorCodes
+from ._wire import DEFAULT_ERROR_CODES, ErrorCodes
 
-__all__ = ["Requester"]
+__all__ = ["Parser", "Session"]
 
 T = TypeVar("T")
+T_co = TypeVar("T_co", covariant=True)
 
 logger = logging.getLogger("senselink_plus")
 
 
-class Requester:
-    """What `Client` builds on: its state is set up by `Client.__init__`."""
+class Parser(Protocol[T_co]):
+    """Turns one response to a request into a value or a typed error (`_protocol`'s
+    ``parse_*`` functions)."""
 
-    base_url: str
-    retry: RetryPolicy
-    _credentials: Credentials
-    _codes: ErrorCodes
-    _semaphore: asyncio.Semaphore | None
-    _clock: Callable[[], float]
-    _timer: Callable[[], float]
-    _sleep: Callable[[float], Awaitable[object]]
-    _rng: random.Random
-    _limiter: RateLimiter | None
-    _hooks: HookRunner
-    _inflight: set[asyncio.Task[Any]]
-    _cancelled_by_close: weakref.WeakSet[asyncio.Task[Any]]
-    _transport: Transport
-    _closed: bool
-    #: The client whose event loop this one shares (itself, or what with_options copied).
-    _loop_owner: Requester
-    _loop: asyncio.AbstractEventLoop | None
-    #: Headers every request carries (User-Agent, default_headers, with_options headers).
-    _headers: Mapping[str, str] = MappingProxyType({})
-    #: A timeout set by with_options or per call: sent with each request and enforced.
-    _request_timeout: Timeout | None = None
-    #: The last ``Date`` header parsed: (raw value, server epoch, local timer, local clock).
-    _server_date: tuple[str, float, float, float] | None = None
+    def __call__(
+        self, response: HttpResponse, request: HttpRequest, *, codes: ErrorCodes, now: float
+    ) -> T_co: ...
 
-    def _check_open(self) -> None:
+
+class Session:
+    """The request loop: ``await session.fetch(request, parser)`` signs, limits, sends,
+    retries and parses one call.
+
+    A GET is retried on anything transient; any other method only when the request
+    provably did not reach the server (see `classify`). ``headers`` go on every
+    request (the request's own win); ``timeout``, when set, goes on every request and
+    bounds each attempt whatever the transport does. `derive` makes a copy with other
+    options that shares the transport, the limits, the hooks and the event loop.
+    ``clock`` (wall time, for signing), ``timer`` (monotonic), ``sleep`` and ``rng``
+    come in so tests run without real waits.
+
+    >>> session = Session(Credentials("key", "secret"), MockTransport(handler))  # doctest: +SKIP
+    >>> page = await session.fetch(build_list_records(...), parse_record_page)  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        credentials: Credentials,
+        transport: Transport,
+        *,
+        owns_transport: bool = False,
+        retry: RetryPolicy | None = None,
+        error_codes: Mapping[int, type[Any]] | None = None,
+        max_concurrency: int | None = None,
+        rate_limit: float | None = None,
+        event_hooks: Mapping[str, Sequence[EventHook]] | None = None,
+        headers: Mapping[str, str] | None = None,
+        timeout: Timeout | None = None,
+        clock: Callable[[], float] = time.time,
+        timer: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
+        rng: random.Random | None = None,
+    ) -> None:
+        retry = retry if retry is not None else RetryPolicy()
+        if not isinstance(retry, RetryPolicy):
+            raise ValidationError("retry must be a RetryPolicy", field="retry")
+        self._retry = retry
+        self._codes: ErrorCodes = {**DEFAULT_ERROR_CODES, **check_error_codes(error_codes)}
+        self._semaphore = make_semaphore(max_concurrency)
+        self.clock = check_callable(clock, "clock")
+        self.timer = check_callable(timer, "timer")
+        self._sleep = check_callable(sleep, "sleep")
+        if rng is not None and not isinstance(rng, random.Random):
+            raise ValidationError("rng must be a random.Random", field="rng")
+        self.rng = rng if rng is not None else random.Random()
+        self._limiter = (
+            None if rate_limit is None else RateLimiter(rate_limit, timer=timer, sleep=sleep)
+        )
+        self._hooks = HookRunner(event_hooks)
+        self._credentials = credentials
+        self._transport = transport
+        self._owns_transport = owns_transport
+        self._owns_hooks = True
+        self._headers: Mapping[str, str] = dict(headers) if headers else {}
+        self._timeout = timeout
+        self._inflight: set[asyncio.Task[Any]] = set()
+        self._cancelled_by_close: weakref.WeakSet[asyncio.Task[Any]] = weakref.WeakSet()
+        self._copies: weakref.WeakSet[Session] = weakref.WeakSet()
+        self._closed = False
+        # The session whose event loop this one shares (itself, or what derive copied).
+        self._loop_owner = self
+        self._loop: asyncio.AbstractEventLoop | None = None  # bound on first use
+        #: The last ``Date`` header parsed: (raw value, server epoch, local timer, clock).
+        self._server_date: tuple[str, float, float, float] | None = None
+
+    def derive(
+        self,
+        *,
+        retry: RetryPolicy | None = None,
+        headers: Mapping[str, str] | None = None,
+        timeout: Timeout | None = None,
+    ) -> Session:
+        """A copy with another policy, more headers or a timeout, sharing the
+        transport, limits, hooks, server clock reading and event loop. The original
+        owns what they share; closing it closes every copy."""
+        self.check_open()
+        if retry is not None and not isinstance(retry, RetryPolicy):
+            raise ValidationError("retry must be a RetryPolicy", field="retry")
+        clone = copy.copy(self)
+        clone._owns_transport = False
+        clone._owns_hooks = False
+        clone._inflight = set()
+        clone._cancelled_by_close = weakref.WeakSet()
+        clone._copies = weakref.WeakSet()
+        if retry is not None:
+            clone._retry = retry
+        if headers:
+            clone._headers = {**self._headers, **headers}
+        if timeout is not None:
+            clone._timeout = timeout
+        self._copies.add(clone)
+        return clone
+
+    @property
+    def retry(self) -> RetryPolicy:
+        """The retry policy of every call."""
+        return self._retry
+
+    @property
+    def timeout(self) -> Timeout | None:
+        """The timeout put on every request (None: the transport's own)."""
+        return self._timeout
+
+    @property
+    def transport(self) -> Transport:
+        """Where requests are sent."""
+        return self._transport
+
+    @property
+    def closed(self) -> bool:
+        """True once `aclose` has been called (on this session or its original)."""
+        return self._closed
+
+    async def aclose(self) -> None:
+        """Close this session and its copies: calls in flight (or waiting to retry) fail
+        with `ClientClosedError`; the hooks and a transport it owns are closed.
+
+        Raises `EventLoopError` from a loop other than the one the session was used in.
+        """
+        if self._closed:
+            return
+        if self._loop_owner._loop is not None:
+            self.check_loop()
+        self._closed = True
+        for clone in list(self._copies):
+            await clone.aclose()
+        for task in list(self._inflight):
+            if task is not asyncio.current_task():
+                self._cancelled_by_close.add(task)
+                task.cancel()
+        if self._owns_hooks:
+            await self._hooks.aclose()
+        if self._owns_transport:
+            await self._transport.aclose()
+
+    def check_open(self) -> None:
+        """Raise `ClientClosedError` once the session is closed."""
         if self._closed:
             raise ClientClosedError("the client is closed")
 
-    def _check_loop(self) -> None:
-        """Bind the client to the running loop on first use; refuse any other loop after.
+    def check_loop(self) -> None:
+        """Bind the session to the running loop on first use; refuse any other loop after.
 
         Its connections, locks and tasks belong to that loop: from another one they fail
         in ways that look like network errors (and would be retried).
         """
-        owner = self._loop_owner  # with_options copies share their original's loop
+        owner = self._loop_owner  # derived copies share their original's loop
         loop = asyncio.get_running_loop()
         if owner._loop is None:
             owner._loop = loop
@@ -94,22 +216,29 @@ class Requester:
                 "loop (e.g. per asyncio.run)"
             )
 
-    async def _fetch_page(self, request: HttpRequest) -> RecordPage:
-        return await self._call(request, ep.parse_record_page, idempotent=True)
-
-    def _server_time(self) -> tuple[float, float] | None:
+    def server_time(self) -> tuple[float, float] | None:
         """The server's time now (its last ``Date`` header moved on by the local timer)
         and how far the local clock is off it (server minus local), in seconds; None
         until a response carried a usable ``Date``."""
-        seen = self._server_date
+        seen = self._loop_owner._server_date
         if seen is None:
             return None
         _, server, timer, clock = seen
-        return server + (self._timer() - timer), server - clock
+        return server + (self.timer() - timer), server - clock
+
+    async def wait(self, seconds: float) -> None:
+        """Sleep ``seconds`` (the injected sleep); `aclose` ends the wait with
+        `ClientClosedError`."""
+        await self._until_closed(self._sleep(seconds))
+
+    async def pause(self, attempt: int) -> None:
+        """Wait the retry policy's back-off before attempt ``attempt + 1``."""
+        await self.wait(self._retry.backoff(attempt, self.rng))
 
     def _note_date(self, response: HttpResponse) -> None:
         raw = response.headers.get("date")
-        seen = self._server_date
+        owner = self._loop_owner
+        seen = owner._server_date
         # The header changes once a second at most: parse it only when it changed, and
         # keep the first reading of each value (the closest to the second it names).
         if raw is None or (seen is not None and seen[0] == raw):
@@ -121,15 +250,15 @@ class Requester:
             server = when.timestamp()
         except (TypeError, ValueError, IndexError, OverflowError):
             return
-        self._server_date = (raw, server, self._timer(), self._clock())
+        owner._server_date = (raw, server, self.timer(), self.clock())
 
-    def _parse(self, parser: Callable[..., T], response: HttpResponse, request: HttpRequest) -> T:
-        return parser(response, request, codes=self._codes, now=self._clock())
+    def _parse(self, parser: Parser[T], response: HttpResponse, request: HttpRequest) -> T:
+        return parser(response, request, codes=self._codes, now=self.clock())
 
     def _prepared(self, request: HttpRequest) -> HttpRequest:
-        """``request`` with the client's headers (its own win) and per-call timeout."""
-        timeout = self._request_timeout if self._request_timeout is not None else request.timeout
-        return HttpRequest._normalised(
+        """``request`` with the session's headers (its own win) and timeout."""
+        timeout = self._timeout if self._timeout is not None else request.timeout
+        return make_request(
             request.method,
             request.url,
             request.params,
@@ -138,14 +267,23 @@ class Requester:
             timeout,
         )
 
-    async def _call(self, request: HttpRequest, parser: Callable[..., T], *, idempotent: bool) -> T:
-        self._check_loop()
+    async def fetch(self, request: HttpRequest, parser: Parser[T]) -> T:
+        """Send ``request`` (retrying by policy) and parse its response with ``parser``.
+
+        A GET is idempotent and retried on anything transient; any other method is
+        retried only when it provably did not reach the server, and its errors say
+        when it may have landed (``record_may_exist``).
+        """
+        return await self._call(request, parser, idempotent=request.method == "GET")
+
+    async def _call(self, request: HttpRequest, parser: Parser[T], *, idempotent: bool) -> T:
+        self.check_loop()
         request = self._prepared(request)
         hooks = self._hooks
         if not (hooks.wants("start") or hooks.wants("end")):
             return await self._attempts(request, parser, idempotent, None)
         state = _CallState()
-        started = self._timer()
+        started = self.timer()
         if hooks.wants("start"):
             params = request.info().params
             hooks.emit(Event("start", request.method, request.path, 0, params, url=request.url))
@@ -162,7 +300,7 @@ class Requester:
                         state.attempt,
                         request.info().params,
                         status=getattr(exc, "status", None) or state.status,
-                        elapsed=self._timer() - started,
+                        elapsed=self.timer() - started,
                         error=f"{type(exc).__name__}: {error.message if error else exc}",
                         url=request.url,
                         headers=error.headers if error is not None else None,
@@ -179,7 +317,7 @@ class Requester:
                     state.attempt,
                     request.info().params,
                     status=state.status,
-                    elapsed=self._timer() - started,
+                    elapsed=self.timer() - started,
                     url=request.url,
                 )
             )
@@ -188,11 +326,11 @@ class Requester:
     async def _attempts(
         self,
         request: HttpRequest,
-        parser: Callable[..., T],
+        parser: Parser[T],
         idempotent: bool,
         state: _CallState | None,
     ) -> T:
-        started = self._timer()
+        started = self.timer()
         attempt = 0
         while True:
             attempt += 1
@@ -207,19 +345,20 @@ class Requester:
             except SenseLinkError as error:
                 if response is not None and error.headers is None:
                     _from_response(error, response)
+                verdict = classify(error, idempotent=idempotent)
                 if self._closed:
                     raise ClientClosedError(
                         "the client was closed during the call",
                         request=request.info(),
                         # A create already handed to the transport may have landed.
                         record_may_exist=not idempotent
-                        and (error.record_may_exist or _may_have_landed(error)),
+                        and (error.record_may_exist or verdict.may_have_landed),
                     ) from None
                 if error.request is None:
                     error.request = request.info()
-                if not idempotent and _may_have_landed(error):
+                if not idempotent and verdict.may_have_landed:
                     error.record_may_exist = True
-                delay = self._next_delay(error, attempt, started, idempotent)
+                delay = self._next_delay(error, attempt, started, verdict.retry)
                 if delay is None:
                     raise
                 logger.info(
@@ -247,29 +386,29 @@ class Requester:
                         )
                     )
                 await self._until_closed(self._sleep(delay), request)
-                self._check_open()
+                self.check_open()
 
     def _next_delay(
-        self, error: SenseLinkError, attempt: int, started: float, idempotent: bool
+        self, error: SenseLinkError, attempt: int, started: float, retry: bool
     ) -> float | None:
-        policy = self.retry
-        if attempt >= policy.max_attempts or not is_retryable(error, idempotent=idempotent):
+        policy = self._retry
+        if attempt >= policy.max_attempts or not retry:
             return None
-        delay = policy.delay(error, attempt, self._rng)
+        delay = policy.delay(error, attempt, self.rng)
         if delay is None:
             return None
-        if policy.deadline is not None and self._timer() - started + delay > policy.deadline:
+        if policy.deadline is not None and self.timer() - started + delay > policy.deadline:
             return None
         return delay
 
     async def _attempt(self, request: HttpRequest, attempt: int, started: float) -> HttpResponse:
         if self._limiter is not None:
             await self._limiter.acquire()
-        self._check_open()
+        self.check_open()
         if self._semaphore is None:
             return await self._send_signed(request, attempt, started)
         async with self._semaphore:
-            self._check_open()
+            self.check_open()
             return await self._send_signed(request, attempt, started)
 
     async def _until_closed(
@@ -302,7 +441,7 @@ class Requester:
         self, request: HttpRequest, attempt: int, started: float
     ) -> HttpResponse:
         # A fresh timestamp and sign for every attempt: the server refuses stale ones.
-        signed = sign_request(request, self._credentials, int(self._clock() * 1000))
+        signed = sign_request(request, self._credentials, int(self.clock() * 1000))
         hooks = self._hooks
         if hooks.adds_headers or hooks.wants("request"):
             params = request.info().params
@@ -313,7 +452,7 @@ class Requester:
             if hooks.wants("request"):
                 hooks.emit(event)
             if added:  # the request's own headers win
-                signed = HttpRequest._normalised(
+                signed = make_request(
                     signed.method,
                     signed.url,
                     signed.params,
@@ -321,8 +460,8 @@ class Requester:
                     signed.content,
                     signed.timeout,
                 )
-        sent = self._timer()
-        deadline = self.retry.deadline
+        sent = self.timer()
+        deadline = self._retry.deadline
         # A per-call timeout bounds the attempt whatever the transport does with it.
         limit = None if request.timeout is None else request.timeout.total
         by_deadline = False
@@ -355,7 +494,7 @@ class Requester:
             raise RequestTimeout(reason, request=request.info()) from None
         except OSError as exc:  # a custom transport that lets a socket error through
             raise TransportError(f"transport failure: {type(exc).__name__}: {exc}") from None
-        elapsed = self._timer() - sent
+        elapsed = self.timer() - sent
         self._note_date(response)
         logger.debug(
             "%s %s status=%d attempt=%d elapsed_ms=%.1f bytes=%d",
@@ -404,12 +543,3 @@ def _uncancel(task: asyncio.Task[Any]) -> int:
     3.10 a close and a caller's cancel that arrive together read as the close)."""
     uncancel = getattr(task, "uncancel", None)
     return int(uncancel()) if uncancel is not None else 0
-
-
-def _may_have_landed(error: SenseLinkError) -> bool:
-    """Whether a failed create may still have stored its record."""
-    if isinstance(error, (ConnectError, RateLimitError)):
-        return False
-    if isinstance(error, (TransportError, ResponseError, ServerError)):
-        return True
-    return isinstance(error, APIError) and error.status >= 500
