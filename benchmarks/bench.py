@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import bisect
 import contextlib
 import cProfile
 import gc
@@ -481,6 +482,42 @@ def mock_client(responses: Sequence[slp.HttpResponse]) -> tuple[slp.Client, Mock
     return client, mock
 
 
+class ListingMock:
+    """The emulator's listing of one window, answered from memory through
+    MockTransport: any ``time_from``/``time_to``/``page``/``size``, as the server would
+    (records() asks pages of listings that start inside the window). Each answer is
+    built once and cached, so repeated runs measure the client alone."""
+
+    def __init__(self, bodies: Sequence[bytes]) -> None:
+        self.rows = [row for body in bodies for row in orjson.loads(body)["data"]["list"]]
+        self.rows.sort(key=lambda row: row["record_id"])
+        self.times = [row["create_at"] for row in self.rows]
+        self.cache: dict[tuple[tuple[str, str], ...], slp.HttpResponse] = {}
+
+    def answer(self, request: slp.HttpRequest) -> slp.HttpResponse:
+        key = tuple(p for p in request.params if p[0] not in ("app_key", "timestamp", "sign"))
+        cached = self.cache.get(key)
+        if cached is not None:
+            return cached
+        query = dict(key)
+        lo = int(datetime.fromisoformat(query["time_from"]).timestamp() * 1000)
+        hi = int(datetime.fromisoformat(query["time_to"]).timestamp() * 1000)
+        first, last = bisect.bisect_left(self.times, lo), bisect.bisect_right(self.times, hi)
+        rows = self.rows[first:last]
+        if query.get("order") == "0":
+            rows = rows[::-1]
+        page, size = int(query["page"]), int(query["size"])
+        chunk = rows[(page - 1) * size : page * size]
+        data = {"page_num": page, "page_size": size, "total": len(rows), "list": chunk}
+        body = orjson.dumps({"code": 200, "message": "OK", "data": data})
+        response = self.cache[key] = json_response(body)
+        return response
+
+    def client(self) -> slp.Client:
+        mock = MockTransport(self.answer)
+        return slp.Client(APP_KEY, APP_SECRET, base_url="http://127.0.0.1:9", transport=mock)
+
+
 def json_response(body: bytes) -> slp.HttpResponse:
     return slp.HttpResponse(200, {"content-type": "application/json"}, body)
 
@@ -566,6 +603,7 @@ async def breakdown(emu: EmulatorProcess, window: Window, bodies: Sequence[bytes
 
     # The pager's own cost: records() against list_records over the same 500 pages.
     responses = [json_response(b) for b in bodies]
+    listing = ListingMock(bodies)
 
     async def list_loop() -> None:
         client, _ = mock_client(responses)
@@ -573,7 +611,7 @@ async def breakdown(emu: EmulatorProcess, window: Window, bodies: Sequence[bytes
             await client.list_records(*window, page=page, size=100)
 
     async def pager(concurrency: int) -> None:
-        client, _ = mock_client(responses)
+        client = listing.client()
         count = 0
         async for _ in client.records(*window, concurrency=concurrency):
             count += 1
