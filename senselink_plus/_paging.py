@@ -176,9 +176,8 @@ class _Window:
     unproductive: int = 0
     #: The page size the server uses whatever is asked (0: it follows the size asked).
     fixed: int = 0
-    #: The last ``total`` answered for a listing from an anchor, and by how much the
-    #: window's end last moved back (records expiring ahead of the walk shift later
-    #: pages back by that much): pages then reach back further.
+    #: How many records left the listing of the last record yielded since it was read
+    #: there (records expiring ahead of the walk): a restart reaches back that much less.
     drift: int = 0
     #: The listing the last record yielded was read from, its place there, and that
     #: listing's total then.
@@ -255,28 +254,17 @@ class RangeCursor:
             return []
         before = self._seq
         window = self._window
-        if not self._pending(window):
-            if window.limit is None or window.unproductive:
-                self._restart(window)
-            elif window.frontier < window.limit:
-                self._plan(window)
-            else:  # the plan ran out before the listing did: look again from the mark
-                self._restart(window)
+        if not self._pending(window) and (window.limit is None or window.unproductive):
+            self._restart(window)  # a window's first page, or after one that did not fit
         while (
             len(self._in_flight) < self.lookahead
             and window.limit is not None
             and window.frontier < window.limit
             and self._budget_allows()
+            and self._plan(window) is not None
         ):
-            frontier = window.frontier
-            self._plan(window)
-            if window.frontier <= frontier:  # no further than before: wait for answers
-                self._in_flight.pop()
-                self._seq -= 1
-                self.sent -= 1
-                window.frontier = frontier
-                break
-        if not self._pending(window):  # nothing could be planned: start again
+            pass
+        if not self._pending(window):  # nothing left to plan, yet not ended: look again
             self._restart(window)
         index = window.index + 1
         while len(self._in_flight) < self.lookahead and index < len(self.windows):
@@ -359,9 +347,18 @@ class RangeCursor:
     def _pending(self, window: _Window) -> bool:
         return any(r.window == window.index for r in self._in_flight)
 
-    def _plan(self, window: _Window) -> PageRequest:
-        """The page that starts one record before the frontier, from whichever known
-        listing lets a full page do that (else the size that overlaps best)."""
+    def _plan(self, window: _Window) -> PageRequest | None:
+        """Ask for the next page, unless it would reach no further than the last one
+        planned (then the answers in flight must come first)."""
+        anchor, page, size, verify = self._next_page(window)
+        if anchor[1] + page * size <= window.frontier:
+            return None
+        return self._request(window, anchor, page, size, verify=verify)
+
+    def _next_page(self, window: _Window) -> tuple[Anchor, int, int, bool]:
+        """The page ``(listing, number, size, checked)`` that starts one record before
+        the frontier, from whichever known listing lets a full page do that (else the
+        size that overlaps best)."""
         end = max(window.frontier, window.mark + 1, 1)
         size = window.size
         if size < 3 or window.fixed:
@@ -369,22 +366,19 @@ class RangeCursor:
             # came from, checked when it happens to start before ``end``.
             anchor = self._local_anchor(window)
             page = (end - anchor[1]) // size + 1
-            start = anchor[1] + (page - 1) * size
-            return self._request(window, anchor, page, size, verify=start < end)
-        best: tuple[int, Anchor, int, int] | None = None  # (reach, anchor, page, size)
-        if not window.fixed:
-            found = self._page_anchor(window, end, size)
-            if found is not None:
-                anchor, overlap = found
-                page = (end - 1 - anchor[1]) // size + 1
-                best = (size - overlap, anchor, page, size)
+            return anchor, page, size, anchor[1] + (page - 1) * size < end
+        best: tuple[int, Anchor, int, int] | None = None  # (reach, listing, page, size)
+        found = self._page_anchor(window, end, size)
+        if found is not None:
+            anchor, overlap = found
+            best = (size - overlap, anchor, (end - 1 - anchor[1]) // size + 1, size)
         mark = window.mark_anchor or (self._local_anchor(window) if window.mark >= 0 else None)
         if mark is not None and mark[1] < end and (best is None or best[0] < size - 1):
             page = (end - 1 - mark[1]) // size + 1
             reach = mark[1] + page * size - end
             if best is None or reach > best[0]:
                 best = (reach, mark, page, size)
-            if reach < size - size // 4 and not window.fixed:
+            if reach < size - size // 4:
                 # Dense seconds leave few listings to choose from: shrink the page.
                 planned = plan_after(end - mark[1], size)
                 if planned is not None:
@@ -392,12 +386,11 @@ class RangeCursor:
                     if reach > best[0]:
                         best = (reach, mark, planned[0], planned[1])
         if best is None or best[0] <= 0:
-            # No overlap is possible (pages of one record): the page holding ``end``.
+            # No overlap is possible: the page holding ``end``, unchecked.
             anchor = mark if mark is not None and mark[1] < end else self._top_anchor(window)
-            page = (end - anchor[1]) // size + 1
-            return self._request(window, anchor, page, size, verify=False)
+            return anchor, (end - anchor[1]) // size + 1, size, False
         _, anchor, page, size = best
-        return self._request(window, anchor, page, size, verify=True)
+        return anchor, page, size, True
 
     def _page_anchor(self, window: _Window, end: int, size: int) -> tuple[Anchor, int] | None:
         """A listing that begins on the latest page used (a second's first record)
