@@ -378,7 +378,7 @@ class RangeCursor:
             reach = mark[1] + page * size - end
             if best is None or reach > best[0]:
                 best = (reach, mark, page, size)
-            if reach < size - size // 4:
+            if best[0] < size - size // 4:
                 # Dense seconds leave few listings to choose from: shrink the page.
                 planned = plan_after(end - mark[1], size)
                 if planned is not None:
