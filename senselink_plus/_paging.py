@@ -49,9 +49,11 @@ How it keeps every record exactly once, with memory bounded by a page:
   extra request. A page that holds records although its own ``total`` says it cannot
   raises `ResponseError`.
 
-Prefetch: up to ``lookahead`` calls are in flight, spread over the current window's
-next pages and the first pages of the windows after it, so a range of many small windows
-costs about ``windows / lookahead`` round trips. Records still come out in order.
+Prefetch: up to ``lookahead`` calls of the window being read are in flight, and the
+first pages of the windows after it fill what the current window leaves of
+``lookahead``, so a range of many small windows costs about ``windows / lookahead``
+round trips. Records still come out in order; about ``2 * lookahead`` pages are held at
+most.
 """
 
 from __future__ import annotations
@@ -257,10 +259,12 @@ class RangeCursor:
         if not self._pending(window) and (window.limit is None or window.unproductive):
             self._restart(window)  # a window's first page, or after one that did not fit
         while (
-            len(self._in_flight) < self.lookahead
+            # The window being read gets its own ``lookahead`` calls: first pages of later
+            # windows, answered already or not, never hold it back.
+            sum(1 for r in self._in_flight if r.window == window.index) < self.lookahead
             and window.limit is not None
             and window.frontier < window.limit
-            and self._budget_allows()
+            and self._budget_allows(window.index)
             and self._plan(window) is not None
         ):
             pass
@@ -339,10 +343,13 @@ class RangeCursor:
             cached = self._whens[bound] = datetime.fromtimestamp(bound, timezone.utc).astimezone(tz)
         return cached
 
-    def _budget_allows(self) -> bool:
+    def _budget_allows(self, index: int | None = None) -> bool:
+        """Whether the records still wanted justify another call (for one window's
+        calls in flight, or all of them)."""
         if self.remaining is None:
             return True
-        return sum(r.size for r in self._in_flight) < self.remaining
+        planned = sum(r.size for r in self._in_flight if index is None or r.window == index)
+        return planned < self.remaining
 
     def _pending(self, window: _Window) -> bool:
         return any(r.window == window.index for r in self._in_flight)
