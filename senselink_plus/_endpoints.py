@@ -35,6 +35,7 @@ from ._timeutil import (
     ceil_second,
     floor_second,
     gmt_label,
+    local_label,
     real_span,
     to_aware,
     to_wire_time,
@@ -192,9 +193,12 @@ def encode_extend(value: object) -> str:
 
 
 def _device_time(
-    timestamp: datetime | int | None, timezone: str | None, now: datetime | None
+    timestamp: datetime | int | None, timezone: str | None, now: datetime | int | None
 ) -> tuple[int, str | None]:
     if timestamp is None:
+        if type(now) is int and now >= 0:
+            # The client's own "now": unix seconds in the local zone, no datetime made.
+            return now, timezone if timezone is not None else local_label(now)
         if now is None:
             raise ValidationError(
                 "timestamp is None and no current time was given", field="timestamp"
@@ -227,7 +231,7 @@ def build_create_record(
     sn: str,
     image: ImageInput,
     *,
-    now: datetime | None,
+    now: datetime | int | None,
     timestamp: datetime | int | None = None,
     timezone: str | None = None,
     threshold: float | None = None,
@@ -238,27 +242,19 @@ def build_create_record(
     """Build ``POST /api/v1/plus/record``; every argument is checked first.
 
     ``timestamp``: an aware datetime is sent as unix seconds and gives ``timezone``
-    (``GMT+9:00``) when none is passed; an int is sent as given; None means ``now``.
+    (``GMT+9:00``) when none is passed; an int is sent as given; None means ``now``
+    (an aware datetime, or unix seconds labelled with the local zone's offset).
     """
-    body: dict[str, Any] = {"sn": check_sn(sn)}
+    head: dict[str, Any] = {"sn": check_sn(sn)}
     face = _face_image(image, rectangle)
     if timezone is not None:
         check_text(timezone, "timezone")  # as the device sends it, e.g. GMT+9:00
-    body["timestamp"], zone = _device_time(timestamp, timezone, now)
+    head["timestamp"], zone = _device_time(timestamp, timezone, now)
     if zone is not None:
-        body["timezone"] = zone
+        head["timezone"] = zone
     if threshold is not None:
-        body["threshold"] = check_threshold(threshold)
-    image_obj: dict[str, Any] = {"data": base64.b64encode(face.data).decode("ascii")}
-    if face.rectangle is not None:
-        r = face.rectangle
-        image_obj["rectangle"] = {
-            "top": r.top,
-            "left": r.left,
-            "width": r.width,
-            "height": r.height,
-        }
-    body["image"] = image_obj
+        head["threshold"] = check_threshold(threshold)
+    tail: dict[str, Any] = {}
     if process_mode is not None:
         if isinstance(process_mode, bool) or process_mode != 0:
             raise ValidationError(
@@ -266,10 +262,34 @@ def build_create_record(
                 "(asynchronous)",
                 field="process_mode",
             )
-        body["process_mode"] = 0
+        tail["process_mode"] = 0
     if extend is not None:
-        body["extend"] = encode_extend(extend)
-    return make_request("POST", _url(base_url, RECORD_PATH), (), _JSON_HEADERS, orjson.dumps(body))
+        tail["extend"] = encode_extend(extend)
+    return make_request(
+        "POST", _url(base_url, RECORD_PATH), (), _JSON_HEADERS, _create_body(head, face, tail)
+    )
+
+
+def _create_body(head: dict[str, Any], face: FaceImage, tail: dict[str, Any]) -> bytes:
+    """The JSON body: ``head``'s members, ``image``, then ``tail``'s, written in one pass.
+
+    The base64 text goes in as the bytes it is (its alphabet needs no JSON escaping):
+    decoding it to a str only for orjson to scan and copy it back would cost more than
+    the rest of the body for any real photo.
+    """
+    parts = [orjson.dumps(head)[:-1], b',"image":{"data":"', base64.b64encode(face.data), b'"']
+    r = face.rectangle
+    if r is not None:
+        parts.append(b',"rectangle":')
+        parts.append(
+            orjson.dumps({"top": r.top, "left": r.left, "width": r.width, "height": r.height})
+        )
+    parts.append(b"}")
+    if tail:
+        parts.append(b"," + orjson.dumps(tail)[1:])
+    else:
+        parts.append(b"}")
+    return b"".join(parts)
 
 
 def parse_created_record(
