@@ -80,6 +80,8 @@ def check_sn(sn: object, field: str = "sn") -> str:
 
 
 def check_order(order: object) -> Order:
+    if order is Order.ASCENDING or order is Order.DESCENDING:
+        return order
     if isinstance(order, bool) or not isinstance(order, int):
         raise ValidationError(
             f"order must be Order.ASCENDING or Order.DESCENDING, not {shown(order)}",
@@ -308,14 +310,26 @@ def parse_created_record(
 
 def window_bounds(time_from: TimeInput, time_to: TimeInput) -> tuple[datetime, datetime]:
     """The window as sent: ``time_from`` rounded down and ``time_to`` up to whole seconds."""
-    start = floor_second(to_aware(time_from, "time_from"))
+    start, end, _ = _window(time_from, time_to)
+    return start, end
+
+
+def _window(time_from: TimeInput, time_to: TimeInput) -> tuple[datetime, datetime, timedelta]:
+    """`window_bounds` and the window's real length."""
+    start = to_aware(time_from, "time_from")
+    if start.microsecond:
+        start = floor_second(start)
     end = ceil_second(to_aware(time_to, "time_to"))
-    if real_span(start, end) <= timedelta(0):
+    span = real_span(start, end)
+    if span <= _ZERO:
         raise ValidationError(
             f"time_to {to_wire_time(end)} must be after time_from {to_wire_time(start)}",
             field="time_to",
         )
-    return start, end
+    return start, end, span
+
+
+_ZERO = timedelta(0)
 
 
 def build_list_records(
@@ -329,21 +343,28 @@ def build_list_records(
     size: int = MAX_PAGE_SIZE,
 ) -> HttpRequest:
     """Build ``GET /api/v1/plus/record`` for one window of at most 24 hours."""
-    start, end = window_bounds(time_from, time_to)
-    span = real_span(start, end)
+    start, end, span = _window(time_from, time_to)
     if span > MAX_WINDOW:
         raise ValidationError(
             f"the window {to_wire_time(start)} .. {to_wire_time(end)} is {span}; "
             f"one call may span at most {MAX_WINDOW} (use client.records() for longer ranges)",
             field="time_to",
         )
-    params = [("time_from", to_wire_time(start)), ("time_to", to_wire_time(end))]
-    if sn is not None:
-        params.append(("sn", check_sn(sn)))
-    params.append(("order", str(int(check_order(order)))))
-    params.append(("page", str(check_int(page, "page", maximum=MAX_PAGE))))
-    params.append(("size", str(check_page_size(size))))
-    return make_request("GET", _url(base_url, RECORD_PATH), tuple(params))
+    sn_text = None if sn is None else check_sn(sn)
+    order = check_order(order)
+    page_text = str(check_int(page, "page", maximum=MAX_PAGE))
+    size_text = str(check_page_size(size))
+    window = (
+        ("time_from", start.isoformat(timespec="seconds")),
+        ("time_to", end.isoformat(timespec="seconds")),
+    )
+    rest = (("order", _ORDER_TEXT[order]), ("page", page_text), ("size", size_text))
+    if sn_text is not None:
+        return make_request("GET", _url(base_url, RECORD_PATH), (*window, ("sn", sn_text), *rest))
+    return make_request("GET", _url(base_url, RECORD_PATH), window + rest)
+
+
+_ORDER_TEXT = {Order.DESCENDING: "0", Order.ASCENDING: "1"}
 
 
 def parse_record_page(

@@ -37,6 +37,10 @@ LATEST = datetime(9999, 1, 1, tzinfo=timezone.utc)
 
 def to_aware(value: datetime | str, field: str) -> datetime:
     """Return ``value`` as an aware datetime; a naive one or a bad string is refused."""
+    # The usual case, a fixed-offset datetime in range, is checked without the general
+    # path's guards: such a tzinfo always answers.
+    if type(value) is datetime and type(value.tzinfo) is timezone and EARLIEST <= value < LATEST:
+        return value
     if isinstance(value, str):
         text = value.strip()
         if text.endswith(("Z", "z")):
@@ -99,6 +103,9 @@ def real_span(start: datetime, end: datetime) -> timedelta:
     ignoring DST changes and ``fold``: across a fall-back, 24 wall-clock hours are 25
     real ones, and 02:30 (fold=0) to 02:30 (fold=1) is an hour, not zero.
     """
+    zone = start.tzinfo
+    if zone is end.tzinfo and type(zone) is timezone:
+        return end - start  # one fixed offset: wall-clock and elapsed time agree
     return end.astimezone(timezone.utc) - start.astimezone(timezone.utc)
 
 
@@ -163,14 +170,14 @@ def split_time_range(
 ) -> list[tuple[datetime, datetime]]:
     """Split ``[start, end]`` into consecutive windows of at most ``span``.
 
-    Neighbours share their boundary instant (the server's filter includes both ends).
-    Each window keeps the time zone of ``start``.
+        Neighbours share their boundary instant (the server's filter includes both ends).
+        Each window keeps the time zone of ``start``.
 
-    >>> import time
-from datetime import datetime, timedelta, timezone
-    >>> t0 = datetime(2024, 1, 1, tzinfo=timezone.utc)
-    >>> [(a.day, b.day) for a, b in split_time_range(t0, t0 + timedelta(days=2, hours=1))]
-    [(1, 2), (2, 3), (3, 3)]
+        >>> import time
+    from datetime import datetime, timedelta, timezone
+        >>> t0 = datetime(2024, 1, 1, tzinfo=timezone.utc)
+        >>> [(a.day, b.day) for a, b in split_time_range(t0, t0 + timedelta(days=2, hours=1))]
+        [(1, 2), (2, 3), (3, 3)]
     """
     start = to_aware(start, "time_from")
     end = to_aware(end, "time_to")
