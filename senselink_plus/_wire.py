@@ -1,4 +1,5 @@
-"""The wire format: one cattrs converter, the response envelope, and error mapping.
+"""The wire format: the record parsers (and the one cattrs converter, made on first use),
+the response envelope, and error mapping.
 
 Pure functions only; `parse_envelope` turns an `HttpResponse` into the envelope's
 ``data`` or raises the typed error the response stands for.
@@ -11,13 +12,11 @@ import math
 import operator
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta, timezone
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
 import attrs
-import cattrs
 import orjson
-from cattrs.preconf.orjson import make_converter
 
 from ._checks import shown
 from ._exceptions import (
@@ -38,8 +37,8 @@ from ._timeutil import LATEST
 __all__ = [
     "DEFAULT_ERROR_CODES",
     "ErrorCodes",
-    "converter",
     "error_class",
+    "get_converter",
     "parse_envelope",
     "parse_retry_after",
     "structure",
@@ -69,7 +68,32 @@ class WireShapeError(ValueError):
 
 # --- the converter -------------------------------------------------------------------
 
-converter = make_converter()
+if TYPE_CHECKING:
+    from cattrs.preconf.orjson import OrjsonConverter
+
+_converter: OrjsonConverter | None = None
+
+
+def get_converter() -> OrjsonConverter:
+    """The one cattrs converter (orjson preconf) with this module's hooks, made on first
+    use: the three endpoints' classes are structured by those hooks directly, so an
+    import that never needs another class never pays for importing cattrs (~10 ms)."""
+    global _converter
+    if _converter is None:
+        from cattrs.preconf.orjson import make_converter
+
+        made = make_converter()
+        made.register_structure_hook(Record, _structure_record)
+        made.register_structure_hook(RecordPage, _structure_page)
+        made.register_structure_hook(CreatedRecord, _structure_created)
+        _converter = made
+    return _converter
+
+
+def __getattr__(name: str) -> Any:
+    if name == "converter":  # the module attribute it used to be
+        return get_converter()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 _NAMES = {int: "an integer", str: "a string"}
@@ -294,9 +318,6 @@ def _structure_created(obj: Any, _: type[CreatedRecord]) -> CreatedRecord:
     return CreatedRecord(_int(obj, "record_id", "data"), _str(obj, "image_id", "data"))
 
 
-converter.register_structure_hook(Record, _structure_record)
-converter.register_structure_hook(RecordPage, _structure_page)
-converter.register_structure_hook(CreatedRecord, _structure_created)
 
 
 Asked = HttpRequest | RequestInfo
@@ -322,11 +343,20 @@ def structure(data: Any, cls: type[T], asked: Asked, status: int) -> T:
         if direct is not None:
             result: T = direct(data, cls)
             return result
-        return converter.structure(data, cls)
-    except (WireShapeError, cattrs.BaseValidationError, KeyError, TypeError, ValueError) as exc:
+        return _by_converter(data, cls)
+    except (WireShapeError, KeyError, TypeError, ValueError) as exc:
         raise ResponseError(
             f"unexpected response shape: {exc}", request=_info(asked), status=status
         ) from None
+
+
+def _by_converter(data: Any, cls: type[T]) -> T:
+    import cattrs
+
+    try:
+        return get_converter().structure(data, cls)
+    except cattrs.BaseValidationError as exc:
+        raise WireShapeError(str(exc)) from None
 
 
 # --- the envelope and error mapping ----------------------------------------------------

@@ -376,3 +376,34 @@ def test_fast_path_records_match_init_records_field_for_field() -> None:
         assert copy.deepcopy(fast) == made
         assert attrs_module.evolve(fast, record_id=1) == attrs_module.evolve(made, record_id=1)
         assert attrs_module.evolve(fast, record_id=1) != made
+
+
+def test_importing_the_package_does_not_import_cattrs() -> None:
+    import subprocess
+    import sys
+
+    code = "import sys, senselink_plus; print('cattrs' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "False"
+
+
+def test_other_classes_go_through_the_one_converter_with_shape_errors_typed() -> None:
+    import attrs as attrs_module
+
+    from senselink_plus import _wire
+
+    @attrs_module.frozen
+    class Pair:
+        a: int
+        b: str
+
+    assert structure({"a": 1, "b": "x"}, Pair, INFO, 200) == Pair(1, "x")
+    with pytest.raises(ResponseError, match="unexpected response shape") as caught:
+        structure({"a": 1}, Pair, INFO, 200)
+    assert caught.value.request == INFO
+    assert _wire.converter is _wire.get_converter()  # one converter, made once
+    # The endpoints' classes take the module's hooks through it too.
+    page = _wire.get_converter().structure(
+        {"page_num": 1, "page_size": 100, "total": 1, "list": [WIRE_RECORD]}, RecordPage
+    )
+    assert page.records == (Record(**WIRE_RECORD),)
