@@ -1018,7 +1018,7 @@ def table(rows: Sequence[Row]) -> list[str]:
             base = f"{format(row.base.median, row.fmt)} ({row.base.spread(row.fmt)})"
         ratio = "-"
         if row.ratios.values:
-            ratio = f"{row.ratios.median:.2f} ({row.ratios.spread('.2f')})"
+            ratio = f"{row.ratios.median:.3f} ({row.ratios.spread('.2f')})"
         met = "yes" if row.met else "**NO**"
         lines.append(
             f"| {row.case} | {row.unit} | {ours} | {base} | {ratio} | {row.target} | {met} |"
