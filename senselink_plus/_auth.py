@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Mapping
 
 import attrs
 
@@ -64,15 +65,31 @@ class Credentials:
         return cls(check_text(key, "app_key"), check_text(secret, "app_secret"))
 
 
-def sign_request(request: HttpRequest, credentials: Credentials, now_ms: int) -> HttpRequest:
-    """Return ``request`` with fresh ``app_key``, ``timestamp`` and ``sign`` query parameters."""
+def sign_request(
+    request: HttpRequest,
+    credentials: Credentials,
+    now_ms: int,
+    *,
+    headers: Mapping[str, str] | None = None,
+) -> HttpRequest:
+    """Return ``request`` with fresh ``app_key``, ``timestamp`` and ``sign`` query
+    parameters (and ``headers`` in place of its own, when given)."""
     timestamp = str(now_ms)
     auth = (
         ("app_key", credentials.app_key),
         ("timestamp", timestamp),
         ("sign", compute_sign(timestamp, credentials.app_secret)),
     )
-    kept = tuple(p for p in request.params if p[0] not in AUTH_PARAMS)
+    params = request.params
+    for name, _ in params:
+        if name in AUTH_PARAMS:  # signed before: drop the stale auth
+            params = tuple([p for p in params if p[0] not in AUTH_PARAMS])
+            break
     return make_request(
-        request.method, request.url, kept + auth, request.headers, request.content, request.timeout
+        request.method,
+        request.url,
+        params + auth,
+        request.headers if headers is None else headers,
+        request.content,
+        request.timeout,
     )

@@ -239,11 +239,9 @@ class Client:
         """
         self._session.check_open()
         client = self._for_call(timeout)  # a bad timeout fails before the image is read
-        now = (
-            datetime.fromtimestamp(self._session.clock()).astimezone()
-            if timestamp is None
-            else None
-        )
+        # The client's "now" as whole unix seconds (in the local zone): what is sent,
+        # without a datetime made per upload.
+        now = int(self._session.clock()) if timestamp is None else None
         build = functools.partial(
             ep.build_create_record,
             self.base_url,

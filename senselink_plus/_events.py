@@ -214,6 +214,11 @@ class HookRunner:
         return kind in self._kinds
 
     @property
+    def wants_any(self) -> bool:
+        """Whether any event hook was given (``"headers"`` hooks aside)."""
+        return bool(self._kinds)
+
+    @property
     def adds_headers(self) -> bool:
         """Whether any ``"headers"`` hook was given."""
         return bool(self._headers_hooks)

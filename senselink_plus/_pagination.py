@@ -82,6 +82,14 @@ class RecordPager:
         self._template = ep.build_list_records(
             base_url, *self.windows[0], sn=self.sn, order=self.order, size=self.page_size
         )
+        # The parameters every call repeats (sn, order), when the template has the
+        # layout _http writes directly; else _http fills the template in key by key.
+        keys = [key for key, _ in self._template.params]
+        self._middle = (
+            self._template.params[2:-2]
+            if keys[:2] == ["time_from", "time_to"] and keys[-2:] == ["page", "size"]
+            else None
+        )
 
     def __repr__(self) -> str:
         first, last = self.windows[0], self.windows[-1]
@@ -108,6 +116,19 @@ class RecordPager:
 
     def _http(self, request: PageRequest) -> HttpRequest:
         template = self._template
+        middle = self._middle
+        if middle is not None:  # the template's layout: window, [sn], order, page, size
+            return make_request(
+                template.method,
+                template.url,
+                (
+                    ("time_from", to_wire_time(request.time_from)),
+                    ("time_to", to_wire_time(request.time_to)),
+                    *middle,
+                    ("page", str(request.page)),
+                    ("size", str(request.size)),
+                ),
+            )
         values = {
             "time_from": to_wire_time(request.time_from),
             "time_to": to_wire_time(request.time_to),

@@ -123,6 +123,7 @@ class Session:
         self._loop: asyncio.AbstractEventLoop | None = None  # bound on first use
         #: The last ``Date`` header parsed: (raw value, server epoch, local timer, clock).
         self._server_date: tuple[str, float, float, float] | None = None
+        self._lean = self._is_lean()
 
     def derive(
         self,
@@ -149,6 +150,7 @@ class Session:
             clone._headers = {**self._headers, **headers}
         if timeout is not None:
             clone._timeout = timeout
+        clone._lean = clone._is_lean()
         self._copies.add(clone)
         return clone
 
@@ -274,7 +276,101 @@ class Session:
         retried only when it provably did not reach the server, and its errors say
         when it may have landed (``record_may_exist``).
         """
+        if self._lean and request.timeout is None:
+            return await self._lean_call(request, parser)
         return await self._call(request, parser, idempotent=request.method == "GET")
+
+    def _is_lean(self) -> bool:
+        """No hooks, rate limit, deadline or session timeout: nothing to do around an
+        attempt but sign, send and parse, so `_lean_call` does it in one coroutine."""
+        hooks = self._hooks
+        return (
+            self._limiter is None
+            and self._timeout is None
+            and self._retry.deadline is None
+            and not hooks.adds_headers
+            and not hooks.wants_any
+        )
+
+    async def _lean_call(self, request: HttpRequest, parser: Parser[T]) -> T:
+        """`_call` without the layers that would do nothing: the same steps and the same
+        errors (the retry decision is `_after_error`, shared), one coroutine a call."""
+        self.check_loop()
+        idempotent = request.method == "GET"
+        started = self.timer()
+        semaphore = self._semaphore
+        attempt = 0
+        while True:
+            attempt += 1
+            response: HttpResponse | None = None
+            try:
+                if self._closed:
+                    raise ClientClosedError("the client is closed")
+                if semaphore is None:
+                    response = await self._send_lean(request, attempt)
+                else:
+                    async with semaphore:
+                        if self._closed:
+                            raise ClientClosedError("the client is closed")
+                        response = await self._send_lean(request, attempt)
+                return parser(response, request, codes=self._codes, now=self.clock())
+            except SenseLinkError as error:
+                delay = self._after_error(error, response, request, attempt, started, idempotent)
+            await self._until_closed(self._sleep(delay), request)
+            self.check_open()
+
+    async def _send_lean(self, request: HttpRequest, attempt: int) -> HttpResponse:
+        # Sign and add the session's headers in one step (one new request, not two).
+        now_ms = int(self.clock() * 1000)
+        headers = self._headers
+        signed = sign_request(
+            request,
+            self._credentials,
+            now_ms,
+            headers={**headers, **request.headers} if headers else request.headers,
+        )
+        debug = logger.isEnabledFor(logging.DEBUG)
+        sent = self.timer() if debug else 0.0
+        # Inline `_until_closed`: aclose cancels the caller's task, told apart from any
+        # other cancel by _cancelled_by_close.
+        task = asyncio.current_task()
+        inflight = self._inflight
+        if task is not None and task in inflight:
+            task = None  # registered further up (it is waiting inside a wrapped call)
+        if task is not None:
+            inflight.add(task)
+        try:
+            response = await self._transport.send(signed)
+        except asyncio.CancelledError:
+            if task is not None and task in self._cancelled_by_close:
+                self._cancelled_by_close.discard(task)
+                if _uncancel(task) == 0:
+                    raise ClientClosedError(
+                        "the client was closed during the call",
+                        request=request.info(),
+                        record_may_exist=True,  # the caller keeps it for creates only
+                    ) from None
+            raise
+        except OSError as exc:  # a custom transport that lets a socket error through
+            raise TransportError(f"transport failure: {type(exc).__name__}: {exc}") from None
+        finally:
+            if task is not None:
+                inflight.discard(task)
+        seen = self._loop_owner._server_date
+        raw = response.headers.get("date")
+        if raw is not None and (seen is None or seen[0] != raw):
+            self._note_date(response)
+        if debug:
+            logger.debug(
+                "%s %s status=%d attempt=%d elapsed_ms=%.1f bytes=%d",
+                request.method,
+                request.path,
+                response.status,
+                attempt,
+                (self.timer() - sent) * 1000,
+                len(response.content),
+            )
+        return response
 
     async def _call(self, request: HttpRequest, parser: Parser[T], *, idempotent: bool) -> T:
         self.check_loop()
@@ -343,50 +439,64 @@ class Session:
                     state.status = response.status
                 return self._parse(parser, response, request)
             except SenseLinkError as error:
-                if response is not None and error.headers is None:
-                    _from_response(error, response)
-                verdict = classify(error, idempotent=idempotent)
-                if self._closed:
-                    raise ClientClosedError(
-                        "the client was closed during the call",
-                        request=request.info(),
-                        # A create already handed to the transport may have landed.
-                        record_may_exist=not idempotent
-                        and (error.record_may_exist or verdict.may_have_landed),
-                    ) from None
-                if error.request is None:
-                    error.request = request.info()
-                if not idempotent and verdict.may_have_landed:
-                    error.record_may_exist = True
-                delay = self._next_delay(error, attempt, started, verdict.retry)
-                if delay is None:
-                    raise
-                logger.info(
-                    "%s %s retry attempt=%d in %.3fs after %s",
+                delay = self._after_error(error, response, request, attempt, started, idempotent)
+            await self._until_closed(self._sleep(delay), request)
+            self.check_open()
+
+    def _after_error(
+        self,
+        error: SenseLinkError,
+        response: HttpResponse | None,
+        request: HttpRequest,
+        attempt: int,
+        started: float,
+        idempotent: bool,
+    ) -> float:
+        """The one retry decision: give ``error`` its context, then return the delay
+        before the next attempt, or raise (it, or `ClientClosedError` once closed)."""
+        if response is not None and error.headers is None:
+            _from_response(error, response)
+        verdict = classify(error, idempotent=idempotent)
+        if self._closed:
+            raise ClientClosedError(
+                "the client was closed during the call",
+                request=request.info(),
+                # A create already handed to the transport may have landed.
+                record_may_exist=not idempotent
+                and (error.record_may_exist or verdict.may_have_landed),
+            ) from None
+        if error.request is None:
+            error.request = request.info()
+        if not idempotent and verdict.may_have_landed:
+            error.record_may_exist = True
+        delay = self._next_delay(error, attempt, started, verdict.retry)
+        if delay is None:
+            raise error
+        logger.info(
+            "%s %s retry attempt=%d in %.3fs after %s",
+            request.method,
+            request.path,
+            attempt + 1,
+            delay,
+            type(error).__name__,
+        )
+        if self._hooks.wants("retry"):
+            self._hooks.emit(
+                Event(
+                    "retry",
                     request.method,
                     request.path,
-                    attempt + 1,
-                    delay,
-                    type(error).__name__,
+                    attempt,
+                    request.info().params,
+                    status=getattr(error, "status", None),
+                    delay=delay,
+                    error=f"{type(error).__name__}: {error.message}",
+                    url=request.url,
+                    headers=error.headers,
+                    error_type=type(error).__name__,
                 )
-                if self._hooks.wants("retry"):
-                    self._hooks.emit(
-                        Event(
-                            "retry",
-                            request.method,
-                            request.path,
-                            attempt,
-                            request.info().params,
-                            status=getattr(error, "status", None),
-                            delay=delay,
-                            error=f"{type(error).__name__}: {error.message}",
-                            url=request.url,
-                            headers=error.headers,
-                            error_type=type(error).__name__,
-                        )
-                    )
-                await self._until_closed(self._sleep(delay), request)
-                self.check_open()
+            )
+        return delay
 
     def _next_delay(
         self, error: SenseLinkError, attempt: int, started: float, retry: bool

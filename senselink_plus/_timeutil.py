@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import datetime, timedelta, timezone
 
 from ._checks import shown
@@ -15,6 +16,8 @@ __all__ = [
     "floor_second",
     "from_wire_timestamp",
     "gmt_label",
+    "local_label",
+    "offset_label",
     "real_span",
     "split_time_range",
     "to_aware",
@@ -34,6 +37,10 @@ LATEST = datetime(9999, 1, 1, tzinfo=timezone.utc)
 
 def to_aware(value: datetime | str, field: str) -> datetime:
     """Return ``value`` as an aware datetime; a naive one or a bad string is refused."""
+    # The usual case, a fixed-offset datetime in range, is checked without the general
+    # path's guards: such a tzinfo always answers.
+    if type(value) is datetime and type(value.tzinfo) is timezone and EARLIEST <= value < LATEST:
+        return value
     if isinstance(value, str):
         text = value.strip()
         if text.endswith(("Z", "z")):
@@ -96,6 +103,9 @@ def real_span(start: datetime, end: datetime) -> timedelta:
     ignoring DST changes and ``fold``: across a fall-back, 24 wall-clock hours are 25
     real ones, and 02:30 (fold=0) to 02:30 (fold=1) is an hour, not zero.
     """
+    zone = start.tzinfo
+    if zone is end.tzinfo and type(zone) is timezone:
+        return end - start  # one fixed offset: wall-clock and elapsed time agree
     return end.astimezone(timezone.utc) - start.astimezone(timezone.utc)
 
 
@@ -108,10 +118,35 @@ def gmt_label(value: datetime) -> str:
     """The spec's timezone label for an aware datetime: ``GMT+9:00``, ``GMT-3:30``."""
     offset = value.utcoffset()
     assert offset is not None
-    minutes = round(offset.total_seconds() / 60)
-    sign = "-" if minutes < 0 else "+"
-    hours, mins = divmod(abs(minutes), 60)
-    return f"GMT{sign}{hours}:{mins:02d}"
+    return offset_label(offset.total_seconds())
+
+
+#: Labels by UTC offset in seconds: a process meets one or two offsets, so each label is
+#: formatted once (an upload asks for one every call).
+_LABELS: dict[float, str] = {}
+
+
+def offset_label(seconds: float) -> str:
+    """The spec's timezone label for a UTC offset in seconds (32400 -> ``GMT+9:00``).
+
+    >>> offset_label(-12600)
+    'GMT-3:30'
+    """
+    label = _LABELS.get(seconds)
+    if label is None:
+        minutes = round(seconds / 60)
+        sign = "-" if minutes < 0 else "+"
+        hours, mins = divmod(abs(minutes), 60)
+        label = f"GMT{sign}{hours}:{mins:02d}"
+        if len(_LABELS) < 256:  # offsets are few; a bound keeps a fuzzer from growing it
+            _LABELS[seconds] = label
+    return label
+
+
+def local_label(unix_seconds: int) -> str:
+    """The label of the local time zone's offset at ``unix_seconds`` (as
+    ``datetime.fromtimestamp(unix_seconds).astimezone()`` would give it)."""
+    return offset_label(time.localtime(unix_seconds).tm_gmtoff)
 
 
 def from_wire_timestamp(value: int | float) -> datetime:
@@ -135,13 +170,14 @@ def split_time_range(
 ) -> list[tuple[datetime, datetime]]:
     """Split ``[start, end]`` into consecutive windows of at most ``span``.
 
-    Neighbours share their boundary instant (the server's filter includes both ends).
-    Each window keeps the time zone of ``start``.
+        Neighbours share their boundary instant (the server's filter includes both ends).
+        Each window keeps the time zone of ``start``.
 
-    >>> from datetime import datetime, timedelta, timezone
-    >>> t0 = datetime(2024, 1, 1, tzinfo=timezone.utc)
-    >>> [(a.day, b.day) for a, b in split_time_range(t0, t0 + timedelta(days=2, hours=1))]
-    [(1, 2), (2, 3), (3, 3)]
+        >>> import time
+    from datetime import datetime, timedelta, timezone
+        >>> t0 = datetime(2024, 1, 1, tzinfo=timezone.utc)
+        >>> [(a.day, b.day) for a, b in split_time_range(t0, t0 + timedelta(days=2, hours=1))]
+        [(1, 2), (2, 3), (3, 3)]
     """
     start = to_aware(start, "time_from")
     end = to_aware(end, "time_to")

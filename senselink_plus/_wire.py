@@ -1,4 +1,5 @@
-"""The wire format: one cattrs converter, the response envelope, and error mapping.
+"""The wire format: the record parsers (and the one cattrs converter, made on first use),
+the response envelope, and error mapping.
 
 Pure functions only; `parse_envelope` turns an `HttpResponse` into the envelope's
 ``data`` or raises the typed error the response stands for.
@@ -9,14 +10,13 @@ from __future__ import annotations
 import email.utils
 import math
 import operator
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta, timezone
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
-import cattrs
+import attrs
 import orjson
-from cattrs.preconf.orjson import make_converter
 
 from ._checks import shown
 from ._exceptions import (
@@ -37,8 +37,8 @@ from ._timeutil import LATEST
 __all__ = [
     "DEFAULT_ERROR_CODES",
     "ErrorCodes",
-    "converter",
     "error_class",
+    "get_converter",
     "parse_envelope",
     "parse_retry_after",
     "structure",
@@ -68,7 +68,32 @@ class WireShapeError(ValueError):
 
 # --- the converter -------------------------------------------------------------------
 
-converter = make_converter()
+if TYPE_CHECKING:
+    from cattrs.preconf.orjson import OrjsonConverter
+
+_converter: OrjsonConverter | None = None
+
+
+def get_converter() -> OrjsonConverter:
+    """The one cattrs converter (orjson preconf) with this module's hooks, made on first
+    use: the three endpoints' classes are structured by those hooks directly, so an
+    import that never needs another class never pays for importing cattrs (~10 ms)."""
+    global _converter
+    if _converter is None:
+        from cattrs.preconf.orjson import make_converter
+
+        made = make_converter()
+        made.register_structure_hook(Record, _structure_record)
+        made.register_structure_hook(RecordPage, _structure_page)
+        made.register_structure_hook(CreatedRecord, _structure_created)
+        _converter = made
+    return _converter
+
+
+def __getattr__(name: str) -> Any:
+    if name == "converter":  # the module attribute it used to be
+        return get_converter()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 _NAMES = {int: "an integer", str: "a string"}
@@ -145,41 +170,60 @@ _fields = operator.itemgetter(*_KEYS)
 
 
 class _RecordBuilder:
-    """Builds `Record`s fast for the page parser: same slots, plain assignments.
+    """Stands in for `Record` while the page parser fills one in: same slots, plain
+    assignments.
 
     A frozen attrs ``__init__`` sets each field through ``object.__setattr__`` (about
-    0.6 µs a record); this class assigns its slots directly and then becomes a
-    ``Record`` by ``__class__`` assignment, which CPython allows between classes of
-    identical slot layout. The result is an ordinary, frozen ``Record``.
+    0.6 µs a record); the parser makes this class's instance with ``object.__new__``,
+    assigns its slots directly and then turns it into a ``Record`` by ``__class__``
+    assignment, which CPython allows between classes of identical slot layout. The
+    result is an ordinary, frozen ``Record``: equal, hashed, pickled and evolved as one
+    made by its ``__init__`` (tests/test_wire.py). That holds only while ``Record``'s
+    ``__init__`` does nothing but store its arguments: `check_plain_record` refuses,
+    at import, anything else.
     """
 
     __slots__ = RECORD_FIELDS
 
-    def __init__(
-        self,
-        record_id: int,
-        sn: str,
-        image_id: str,
-        create_at: int,
-        user_id: int | None,
-        verify_score: float | None,
-        device_timestamp: int | None,
-        timezone: str | None,
-        extend: str | None,
-    ) -> None:
-        self.record_id = record_id
-        self.sn = sn
-        self.image_id = image_id
-        self.create_at = create_at
-        self.user_id = user_id
-        self.verify_score = verify_score
-        self.device_timestamp = device_timestamp
-        self.timezone = timezone
-        self.extend = extend
+    record_id: int
+    sn: str
+    image_id: str
+    create_at: int
+    user_id: int | None
+    verify_score: float | None
+    device_timestamp: int | None
+    timezone: str | None
+    extend: str | None
 
 
-if tuple(Record.__slots__) != RECORD_FIELDS:  # type: ignore[attr-defined]  # pragma: no cover
-    raise RuntimeError("_RecordBuilder must have exactly Record's slots, in order")
+def check_plain_record(cls: type) -> None:
+    """Raise RuntimeError unless ``cls``'s ``__init__`` only stores its arguments, in
+    `_RecordBuilder`'s slots: no validator, converter, on_setattr hook, factory, pre- or
+    post-init step, and the same slots in the same order.
+
+    Run at import on `Record` (and in the tests on variants of it), so a check or a
+    conversion added to ``Record`` later cannot be silently skipped by the fast path.
+    """
+    problems = []
+    if tuple(getattr(cls, "__slots__", ())) != RECORD_FIELDS:
+        problems.append(f"its slots are not {RECORD_FIELDS}")
+    for field in attrs.fields(cls):
+        for what in ("validator", "converter", "on_setattr"):
+            if getattr(field, what, None) not in (None, attrs.setters.NO_OP):
+                problems.append(f"field {field.name} has a {what}")
+        if isinstance(field.default, attrs.Factory):  # type: ignore[arg-type]
+            problems.append(f"field {field.name} has a default factory")
+    for hook in ("__attrs_pre_init__", "__attrs_post_init__", "__attrs_init__"):
+        if hasattr(cls, hook):
+            problems.append(f"it defines {hook}")
+    if problems:
+        raise RuntimeError(
+            f"{cls.__name__} is built field by field by _wire._records, which skips "
+            f"its __init__; it cannot be while " + "; ".join(problems)
+        )
+
+
+check_plain_record(Record)
 
 
 def _records(items: list[Any]) -> tuple[Record, ...]:
@@ -189,8 +233,11 @@ def _records(items: list[Any]) -> tuple[Record, ...]:
     # anything else goes through _structure_record, which converts or explains.
     built: list[Record] = []
     append = built.append
+    new = object.__new__
     builder = _RecordBuilder
     record_type = Record
+    fields = _fields
+    latest = MAX_CREATE_AT
     for obj in items:
         if type(obj) is dict:
             try:
@@ -204,7 +251,7 @@ def _records(items: list[Any]) -> tuple[Record, ...]:
                     device_timestamp,
                     zone,
                     extend,
-                ) = _fields(obj)
+                ) = fields(obj)
             except KeyError:  # an optional field left out (user_id when nobody matched)
                 (
                     record_id,
@@ -222,24 +269,23 @@ def _records(items: list[Any]) -> tuple[Record, ...]:
                 and type(sn) is str
                 and type(image_id) is str
                 and type(create_at) is int
-                and 0 <= create_at <= MAX_CREATE_AT
+                and 0 <= create_at <= latest
                 and (user_id is None or type(user_id) is int)
                 and (score is None or type(score) is float)  # orjson never makes inf/nan
                 and (device_timestamp is None or type(device_timestamp) is int)
                 and (zone is None or type(zone) is str)
                 and (extend is None or type(extend) is str)
             ):
-                record = builder(
-                    record_id,
-                    sn,
-                    image_id,
-                    create_at,
-                    user_id,
-                    score,
-                    device_timestamp,
-                    zone,
-                    extend,
-                )
+                record = new(builder)
+                record.record_id = record_id
+                record.sn = sn
+                record.image_id = image_id
+                record.create_at = create_at
+                record.user_id = user_id
+                record.verify_score = score
+                record.device_timestamp = device_timestamp
+                record.timezone = zone
+                record.extend = extend
                 record.__class__ = record_type  # type: ignore[assignment]
                 append(record)  # type: ignore[arg-type]
                 continue
@@ -272,9 +318,6 @@ def _structure_created(obj: Any, _: type[CreatedRecord]) -> CreatedRecord:
     return CreatedRecord(_int(obj, "record_id", "data"), _str(obj, "image_id", "data"))
 
 
-converter.register_structure_hook(Record, _structure_record)
-converter.register_structure_hook(RecordPage, _structure_page)
-converter.register_structure_hook(CreatedRecord, _structure_created)
 
 
 Asked = HttpRequest | RequestInfo
@@ -285,14 +328,35 @@ def _info(asked: Asked) -> RequestInfo:
     return asked if isinstance(asked, RequestInfo) else asked.info()
 
 
+#: The hooks above, called directly for their classes (no converter dispatch per call).
+_DIRECT: dict[type, Callable[[Any, Any], Any]] = {
+    Record: _structure_record,
+    RecordPage: _structure_page,
+    CreatedRecord: _structure_created,
+}
+
+
 def structure(data: Any, cls: type[T], asked: Asked, status: int) -> T:
     """Structure envelope data into ``cls``; any shape problem is a `ResponseError`."""
     try:
-        return converter.structure(data, cls)
-    except (WireShapeError, cattrs.BaseValidationError, KeyError, TypeError, ValueError) as exc:
+        direct = _DIRECT.get(cls)
+        if direct is not None:
+            result: T = direct(data, cls)
+            return result
+        return _by_converter(data, cls)
+    except (WireShapeError, KeyError, TypeError, ValueError) as exc:
         raise ResponseError(
             f"unexpected response shape: {exc}", request=_info(asked), status=status
         ) from None
+
+
+def _by_converter(data: Any, cls: type[T]) -> T:
+    import cattrs
+
+    try:
+        return get_converter().structure(data, cls)
+    except cattrs.BaseValidationError as exc:
+        raise WireShapeError(str(exc)) from None
 
 
 # --- the envelope and error mapping ----------------------------------------------------

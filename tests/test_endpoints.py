@@ -316,3 +316,75 @@ class TestGetImage:
     def test_unrecognisable_body(self, content_type: str, body: bytes) -> None:
         with pytest.raises(ResponseError):
             ep.parse_image(HttpResponse(200, {"content-type": content_type}, body), self.request())
+
+
+# --- the create body, written in one pass ----------------------------------------------
+
+
+def _reference_body(request_kwargs: dict[str, Any], zone: str | None, stamp: int) -> bytes:
+    """The body as a dict encoded by orjson: what the one-pass writer must equal."""
+    body: dict[str, Any] = {"sn": "JKQ00009234", "timestamp": stamp}
+    if zone is not None:
+        body["timezone"] = zone
+    if "threshold" in request_kwargs:
+        body["threshold"] = float(request_kwargs["threshold"])
+    image: dict[str, Any] = {"data": base64.b64encode(JPEG).decode()}
+    if "rectangle" in request_kwargs:
+        image["rectangle"] = dict(request_kwargs["rectangle"])
+    body["image"] = image
+    if "process_mode" in request_kwargs:
+        body["process_mode"] = 0
+    if "extend" in request_kwargs:
+        body["extend"] = orjson.dumps(request_kwargs["extend"]).decode()
+    return orjson.dumps(body)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {},
+        {"threshold": 0.5},
+        {"rectangle": {"top": 1, "left": 2, "width": 30, "height": 40}},
+        {"process_mode": 0},
+        {"extend": {"gate": "north", "n": [1, 2.5, None]}},
+        {
+            "threshold": 1,
+            "rectangle": {"top": 0, "left": 0, "width": 1, "height": 1},
+            "process_mode": 0,
+            "extend": {"k": '\u65e5\u672c"\\'},
+        },
+    ],
+)
+def test_the_create_body_is_the_json_of_its_fields(kwargs: dict[str, Any]) -> None:
+    request = ep.build_create_record(BASE_URL, "JKQ00009234", JPEG, now=NOW, **kwargs)
+    assert request.content == _reference_body(kwargs, "GMT+9:00", int(NOW.timestamp()))
+    orjson.loads(request.content or b"")  # and it parses
+
+
+def test_an_integer_now_is_sent_as_is_with_the_local_zone_label(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import time as time_module
+
+    monkeypatch.setenv("TZ", "America/St_Johns")
+    time_module.tzset()
+    try:
+        winter, summer = 1704110400, 1719835200  # 2024-01-01, 2024-07-01 12:00 UTC
+        for stamp, zone in ((winter, "GMT-3:30"), (summer, "GMT-2:30")):
+            request = ep.build_create_record(BASE_URL, "JKQ00009234", JPEG, now=stamp)
+            assert request.content == _reference_body({}, zone, stamp)
+            # The same label the datetime path gives for the local time at that instant.
+            local = datetime.fromtimestamp(stamp).astimezone()
+            assert ep.build_create_record(BASE_URL, "JKQ00009234", JPEG, now=local).content == (
+                request.content
+            )
+        given = ep.build_create_record(BASE_URL, "JKQ00009234", JPEG, now=winter, timezone="X")
+        assert orjson.loads(given.content or b"")["timezone"] == "X"
+    finally:
+        monkeypatch.delenv("TZ")
+        time_module.tzset()
+
+
+def test_a_negative_integer_now_is_refused_like_a_negative_timestamp() -> None:
+    with pytest.raises(ValidationError, match="timestamp is -1; it must be >= 0"):
+        ep.build_create_record(BASE_URL, "JKQ00009234", JPEG, now=-1)

@@ -396,3 +396,40 @@ async def test_a_window_at_the_retention_edge_is_walked_without_stalling(
     assert got == sorted(got)
     assert survivors <= set(got)
     assert requests < 200  # 40 pages; a walk that keeps rewinding would need thousands
+
+
+@pytest.mark.parametrize("sn", [None, "SN1"])
+@pytest.mark.parametrize("order", [Order.ASCENDING, Order.DESCENDING])
+def test_each_call_the_pager_sends_is_what_build_list_records_makes(
+    sn: str | None, order: Order
+) -> None:
+    from senselink_plus import _endpoints as ep
+    from senselink_plus._pagination import RecordPager
+    from senselink_plus._paging import PageRequest
+
+    async def never(request: HttpRequest) -> Any:
+        raise AssertionError("nothing is sent")
+
+    async def no_pause(attempt: int) -> None:
+        raise AssertionError("no back-off")
+
+    jst = timezone(timedelta(hours=9))
+    t0 = datetime(2024, 5, 1, tzinfo=jst)
+    pager = RecordPager(
+        never,
+        "https://api.test",
+        t0,
+        t0 + timedelta(days=2),
+        sn=sn,
+        order=order,
+        page_size=50,
+        concurrency=2,
+        max_items=None,
+        pause=no_pause,
+    )
+    lo, hi = t0 + timedelta(hours=3, seconds=7), t0 + timedelta(days=1)
+    asked = PageRequest(9, 0, lo, hi, 4, 37, 0, False, 0, 0)
+    expected = ep.build_list_records(
+        "https://api.test", lo, hi, sn=sn, order=order, page=4, size=37
+    )
+    assert pager._http(asked) == expected

@@ -337,3 +337,73 @@ async def test_pause_waits_the_policy_back_off(fake_time: FakeTime) -> None:
     session = make(FakeTransport(HttpResponse(200)), fake_time)
     await session.pause(3)
     assert fake_time.sleeps == [RetryPolicy().backoff(3, random.Random(0))]
+
+
+# --- the lean path -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("options", "lean"),
+    [
+        ({}, True),
+        ({"max_concurrency": None}, True),
+        ({"event_hooks": {"end": [lambda event: None]}}, False),
+        ({"event_hooks": {"headers": [lambda event: None]}}, False),
+        ({"rate_limit": 5.0}, False),
+        ({"retry": RetryPolicy(deadline=10.0)}, False),
+        ({"timeout": Timeout(total=5.0)}, False),
+    ],
+)
+def test_the_lean_path_is_taken_only_when_nothing_wraps_an_attempt(
+    options: dict[str, Any], lean: bool, fake_time: FakeTime
+) -> None:
+    session = make(FakeTransport(HttpResponse(200)), fake_time, **options)
+    assert session._lean is lean
+    assert session.derive(timeout=Timeout(total=1.0))._lean is False
+    assert session.derive(retry=RetryPolicy(deadline=1.0))._lean is False
+    assert session.derive(headers={"x-a": "b"})._lean is lean
+
+
+SCRIPTS: list[tuple[HttpRequest, list[HttpResponse | Exception]]] = [
+    (GET, [HttpResponse(200, content=b"ok")]),
+    (GET, [ConnectError("refused"), HttpResponse(503), HttpResponse(200, content=b"third")]),
+    (GET, [HttpResponse(503)]),
+    (POST, [TransportError("dropped"), HttpResponse(200, content=b"x")]),
+    (POST, [ConnectError("refused"), HttpResponse(200, content=b"made")]),
+    (GET, [ConnectionResetError("reset"), HttpResponse(200, content=b"after")]),
+    (POST, [ConnectionResetError("reset"), HttpResponse(200, content=b"x")]),
+]
+
+
+@pytest.mark.parametrize(("request_", "answers"), SCRIPTS)
+async def test_the_lean_and_the_layered_path_give_the_same_outcome(
+    request_: HttpRequest, answers: list[HttpResponse | Exception], fake_time: FakeTime
+) -> None:
+    outcomes = []
+    for hooks in (None, {"end": [lambda event: None]}):
+        transport = FakeTransport(*answers)
+        start = fake_time.now
+        session = make(transport, fake_time, event_hooks=hooks, headers={"user-agent": "t/1"})
+        assert session._lean is (hooks is None)
+        try:
+            result: Any = await session.fetch(request_, content)
+        except Exception as exc:  # the outcome compared below
+            assert isinstance(exc, TransportError | ServerError)
+            result = (type(exc), exc.record_may_exist, exc.request, getattr(exc, "status", None))
+        sent = [
+            (r.method, [p for p in r.params if p[0] not in ("timestamp", "sign")], r.headers)
+            for r in transport.sent
+        ]
+        outcomes.append((result, sent, fake_time.now - start))
+        await session.aclose()
+    assert outcomes[0] == outcomes[1]
+
+
+async def test_the_lean_path_logs_each_attempt_at_debug(
+    fake_time: FakeTime, caplog: pytest.LogCaptureFixture
+) -> None:
+    session = make(FakeTransport(HttpResponse(200, content=b"abc")), fake_time)
+    with caplog.at_level("DEBUG", logger="senselink_plus"):
+        assert await session.fetch(GET, content) == b"abc"
+    assert "GET /api/v1/plus/record status=200 attempt=1" in caplog.text
+    assert "bytes=3" in caplog.text

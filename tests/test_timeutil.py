@@ -358,3 +358,28 @@ def test_naive_bounds_are_refused_with_their_field() -> None:
     with pytest.raises(ValidationError) as info:
         split_time_range(aware, "2022-12-12T00:00:00")
     assert info.value.field == "time_to"
+
+
+@pytest.mark.parametrize(
+    ("seconds", "label"),
+    [
+        (32400, "GMT+9:00"),
+        (0, "GMT+0:00"),
+        (-12600, "GMT-3:30"),
+        (20700, "GMT+5:45"),
+        (-1, "GMT+0:00"),
+    ],
+)
+def test_offset_label(seconds: int, label: str) -> None:
+    from senselink_plus._timeutil import offset_label
+
+    assert offset_label(seconds) == label
+    assert offset_label(seconds) == label  # the cached answer is the same
+
+
+def test_offset_label_caches_a_bounded_number_of_offsets() -> None:
+    from senselink_plus import _timeutil
+
+    for minutes in range(-2000, 2000):
+        assert _timeutil.offset_label(minutes * 60).startswith("GMT")
+    assert len(_timeutil._LABELS) <= 256

@@ -280,3 +280,130 @@ def test_a_record_missing_optional_fields_takes_the_same_fast_result() -> None:
         {"page_num": 1, "page_size": 100, "total": 1, "list": [data]}, RecordPage, INFO, 200
     )
     assert page.records == (Record(**data),)
+
+
+def _record_variant(**overrides: Any) -> type:
+    """A copy of Record's definition with one field or hook changed."""
+    import attrs as attrs_module
+
+    fields: dict[str, Any] = {
+        "record_id": attrs_module.field(),
+        "sn": attrs_module.field(),
+        "image_id": attrs_module.field(),
+        "create_at": attrs_module.field(),
+        "user_id": attrs_module.field(default=None),
+        "verify_score": attrs_module.field(default=None),
+        "device_timestamp": attrs_module.field(default=None),
+        "timezone": attrs_module.field(default=None),
+        "extend": attrs_module.field(default=None),
+    }
+    body = overrides.pop("body", {})
+    fields.update(overrides)
+    return attrs_module.make_class(
+        "Record", fields, frozen=True, slots=True, weakref_slot=False, **body
+    )
+
+
+def test_the_import_time_guard_passes_record_as_it_is() -> None:
+    from senselink_plus._wire import check_plain_record
+
+    check_plain_record(Record)  # also ran at import
+    check_plain_record(_record_variant())
+
+
+@pytest.mark.parametrize(
+    ("change", "named"),
+    [
+        ({"sn": "validator"}, "field sn has a validator"),
+        ({"create_at": "converter"}, "field create_at has a converter"),
+        ({"extend": "factory"}, "field extend has a default factory"),
+        ({"body": "post_init"}, "__attrs_post_init__"),
+        ({"body": "pre_init"}, "__attrs_pre_init__"),
+        ({"body": "extra_field"}, "its slots are not"),
+    ],
+)
+def test_the_import_time_guard_refuses_a_record_the_fast_path_would_bypass(
+    change: dict[str, str], named: str
+) -> None:
+    import attrs as attrs_module
+
+    from senselink_plus._wire import check_plain_record
+
+    ((key, kind),) = change.items()
+    if kind == "validator":
+        cls = _record_variant(
+            **{key: attrs_module.field(validator=attrs_module.validators.instance_of(str))}
+        )
+    elif kind == "converter":
+        cls = _record_variant(**{key: attrs_module.field(converter=int)})
+    elif kind == "factory":
+        cls = _record_variant(**{key: attrs_module.field(factory=str)})
+    elif kind == "extra_field":
+        cls = _record_variant(extra=attrs_module.field(default=None))
+    else:
+        base = _record_variant()
+        hook = "__attrs_post_init__" if kind == "post_init" else "__attrs_pre_init__"
+        cls = type("Record", (base,), {"__slots__": (), hook: lambda self: None})
+    with pytest.raises(RuntimeError, match=named):
+        check_plain_record(cls)
+
+
+def test_fast_path_records_match_init_records_field_for_field() -> None:
+    import copy
+    import pickle
+
+    import attrs as attrs_module
+
+    variants = [
+        WIRE_RECORD,
+        {**WIRE_RECORD, "user_id": None, "verify_score": None, "extend": None},
+        {k: WIRE_RECORD[k] for k in ("record_id", "sn", "image_id", "create_at")},
+    ]
+    page = structure(
+        {"page_num": 1, "page_size": 100, "total": 3, "list": variants}, RecordPage, INFO, 200
+    )
+    for fast, data in zip(page.records, variants, strict=True):
+        made = Record(**data)
+        assert attrs_module.asdict(fast) == attrs_module.asdict(made)
+        assert fast == made
+        assert (fast != made) is False
+        assert hash(fast) == hash(made)
+        assert {fast: 1}[made] == 1
+        assert repr(fast) == repr(made)
+        for protocol in range(pickle.HIGHEST_PROTOCOL + 1):
+            assert pickle.loads(pickle.dumps(fast, protocol)) == made
+        assert copy.copy(fast) == made
+        assert copy.deepcopy(fast) == made
+        assert attrs_module.evolve(fast, record_id=1) == attrs_module.evolve(made, record_id=1)
+        assert attrs_module.evolve(fast, record_id=1) != made
+
+
+def test_importing_the_package_does_not_import_cattrs() -> None:
+    import subprocess
+    import sys
+
+    code = "import sys, senselink_plus; print('cattrs' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "False"
+
+
+def test_other_classes_go_through_the_one_converter_with_shape_errors_typed() -> None:
+    import attrs as attrs_module
+
+    from senselink_plus import _wire
+
+    @attrs_module.frozen
+    class Pair:
+        a: int
+        b: str
+
+    assert structure({"a": 1, "b": "x"}, Pair, INFO, 200) == Pair(1, "x")
+    with pytest.raises(ResponseError, match="unexpected response shape") as caught:
+        structure({"a": 1}, Pair, INFO, 200)
+    assert caught.value.request == INFO
+    assert _wire.converter is _wire.get_converter()  # one converter, made once
+    # The endpoints' classes take the module's hooks through it too.
+    page = _wire.get_converter().structure(
+        {"page_num": 1, "page_size": 100, "total": 1, "list": [WIRE_RECORD]}, RecordPage
+    )
+    assert page.records == (Record(**WIRE_RECORD),)
