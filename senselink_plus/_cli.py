@@ -477,26 +477,29 @@ async def _stoppable(
     loop = asyncio.get_running_loop()
     stopped: list[str] = []
 
-    def stop() -> None:
+    def stop(why: str) -> None:
         if task is not None and not stopped:
-            stopped.append("SIGTERM")
+            stopped.append(why)
             task.cancel()
 
-    installed = False
-    with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-        # Not on Windows, nor off the main thread.
-        loop.add_signal_handler(signal.SIGTERM, stop)
-        installed = True
+    # Ctrl-C too is turned into a cancel at an await: a KeyboardInterrupt raised between
+    # any two bytecodes (Python 3.10's asyncio) can leave a coroutine never awaited.
+    installed: list[signal.Signals] = []
+    for signum, why in ((signal.SIGTERM, "SIGTERM"), (signal.SIGINT, "Ctrl-C")):
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            # Not on Windows, nor off the main thread.
+            loop.add_signal_handler(signum, stop, why)
+            installed.append(signum)
     try:
         return await command(args)
     except asyncio.CancelledError:
         if not stopped:
             raise
-        _stopped_line(args, "SIGTERM")
-        return EXIT_SIGTERM
+        _stopped_line(args, stopped[0])
+        return EXIT_SIGTERM if stopped[0] == "SIGTERM" else EXIT_SIGINT
     finally:
-        if installed:
-            loop.remove_signal_handler(signal.SIGTERM)
+        for signum in installed:
+            loop.remove_signal_handler(signum)
 
 
 def _stopped_line(args: argparse.Namespace, why: str) -> None:
