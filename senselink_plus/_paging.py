@@ -511,7 +511,7 @@ class RangeCursor:
             window.unproductive = 0
             self._productive[window.index] += 1
             previous = self.watermark
-            taken = self._yield(fresh, records, start)
+            taken = self._yield(fresh, records, start, window.hi_s)
             self._learn(window, request, records, previous, start, total)
         elif ended:
             taken = ()
@@ -671,7 +671,7 @@ class RangeCursor:
         return fresh, overlaps
 
     def _yield(
-        self, fresh: list[Record], records: tuple[Record, ...], start: int
+        self, fresh: list[Record], records: tuple[Record, ...], start: int, hi_s: int
     ) -> tuple[Record, ...]:
         remaining = self.remaining
         if remaining is not None:
@@ -680,18 +680,21 @@ class RangeCursor:
                 self.done = True
             self.remaining = remaining - len(fresh)
         last = fresh[-1]
-        self.same_second = self._behind(last, records, start)
+        self.same_second = self._behind(last, records, start, hi_s)
         self.watermark = last.record_id
         self.watermark_at = last.create_at
         return tuple(fresh)
 
-    def _behind(self, last: Record, records: tuple[Record, ...], start: int) -> int:
+    def _behind(self, last: Record, records: tuple[Record, ...], start: int, hi_s: int) -> int:
         """How many records a restart's listing holds up to ``last`` (its position):
         those of its second when ascending ([second, hi]); when descending
         ([lo, second + 1 s]), those up to the end of that listing. Counted on the page
         it came in; a count too low only makes the restart re-read more."""
         second = _second(last.create_at)
         top = (second + 1) * 1000, second + 1
+        # A listing [second, hi] must span a second: in the window's last second it
+        # starts a second earlier, and holds that second's records too.
+        floor = min(second, hi_s - 1)
         count = 0
         index = len(records)
         for index in range(len(records) - 1, -1, -1):
@@ -702,7 +705,7 @@ class RangeCursor:
         for record in records[index::-1]:
             at = record.create_at
             if self.ascending:
-                if _second(at) != second:
+                if _second(at) < floor:
                     return count
             elif at > top[at < _MS_THRESHOLD]:
                 return count
@@ -710,7 +713,7 @@ class RangeCursor:
         # The whole page up to ``last`` is in the listing: so may be what came before.
         if start == 0:
             return count
-        if self.watermark is not None and _second(self.watermark_at) == second:
+        if floor == second and self.watermark is not None and _second(self.watermark_at) == second:
             return count + self.same_second - self._overlap(records, index)
         return count
 
