@@ -541,8 +541,10 @@ class RangeCursor:
         already yielded, no more than the watermark's second holds (the second a window
         shares with the one before it)."""
         mark = self.watermark
-        if mark is None or request.start != window.mark + 1 or not records:
-            return False
+        if mark is None or not records or request.start > window.mark + 1:
+            return False  # not contiguous with what this window walked
+        if request.start + len(records) - 1 <= window.mark:
+            return False  # no further than before
         if request.start + len(records) > self.same_second + window.size:
             return False
         if self.ascending:
@@ -713,7 +715,8 @@ class RangeCursor:
         # The whole page up to ``last`` is in the listing: so may be what came before.
         if start == 0:
             return count
-        if floor == second and self.watermark is not None and _second(self.watermark_at) == second:
+        previous = None if self.watermark is None else _second(self.watermark_at)
+        if previous is not None and (previous == second or floor <= previous <= second):
             return count + self.same_second - self._overlap(records, index)
         return count
 
