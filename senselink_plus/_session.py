@@ -383,41 +383,15 @@ class Session:
         if hooks.wants("start"):
             params = request.info().params
             hooks.emit(Event("start", request.method, request.path, 0, params, url=request.url))
+        failure: BaseException | None = None
         try:
-            result = await self._attempts(request, parser, idempotent, state)
+            return await self._attempts(request, parser, idempotent, state)
         except BaseException as exc:
-            if hooks.wants("end"):
-                error = exc if isinstance(exc, SenseLinkError) else None
-                hooks.emit(
-                    Event(
-                        "end",
-                        request.method,
-                        request.path,
-                        state.attempt,
-                        request.info().params,
-                        status=getattr(exc, "status", None) or state.status,
-                        elapsed=self.timer() - started,
-                        error=f"{type(exc).__name__}: {error.message if error else exc}",
-                        url=request.url,
-                        headers=error.headers if error is not None else None,
-                        error_type=type(exc).__name__,
-                    )
-                )
+            failure = exc
             raise
-        if hooks.wants("end"):
-            hooks.emit(
-                Event(
-                    "end",
-                    request.method,
-                    request.path,
-                    state.attempt,
-                    request.info().params,
-                    status=state.status,
-                    elapsed=self.timer() - started,
-                    url=request.url,
-                )
-            )
-        return result
+        finally:
+            if hooks.wants("end"):
+                hooks.emit(_end_event(request, state, self.timer() - started, failure))
 
     async def _attempts(
         self,
@@ -653,3 +627,34 @@ def _uncancel(task: asyncio.Task[Any]) -> int:
     3.10 a close and a caller's cancel that arrive together read as the close)."""
     uncancel = getattr(task, "uncancel", None)
     return int(uncancel()) if uncancel is not None else 0
+
+
+def _end_event(
+    request: HttpRequest, state: _CallState, elapsed: float, failure: BaseException | None
+) -> Event:
+    """The ``end`` event of a call: how it ended, after how many attempts."""
+    if failure is None:
+        return Event(
+            "end",
+            request.method,
+            request.path,
+            state.attempt,
+            request.info().params,
+            status=state.status,
+            elapsed=elapsed,
+            url=request.url,
+        )
+    error = failure if isinstance(failure, SenseLinkError) else None
+    return Event(
+        "end",
+        request.method,
+        request.path,
+        state.attempt,
+        request.info().params,
+        status=getattr(failure, "status", None) or state.status,
+        elapsed=elapsed,
+        error=f"{type(failure).__name__}: {error.message if error else failure}",
+        url=request.url,
+        headers=error.headers if error is not None else None,
+        error_type=type(failure).__name__,
+    )
