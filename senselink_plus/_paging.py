@@ -61,7 +61,7 @@ from __future__ import annotations
 import bisect
 import functools
 from collections.abc import Sequence
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 
 import attrs
 
@@ -73,7 +73,6 @@ __all__ = ["PageRequest", "RangeCursor", "Step"]
 _MS_THRESHOLD = 10**11
 #: Pages in a row that bring nothing new before the walk gives up.
 UNPRODUCTIVE_LIMIT = 3
-_SECOND = timedelta(seconds=1)
 
 
 @attrs.frozen
