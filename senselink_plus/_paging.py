@@ -192,6 +192,8 @@ class _Window:
     #: starts there can begin a listing with its first record).
     last_second: int | None = None
     frontier_seen: int = 0
+    #: Whether this window yielded a record yet.
+    taken: bool = False
 
 
 class RangeCursor:
@@ -221,8 +223,15 @@ class RangeCursor:
         #: The last record yielded: its id and raw ``create_at``.
         self.watermark: int | None = None
         self.watermark_at = 0
-        #: Records seen in the watermark's second up to it (its place in a restart).
-        self.same_second = 0
+        #: Records yielded in the watermark's second, and in the second yielded before
+        #: it: ``(second, all, at the second's very start)`` (a restart's place).
+        self.tally = (0, 0, 0)
+        self.tally_before = (0, 0, 0)
+        #: Descending: the server compares whole seconds (the records of a listing's
+        #: last second count whole, not only those at its very start), and whether
+        #: that is known yet (learnt from the newest record of a listing's first page).
+        self.whole_seconds = False
+        self.compare_known = self.ascending
         #: Requests planned so far.
         self.sent = 0
         self.done = max_items == 0 or not self.windows
@@ -462,8 +471,14 @@ class RangeCursor:
             self._request(window, anchor, page, window.size, verify=False)
             return
         planned = plan_after(behind, window.size) if behind > 0 else None
-        if planned is None or planned[0] == 1:
-            # From the top of the listing: it holds every record not yet yielded.
+        certain = self.compare_known or not self._ambiguous(anchor[0])
+        if planned is None and behind >= window.size and certain and not window.from_top:
+            # No page from it overlaps the mark: the page after it, unchecked.
+            self._request(window, anchor, behind // window.size + 1, window.size, verify=False)
+            return
+        if planned is None or planned[0] == 1 or not certain:
+            # From the top of the listing: it holds every record not yet yielded (and
+            # its newest record tells how the server compares).
             self._request(window, anchor, 1, window.size, verify=False)
             return
         request = self._request(window, anchor, planned[0], planned[1], verify=True)
@@ -492,6 +507,8 @@ class RangeCursor:
         capped = used < request.size
         if capped:  # the server caps the page size: plan with its size
             window.size = min(window.size, used)
+        if not self.compare_known and count:
+            self._learn_compare(request, records[0].create_at)
         fresh, overlaps = self._fresh(window, records)
         end = request.origin + total  # where this answer says the window's listing ends
         local = window.mark_local
@@ -508,12 +525,13 @@ class RangeCursor:
         ended = count < used or start + count >= total
         if fresh:
             window.unproductive = 0
+            window.taken = True
             self._productive[window.index] += 1
             previous = self.watermark
-            taken = self._yield(fresh, records, start, window.hi_s)
-            self._learn(window, request, records, previous, start, total)
+            taken = self._yield(fresh)
+            moved = self._learn(window, request, records, previous, start, total)
         elif ended:
-            taken = ()
+            taken, moved = (), False
         elif self._boundary_repeats(window, request, records):
             # Records yielded from the window before, on the second they share: the
             # listing continues after them.
@@ -521,6 +539,9 @@ class RangeCursor:
             window.mark_local = (request.bound, start + count - 1, total)
             window.page_seconds, window.mark_anchor = [], None
             self._productive[window.index] += 1  # it moved the walk: counted in the bound
+            if capped:  # the pages in flight were planned with the size asked
+                window.frontier = window.mark + 1
+                return Step(cancel=self._drop(window.index))
             return Step()
         else:
             return self._unproductive(window, request, "brings no record not yielded before")
@@ -528,7 +549,9 @@ class RangeCursor:
             return Step(taken, self._drop(None), done=True)
         if ended:
             return self._next_window(window, taken)
-        if capped:  # the pages in flight were planned with the size asked: plan again
+        if capped or moved:
+            # The pages in flight were planned with the size asked, or from a place the
+            # page was not at: plan again from the mark.
             window.frontier = window.mark + 1
             return Step(taken, self._drop(window.index))
         return Step(taken)
@@ -536,15 +559,18 @@ class RangeCursor:
     def _boundary_repeats(
         self, window: _Window, request: PageRequest, records: tuple[Record, ...]
     ) -> bool:
-        """Whether a page right after what this window yielded holds only records
+        """Whether a page of the window's own listing, right after the pages of it
+        walked so far, all before this window yielded anything, holds only records
         already yielded, no more than the watermark's second holds (the second a window
         shares with the one before it)."""
         mark = self.watermark
-        if mark is None or not records or request.start > window.mark + 1:
+        if mark is None or not records or window.taken or request.origin:
+            return False
+        if request.bound != self._top_anchor(window)[0] or request.start > window.mark + 1:
             return False  # not contiguous with what this window walked
         if request.start + len(records) - 1 <= window.mark:
             return False  # no further than before
-        if request.start + len(records) > self.same_second + window.size:
+        if request.start + len(records) > self.tally[1] + self.tally_before[1] + window.size:
             return False
         if self.ascending:
             return all(r.record_id <= mark for r in records)
@@ -558,10 +584,11 @@ class RangeCursor:
         previous: int | None,
         start: int,
         total: int,
-    ) -> None:
+    ) -> bool:
         """Place the page in the window's positions (by the last record yielded before
         it, else where it was planned), move the mark to the watermark, and keep what
-        the next plans need: the seconds of the page's records up to the mark."""
+        the next plans need: the seconds of the page's records up to the mark. True
+        when the page was not where it was planned (the plans after it are off)."""
         mark = self.watermark
         at_mark = len(records) - 1
         while at_mark >= 0 and records[at_mark].record_id != mark:
@@ -569,7 +596,7 @@ class RangeCursor:
         if at_mark < 0:  # reordered by the page check: positions are not known
             window.page_seconds = []
             window.mark_anchor = None
-            return
+            return False
         base = request.start
         if window.mark >= 0 and previous is not None:
             for i in range(at_mark + 1):
@@ -587,6 +614,7 @@ class RangeCursor:
         window.last_second = window.page_seconds[-1]
         window.frontier_seen = window.mark + 1
         window.mark_anchor = self._mark_anchor(window)
+        return base != request.start
 
     def _mark_anchor(self, window: _Window) -> Anchor:
         """The listing from the watermark's second, and where it begins: the watermark
@@ -597,7 +625,7 @@ class RangeCursor:
             bound = min(max(second, window.lo_s), window.hi_s - 1)
         else:  # [lo, second + 1 s]: the watermark's whole second, whatever the unit
             bound = max(min(second + 1, window.hi_s), window.lo_s + 1)
-        behind = self.same_second
+        behind = self._behind(bound)
         local = window.mark_local
         if local is not None and local[0] == bound:
             # Placed in that very listing when it was read; less what left it since.
@@ -671,61 +699,80 @@ class RangeCursor:
             fresh = sorted(unique.values(), key=_record_id, reverse=not self.ascending)
         return fresh, overlaps
 
-    def _yield(
-        self, fresh: list[Record], records: tuple[Record, ...], start: int, hi_s: int
-    ) -> tuple[Record, ...]:
+    def _yield(self, fresh: list[Record]) -> tuple[Record, ...]:
         remaining = self.remaining
         if remaining is not None:
             if len(fresh) >= remaining:
                 fresh = fresh[:remaining]
                 self.done = True
             self.remaining = remaining - len(fresh)
+        self._count(fresh)
         last = fresh[-1]
-        self.same_second = self._behind(last, records, start, hi_s)
         self.watermark = last.record_id
         self.watermark_at = last.create_at
         return tuple(fresh)
 
-    def _behind(self, last: Record, records: tuple[Record, ...], start: int, hi_s: int) -> int:
-        """How many records a restart's listing holds up to ``last`` (its position):
-        those of its second when ascending ([second, hi]); when descending
-        ([lo, second + 1 s]), those up to the end of that listing. Counted on the page
-        it came in; a count too low only makes the restart re-read more."""
-        second = _second(last.create_at)
-        top = (second + 1) * 1000, second + 1
-        # A listing [second, hi] must span a second: in the window's last second it
-        # starts a second earlier, and holds that second's records too.
-        floor = min(second, hi_s - 1)
-        count = 0
-        index = len(records)
-        for index in range(len(records) - 1, -1, -1):
-            if records[index] is last:
-                break
-        else:
-            return 0  # reordered by the page check: count nothing
-        for record in records[index::-1]:
-            at = record.create_at
-            if self.ascending:
-                if _second(at) < floor:
-                    return count
-            elif at > top[at < _MS_THRESHOLD]:
-                return count
-            count += 1
-        # The whole page up to ``last`` is in the listing: so may be what came before.
-        if start == 0:
-            return count
-        previous = None if self.watermark is None else _second(self.watermark_at)
-        if previous is not None and (previous == second or floor <= previous <= second):
-            return count + self.same_second - self._overlap(records, index)
-        return count
+    def _count(self, fresh: list[Record]) -> None:
+        """Add the records about to be yielded to the tally of the last two seconds
+        (reads only the records of those seconds: one or two on a sparse page)."""
+        runs: list[tuple[int, int, int]] = []
+        index = len(fresh) - 1
+        while index >= 0 and len(runs) < 2:
+            second = _second(fresh[index].create_at)
+            count = starts = 0
+            while index >= 0:
+                at = fresh[index].create_at
+                if (at // 1000 if at >= _MS_THRESHOLD else at) != second:
+                    break
+                count += 1
+                starts += at < _MS_THRESHOLD or at % 1000 == 0
+                index -= 1
+            runs.append((second, count, starts))
+        if len(runs) == 1 and index < 0:  # all of them in one second
+            second, count, starts = runs[0]
+            if self.watermark is not None and self.tally[0] == second:
+                self.tally = (second, self.tally[1] + count, self.tally[2] + starts)
+            else:
+                self.tally_before, self.tally = self.tally, runs[0]
+            return
+        if index < 0 and self.watermark is not None and self.tally[0] == runs[1][0]:
+            older = runs[1]
+            runs[1] = (older[0], older[1] + self.tally[1], older[2] + self.tally[2])
+        self.tally, self.tally_before = runs[0], runs[1]
 
-    def _overlap(self, records: tuple[Record, ...], upto: int) -> int:
-        """How many of ``records[:upto + 1]`` were yielded before this page."""
-        mark = self.watermark
-        assert mark is not None
-        if self.ascending:
-            return sum(1 for r in records[: upto + 1] if r.record_id <= mark)
-        return sum(1 for r in records[: upto + 1] if r.record_id >= mark)
+    def _behind(self, bound: int, whole: bool | None = None) -> int:
+        """How many records yielded lie in the listing with this bound (``[bound, hi]``
+        ascending, ``[lo, bound]`` descending): the watermark's place there. ``whole``:
+        the server compares whole seconds (default: as learnt)."""
+        second, count, starts = self.tally
+        before, before_count, before_starts = self.tally_before
+        if self.ascending:  # whole seconds from ``bound`` on, whatever the unit
+            return count + (before_count if bound <= before < second else 0)
+        if whole is None:
+            whole = self.whole_seconds
+        if bound == second:  # the window's top second: only its start, unless whole
+            return count if whole else starts
+        extra = before_count if whole else before_starts
+        return count + (extra if before == bound else 0)
+
+    def _learn_compare(self, request: PageRequest, newest: int) -> None:
+        """Descending: learn how the server compares from the newest record of a
+        listing ``[lo, bound]``: one past the very start of the second ``bound`` means
+        whole seconds; on a first page, one at or before it, while records past that
+        start were yielded, means milliseconds."""
+        bound = request.bound * 1000
+        if bound < newest < bound + 1000:
+            self.whole_seconds = self.compare_known = True
+        elif request.page == 1 and newest <= bound and self._ambiguous(request.bound):
+            self.compare_known = True
+
+    def _ambiguous(self, bound: int) -> bool:
+        """Whether records were yielded in the second ``bound`` past its very start (a
+        listing ``[lo, bound]`` holds them only if the server compares whole seconds)."""
+        return any(
+            second == bound and count > starts
+            for second, count, starts in (self.tally, self.tally_before)
+        )
 
     def _unproductive(self, window: _Window, request: PageRequest, why: str) -> Step:
         window.unproductive += 1
