@@ -17,7 +17,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from senselink_plus._exceptions import ResponseError
 from senselink_plus._models import Order, Record, RecordPage
 from senselink_plus._paging import PageRequest, RangeCursor
 
