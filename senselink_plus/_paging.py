@@ -194,6 +194,8 @@ class _Window:
     frontier_seen: int = 0
     #: Whether this window yielded a record yet.
     taken: bool = False
+    #: The last record a walk towards the watermark placed (see `_relocate`).
+    walk_id: int | None = None
 
 
 class RangeCursor:
@@ -525,6 +527,7 @@ class RangeCursor:
         ended = count < used or start + count >= total
         if fresh:
             window.unproductive = 0
+            window.walk_id = None
             window.taken = True
             self._productive[window.index] += 1
             previous = self.watermark
@@ -543,6 +546,10 @@ class RangeCursor:
                 window.frontier = window.mark + 1
                 return Step(cancel=self._drop(window.index))
             return Step()
+        elif self._relocate(window, request, records, start, total):
+            # Records ahead of the watermark, further down this listing than planned
+            # (records arrived before it): the walk goes on from there.
+            return Step(cancel=self._drop(window.index))
         else:
             return self._unproductive(window, request, "brings no record not yielded before")
         if self.done:
@@ -575,6 +582,41 @@ class RangeCursor:
         if self.ascending:
             return all(r.record_id <= mark for r in records)
         return all(r.record_id >= mark for r in records)
+
+    def _relocate(
+        self,
+        window: _Window,
+        request: PageRequest,
+        records: tuple[Record, ...],
+        start: int,
+        total: int,
+    ) -> bool:
+        """Descending: whether the page walks on towards the watermark through records
+        that arrived ahead of it (or that a count placed too few of): in order, all
+        yielded or newer, holding the last record the walk placed (if any) or the
+        watermark itself, and ending past it. If so, the walk goes on from its last
+        record. A page that repeats, reshuffles or jumps elsewhere is not a step; the
+        steps are bounded by the records between the first page and the watermark."""
+        if self.ascending or not records:
+            return False
+        ids = [r.record_id for r in records]
+        mark = self.watermark
+        assert mark is not None
+        if ids[-1] < mark or ids != sorted(set(ids), reverse=True):
+            return False
+        walked = window.walk_id
+        if walked == mark or (walked is not None and mark not in ids and walked not in ids):
+            return False  # at the watermark already, or not a page after the last step
+        if walked is not None and ids[-1] >= walked:
+            return False  # no further than the last step
+        window.walk_id = ids[-1]
+        window.mark = request.start + len(ids) - 1
+        window.mark_local = (request.bound, start + len(ids) - 1, total)
+        window.drift = 0
+        window.frontier = window.mark + 1
+        window.page_seconds, window.mark_anchor = [], None
+        self._productive[window.index] += 1  # it moved the walk: counted in the bound
+        return True
 
     def _learn(
         self,
