@@ -28,7 +28,10 @@ How it keeps every record exactly once, with memory bounded by a page:
   that begins a second starts such a listing at a known position, so the next page can
   be asked as "page q of the listing from second s" that starts exactly one record
   before the previous page ended, at the full ``page_size`` (when seconds are crowded,
-  with a page a little smaller). A restart uses the listing from the watermark's second.
+  with a page a little smaller). A restart uses the listing from the watermark's second,
+  placed by an exact tally of the records yielded in the last two seconds. Descending,
+  whether that listing holds all of its last second (the server compares whole
+  seconds) or only its very start (milliseconds) is learnt from the records sent back.
 - **Overlap.** Every page after a listing's first must reach back to the last record
   yielded. One that does not proves that the listing moved under the walk (records
   expired before it, or a page fetched ahead was answered out of turn): it is not used,
@@ -36,18 +39,23 @@ How it keeps every record exactly once, with memory bounded by a page:
   listing throughout is ever skipped, however arrivals, expiries and prefetching
   interleave. (Pages of one or two records leave no room for an overlap; they are used
   unchecked.)
-- **Bounded.** No page is planned past the largest ``total`` seen; a page that brings
-  nothing new (a repeat, a reshuffle, an answer that ignores ``page``) or fails the
-  overlap check restarts from the watermark, with back-off from the second time in a
-  row, and the third in a row raises `ResponseError`. So a window costs at most
-  ``lookahead * 4 * (P + 1)`` requests, where ``P`` is the number of pages that brought
-  a new record or moved past a shared boundary second (so ``P`` grows only with
-  records never seen before), plus one for
-  each window whose first page was fetched ahead (`RangeCursor.bound`).
-- **Ends cleanly** on a short page, on one that reaches its own ``total``, or on a
-  restart that finds nothing new; a ``total`` that runs ahead of the listing costs one
-  extra request. A page that holds records although its own ``total`` says it cannot
-  raises `ResponseError`.
+- **Walking on.** Descending, arrivals in the watermark's second push it down the
+  listing: a page of records ahead of it, in order, that holds the last record the
+  previous step placed (or the watermark) and ends past it, is a step towards it.
+- **Bounded.** No page is planned past the largest ``total`` seen (but the one after a
+  full page that reaches it); a page that brings nothing new (a repeat, a reshuffle,
+  an answer that ignores ``page``) or fails the overlap check restarts from the
+  watermark, with back-off from the second time in a row, and the third in a row
+  raises `ResponseError`. So a window costs at most ``lookahead * 4 * (P + 1)``
+  requests, where ``P`` is the number of pages that brought a new record, moved past a
+  shared boundary second or stepped on towards the watermark (so ``P`` grows only with
+  records never seen before), plus one for each window whose first page was fetched
+  ahead (`RangeCursor.bound`).
+- **Ends cleanly** on a short or empty page, or on a restart that finds nothing new. A
+  full page that reaches ``total`` is followed by one more request (``total`` may be
+  stale); a ``total`` that runs ahead of the listing costs one extra request. A page
+  that holds records although its own ``total`` says it cannot raises `ResponseError`,
+  so an under-stated ``total`` is an error, never an early end.
 
 Prefetch: up to ``lookahead`` calls of the window being read are in flight, and the
 first pages of the windows after it fill what the current window leaves of
@@ -522,9 +530,13 @@ class RangeCursor:
             # The page does not reach back to the last record yielded: the listing moved
             # under the walk, and something in between may have been passed over.
             return self._unproductive(window, request, "does not reach back to the last record")
+        # Only a short page ends the listing: a full one that reaches ``total`` may
+        # stand on a stale count, so one more page is asked past it.
+        ended = count < used
+        if count and not ended:
+            end = max(end, request.start + count + 1)
         if window.limit is None or end > window.limit or not request.verify:
             window.limit = end
-        ended = count < used or start + count >= total
         if fresh:
             window.unproductive = 0
             window.walk_id = None
