@@ -683,7 +683,10 @@ class RangeCursor:
         local = window.mark_local
         if local is not None and local[0] == bound:
             # Placed in that very listing when it was read; less what left it since.
-            behind = max(local[1] + 1 - window.drift, 0)
+            # Descending, both are floors (arrivals push the watermark down; a walk
+            # towards it places a record before it): the higher one is nearer.
+            read = max(local[1] + 1 - window.drift, 0)
+            behind = read if self.ascending else max(read, behind)
         if window.from_top:
             behind = 0
         return bound, window.mark + 1 - behind
