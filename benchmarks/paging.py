@@ -105,7 +105,7 @@ async def _memory_child(base_url: str, start: str, end: str, count: int) -> None
 def memory(count: int) -> dict[str, float]:
     end = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(hours=1)
     start = end - timedelta(hours=24)
-    emu = bench.EmulatorProcess([(count, start + timedelta(seconds=1), timedelta(hours=23))])
+    emu = bench.EmulatorProcess([(count, start + timedelta(seconds=1), timedelta(hours=23), SN)])
     try:
         command = [sys.executable, __file__, "--memory-child", emu.base_url]
         command += [start.isoformat(), end.isoformat(), str(count)]

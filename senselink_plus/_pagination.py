@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from datetime import datetime
 
@@ -149,11 +150,22 @@ class RecordPager:
         eager = self.concurrency > 1
         tasks: dict[int, asyncio.Future[RecordPage]] = {}
         fetch = self._fetch
+        quiet = False  # backing off, or closing: nothing new goes out
 
         def start() -> None:
             for request in cursor.sends():
                 if eager:
-                    tasks[request.seq] = asyncio.ensure_future(fetch(self._http(request)))
+                    task = asyncio.ensure_future(fetch(self._http(request)))
+                    tasks[request.seq] = task
+                    task.add_done_callback(functools.partial(arrived, request))
+
+        def arrived(request: PageRequest, task: asyncio.Future[RecordPage]) -> None:
+            # An answer before its turn frees a slot, and a later window's first page
+            # lets that window's next pages go out now (each is still fed in its turn).
+            if task.cancelled() or task.exception() is not None:
+                return
+            if cursor.arrived(request, task.result()) and not quiet:
+                start()
 
         try:
             start()
@@ -175,9 +187,12 @@ class RecordPager:
                 if step.records:
                     yield RecordPage(page.page_num, page.page_size, page.total, step.records)
                 if step.backoff:
+                    quiet = True
                     await self._pause(step.backoff)
+                    quiet = False
                 start()
         finally:
+            quiet = True
             pending = list(tasks.values())
             for task in pending:
                 task.cancel()

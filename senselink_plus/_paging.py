@@ -247,7 +247,10 @@ class RangeCursor:
         self.done = max_items == 0 or not self.windows
         self._seq = 0
         self._in_flight: list[PageRequest] = []  # ordered by need: (window, seq)
-        self._first_pages: set[int] = set()
+        #: Later windows whose first page went out ahead of their turn.
+        self._ahead: dict[int, _Window] = {}
+        #: Calls in flight whose answer came (`arrived`) but was not fed yet.
+        self._answered: set[int] = set()
         self._productive: list[int] = []
         self._whens: dict[int, datetime] = {}
         self._window = self._open(0)
@@ -268,18 +271,21 @@ class RangeCursor:
         return self._in_flight[0]
 
     def sends(self) -> list[PageRequest]:
-        """Calls to start now: the current window's next pages first, then the first
-        pages of the windows after it, up to ``lookahead`` in flight."""
+        """Calls to start now: the current window's next pages first, then the pages
+        of the windows after it, up to ``lookahead`` awaiting an answer and
+        ``2 * lookahead`` answered or not."""
         if self.done:
             return []
         before = self._seq
         window = self._window
+        answered = self._answered
         if not self._pending(window) and (window.limit is None or window.unproductive):
             self._restart(window)  # a window's first page, or after one that did not fit
         while (
             # The window being read gets its own ``lookahead`` calls: first pages of later
             # windows, answered already or not, never hold it back.
-            sum(1 for r in self._in_flight if r.window == window.index) < self.lookahead
+            sum(1 for r in self._in_flight if r.window == window.index and r.seq not in answered)
+            < self.lookahead
             and window.limit is not None
             and window.frontier < window.limit
             and self._budget_allows(window.index)
@@ -289,12 +295,21 @@ class RangeCursor:
         if not self._pending(window):  # nothing left to plan, yet not ended: look again
             self._restart(window)
         index = window.index + 1
-        while len(self._in_flight) < self.lookahead and index < len(self.windows):
-            if index not in self._first_pages:
+        while self._room() and index < len(self.windows):
+            ahead = self._ahead.get(index)
+            if ahead is None:
                 if not self._budget_allows():
                     break
-                self._first_pages.add(index)
-                self._top(self._fresh_window(index))
+                ahead = self._ahead[index] = self._fresh_window(index)
+                self._top(ahead)
+            while (  # a later window whose first page is in (`arrived`): its next pages
+                self._room()
+                and ahead.limit is not None
+                and ahead.frontier < ahead.limit
+                and self._budget_allows()
+                and self._plan(ahead, checked=True) is not None
+            ):
+                pass
             index += 1
         self._in_flight.sort(key=_need_order)
         return [r for r in self._in_flight if r.seq > before]
@@ -304,7 +319,47 @@ class RangeCursor:
         if request is not self.needed():
             raise RuntimeError(f"fed {request!r}, but the cursor needs {self.needed()!r}")
         self._in_flight.pop(0)
+        self._answered.discard(request.seq)
         return self._take(self._window, request, page)
+
+    def arrived(self, request: PageRequest, page: RecordPage) -> bool:
+        """Take note of an answer as soon as it comes (it is fed in its turn as usual):
+        its call no longer counts as awaiting an answer, and a later window's first
+        page lets that window's next pages go out before its turn. Nothing is yielded
+        or decided. True when `sends` may now have more calls to start."""
+        if self.done or not any(r is request for r in self._in_flight):
+            return False
+        self._answered.add(request.seq)
+        ahead = self._ahead.get(request.window)
+        if ahead is None or ahead.limit is not None or request.page != 1:
+            return True
+        if request.window <= self._window.index:
+            return True  # its turn came: it is fed as usual
+        records = page.records
+        count = len(records)
+        echoed = page.page_size
+        if count > request.size or not 0 < echoed <= request.size:
+            return True  # a server that pages its own way: planned in its turn
+        ids = [r.record_id for r in records]
+        if ids != sorted(ids, reverse=not self.ascending):
+            return True
+        if echoed < request.size:  # the server caps the page size
+            ahead.size = ahead.frontier = echoed
+        ahead.page_ats = ats = [r.create_at for r in records]
+        ahead.page_seconds = [_second(at) for at in ats]
+        ahead.page_base, ahead.page_before = 0, None
+        # As `_take` would: a full page that reaches ``total`` is followed by one more.
+        ahead.limit = max(page.total, count + 1) if count == echoed else count
+        return True
+
+    def _room(self) -> bool:
+        """Whether another call for a later window may go out: fewer than ``lookahead``
+        await an answer, and fewer than ``2 * lookahead`` pages are in flight or held."""
+        flying = self._in_flight
+        return (
+            len(flying) - len(self._answered) < self.lookahead
+            and len(flying) < 2 * self.lookahead
+        )
 
     def bound(self) -> int:
         """The most requests the walk so far may cost (see the module docstring)."""
@@ -315,7 +370,8 @@ class RangeCursor:
 
     def _open(self, index: int) -> _Window:
         self._productive.append(0)
-        return self._fresh_window(index)
+        ahead = self._ahead.pop(index, None)
+        return ahead if ahead is not None else self._fresh_window(index)
 
     def _fresh_window(self, index: int) -> _Window:
         lo, hi = self.windows[index] if self.windows else (_EPOCH, _EPOCH)
@@ -372,11 +428,12 @@ class RangeCursor:
     def _pending(self, window: _Window) -> bool:
         return any(r.window == window.index for r in self._in_flight)
 
-    def _plan(self, window: _Window) -> PageRequest | None:
+    def _plan(self, window: _Window, *, checked: bool = False) -> PageRequest | None:
         """Ask for the next page, unless it would reach no further than the last one
-        planned (then the answers in flight must come first)."""
+        planned (then the answers in flight must come first), or, when ``checked``, it
+        could not be checked against the page before it."""
         anchor, page, size, verify = self._next_page(window)
-        if anchor[1] + page * size <= window.frontier:
+        if anchor[1] + page * size <= window.frontier or (checked and not verify):
             return None
         return self._request(window, anchor, page, size, verify=verify)
 
@@ -848,7 +905,8 @@ class RangeCursor:
     def _drop(self, index: int | None) -> tuple[PageRequest, ...]:
         """Forget the calls in flight (of one window, or all) and return them."""
         dropped = tuple(r for r in self._in_flight if index is None or r.window == index)
-        self._in_flight = [r for r in self._in_flight if r not in dropped]
+        self._in_flight = [r for r in self._in_flight if not any(r is d for d in dropped)]
+        self._answered.difference_update(r.seq for r in dropped)
         return dropped
 
     def _next_window(self, window: _Window, taken: tuple[Record, ...]) -> Step:
@@ -857,10 +915,7 @@ class RangeCursor:
         if index >= len(self.windows):
             self.done = True
             return Step(taken, cancel + self._drop(None), done=True)
-        following = self._open(index)
-        if index in self._first_pages:  # its first page is already in flight
-            following.frontier = following.size
-        self._window = following
+        self._window = self._open(index)
         return Step(taken, cancel)
 
 

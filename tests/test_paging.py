@@ -290,6 +290,9 @@ class Walk(RuleBasedStateMachine):
         self.cursor = RangeCursor(windows, order=order, page_size=page_size, lookahead=lookahead)
         self.present = {r.record_id for r in self.listing.rows}
         self.snapshots: dict[int, list[Record]] = {}
+        #: Calls sent and not yet fed or cancelled; answers that came before their turn.
+        self.pending: dict[int, PageRequest] = {}
+        self.early: dict[int, RecordPage] = {}
         self.got: list[int] = []
         self.failed: ResponseError | None = None
         self.misbehaved = False
@@ -298,6 +301,26 @@ class Walk(RuleBasedStateMachine):
     def _send(self) -> None:
         for request in self.cursor.sends():
             self.snapshots[request.seq] = list(self.listing.rows)
+            self.pending[request.seq] = request
+
+    def _page(self, request: PageRequest, stale: bool) -> RecordPage:
+        rows = self.snapshots.pop(request.seq) if stale else self.listing.rows
+        table = Listing(0, 1, unit=self.listing.unit, compare=self.listing.compare)
+        table.rows = rows
+        return table.answer(request, self.order, self.cap, self.extra)
+
+    @precondition(lambda self: self.failed is None and not self.cursor.done)
+    @rule(pick=st.integers(0, 15), stale=st.booleans())
+    def answer_early(self, pick: int, stale: bool) -> None:
+        """An answer that comes before its turn, as the driver notes it (`arrived`)."""
+        self._send()
+        waiting = sorted(seq for seq in self.pending if seq not in self.early)
+        if not waiting:
+            return
+        request = self.pending[waiting[pick % len(waiting)]]
+        page = self._page(request, stale)
+        self.early[request.seq] = page
+        self.cursor.arrived(request, page)
 
     @rule(count=st.integers(1, 30), spacing=st.sampled_from([0, 1, 300, 1000]))
     def arrive(self, count: int, spacing: int) -> None:
@@ -316,10 +339,10 @@ class Walk(RuleBasedStateMachine):
         request = self.cursor.needed()
         if request is None:
             return
-        rows = self.snapshots.pop(request.seq) if stale else self.listing.rows
-        table = Listing(0, 1, unit=self.listing.unit, compare=self.listing.compare)
-        table.rows = rows
-        page = table.answer(request, self.order, self.cap, self.extra)
+        self.pending.pop(request.seq, None)
+        page = self.early.pop(request.seq, None)
+        if page is None:
+            page = self._page(request, stale)
         if reshuffle and len(page.records) > 1:
             self.misbehaved = True
             shuffled = list(page.records)
@@ -332,6 +355,9 @@ class Walk(RuleBasedStateMachine):
             # one the cursor cannot follow): never with a duplicate or a skip.
             self.failed = error
             return
+        for dropped in step.cancel:
+            self.pending.pop(dropped.seq, None)
+            self.early.pop(dropped.seq, None)
         self.got.extend(r.record_id for r in step.records)
 
     @invariant()
@@ -344,14 +370,18 @@ class Walk(RuleBasedStateMachine):
     def within_the_bound(self) -> None:
         assert self.cursor.sent <= self.cursor.bound()
 
+    def _settled(self, request: PageRequest) -> RecordPage:
+        """A quiet listing's answer (the one that came early, if one did)."""
+        page = self.early.pop(request.seq, None)
+        if page is None:
+            page = self.listing.answer(request, self.order, self.cap, self.extra)
+        return page
+
     def teardown(self) -> None:
         if self.failed is None and not self.misbehaved:
             # The server settles: the rest of the walk sees a quiet listing.
             try:
-                rest = drain(
-                    self.cursor,
-                    lambda r: self.listing.answer(r, self.order, self.cap, self.extra),
-                )
+                rest = drain(self.cursor, self._settled)
             except ResponseError as error:
                 # An under-stated total is a server that says more pages exist than it
                 # allows: an error, never an early end that skips.
