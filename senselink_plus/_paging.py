@@ -204,6 +204,10 @@ class _Window:
     taken: bool = False
     #: The last record a walk towards the watermark placed (see `_relocate`).
     walk_id: int | None = None
+    #: A listing that ended before the page asked ``(bound, origin, total)``, and the
+    #: call that reads its last page.
+    tail: tuple[int, int, int] | None = None
+    tail_seq: int = -1
 
 
 class RangeCursor:
@@ -523,9 +527,17 @@ class RangeCursor:
         return (window.lo_s if self.ascending else window.hi_s), 0
 
     def _restart(self, window: _Window) -> None:
-        """A new start from the watermark's second (or from the window's top)."""
+        """A new start from the watermark's second (or from the window's top), or the
+        last page of a listing that ended before the page asked."""
         if self.watermark is None or window.mark < 0:
             self._top(window)
+            return
+        if window.tail is not None:
+            bound, origin, total = window.tail
+            window.tail = None
+            page = (total - 1) // window.size + 1
+            request = self._request(window, (bound, origin), page, window.size, verify=True)
+            window.tail_seq = request.seq
             return
         anchor = self._mark_anchor(window)
         behind = window.mark + 1 - anchor[1]  # records of that listing up to the mark
@@ -586,10 +598,15 @@ class RangeCursor:
         if request.verify and not overlaps:
             # The page does not reach back to the last record yielded: the listing moved
             # under the walk, and something in between may have been passed over.
+            if not count and 0 < total <= start:
+                # It ends before this page (records expired behind the walk moved it
+                # up): its last page tells whether anything is left.
+                window.tail = (request.bound, request.origin, total)
             return self._unproductive(window, request, "does not reach back to the last record")
         # Only a short page ends the listing: a full one that reaches ``total`` may
-        # stand on a stale count, so one more page is asked past it.
-        ended = count < used
+        # stand on a stale count, so one more page is asked past it. A listing's last
+        # page with nothing past the watermark ends it too.
+        ended = count < used or (request.seq == window.tail_seq and count > 0 and not fresh)
         if count and not ended:
             end = max(end, request.start + count + 1)
         if window.limit is None or end > window.limit or not request.verify:
