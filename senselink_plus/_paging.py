@@ -68,6 +68,7 @@ from __future__ import annotations
 
 import bisect
 import functools
+import operator
 from collections.abc import Sequence
 from datetime import datetime, timezone
 
@@ -172,10 +173,9 @@ class _Window:
     mark: int = -1
     #: Expected end of the last page planned.
     frontier: int = 0
-    #: The latest page used, up to the mark: its records' raw times and seconds, the
-    #: position of its first record, and the second of the record before it.
-    page_ats: list[int] = attrs.Factory(list)
-    page_seconds: list[int] = attrs.Factory(list)
+    #: The latest page used, up to the mark: its records, the position of its first
+    #: record, and the second of the record before it.
+    page: tuple[Record, ...] = ()
     page_base: int = 0
     page_before: int | None = None
     #: The listing from the watermark's second, and where it begins.
@@ -349,9 +349,7 @@ class RangeCursor:
             return True
         if echoed < request.size:  # the server caps the page size
             ahead.size = ahead.frontier = echoed
-        ahead.page_ats = ats = [r.create_at for r in records]
-        ahead.page_seconds = [_second(at) for at in ats]
-        ahead.page_base, ahead.page_before = 0, None
+        ahead.page, ahead.page_base, ahead.page_before = records, 0, None
         # As `_take` would: a full page that reaches ``total`` is followed by one more.
         ahead.limit = max(page.total, count + 1) if count == echoed else count
         return True
@@ -482,8 +480,7 @@ class RangeCursor:
         """A listing that begins on the latest page used (a second's first record)
         such that a page of ``size`` from it starts just before ``end``; with the
         overlap that costs. Looks for an overlap of one record first, then more."""
-        seconds = window.page_seconds
-        count = len(seconds)
+        count = len(window.page)
         if not count:
             return None
         base = window.page_base
@@ -501,16 +498,16 @@ class RangeCursor:
         does: its second's first record (ascending), or the newest record at or
         below a second's end that the record before it is past (descending), whether
         the server compares milliseconds or whole seconds."""
-        seconds = window.page_seconds
-        second = seconds[index]
-        before = seconds[index - 1] if index else window.page_before
+        page = window.page
+        at = page[index].create_at
+        second = _second(at)
+        before = _second(page[index - 1].create_at) if index else window.page_before
         if before is None:
             return None
         if self.ascending:
             if before < second and window.lo_s <= second < window.hi_s:
                 return second, window.page_base + index
             return None
-        at = window.page_ats[index]
         bound = second if at < _MS_THRESHOLD else second + 1
         if before > bound and window.lo_s < bound <= window.hi_s:
             return bound, window.page_base + index
@@ -542,7 +539,7 @@ class RangeCursor:
         anchor = self._mark_anchor(window)
         behind = window.mark + 1 - anchor[1]  # records of that listing up to the mark
         window.from_top = False
-        window.page_seconds = []
+        window.page = ()
         window.mark_anchor = anchor
         window.frontier = window.mark + 1
         if window.fixed or window.size < 2:  # no overlap to choose: the page holding it
@@ -595,9 +592,11 @@ class RangeCursor:
             # Read from the listing the last record yielded was placed in: records that
             # expired from it since then moved the rest back.
             window.drift = max(local[2] - total, 0)
-        if request.verify and not overlaps:
+        if request.verify and not overlaps and (count or start):
             # The page does not reach back to the last record yielded: the listing moved
-            # under the walk, and something in between may have been passed over.
+            # under the walk, and something in between may have been passed over. (Every
+            # listing asked holds all the window has not yielded: an empty first page
+            # ends it.)
             if not count and 0 < total <= start:
                 # It ends before this page (records expired behind the walk moved it
                 # up): its last page tells whether anything is left.
@@ -626,7 +625,7 @@ class RangeCursor:
             # listing continues after them.
             window.mark = request.start + count - 1
             window.mark_local = (request.bound, start + count - 1, total)
-            window.page_seconds, window.mark_anchor = [], None
+            window.page, window.mark_anchor = (), None
             self._productive[window.index] += 1  # it moved the walk: counted in the bound
             if capped:  # the pages in flight were planned with the size asked
                 window.frontier = window.mark + 1
@@ -680,9 +679,10 @@ class RangeCursor:
         """Descending: whether the page walks on towards the watermark through records
         that arrived ahead of it (or that a count placed too few of): in order, all
         yielded or newer, holding the last record the walk placed (if any) or the
-        watermark itself, and ending past it. If so, the walk goes on from its last
-        record. A page that repeats, reshuffles or jumps elsewhere is not a step; the
-        steps are bounded by the records between the first page and the watermark."""
+        watermark itself (or starting right after that record), and ending past it.
+        If so, the walk goes on from its last record. A page that repeats, reshuffles
+        or jumps elsewhere is not a step; the steps are bounded by the records between
+        the first page and the watermark."""
         if self.ascending or not records:
             return False
         ids = [r.record_id for r in records]
@@ -691,7 +691,11 @@ class RangeCursor:
         if ids[-1] < mark or ids != sorted(set(ids), reverse=True):
             return False
         walked = window.walk_id
-        if walked == mark or (walked is not None and mark not in ids and walked not in ids):
+        local = window.mark_local
+        follows = local is not None and local[0] == request.bound and start == local[1] + 1
+        if walked == mark or (
+            walked is not None and mark not in ids and walked not in ids and not follows
+        ):
             return False  # at the watermark already, or not a page after the last step
         if walked is not None and ids[-1] >= walked:
             return False  # no further than the last step
@@ -700,7 +704,7 @@ class RangeCursor:
         window.mark_local = (request.bound, start + len(ids) - 1, total)
         window.drift = 0
         window.frontier = window.mark + 1
-        window.page_seconds, window.mark_anchor = [], None
+        window.page, window.mark_anchor = (), None
         self._productive[window.index] += 1  # it moved the walk: counted in the bound
         return True
 
@@ -722,7 +726,7 @@ class RangeCursor:
         while at_mark >= 0 and records[at_mark].record_id != mark:
             at_mark -= 1
         if at_mark < 0:  # reordered by the page check: positions are not known
-            window.page_seconds = []
+            window.page = ()
             window.mark_anchor = None
             return False
         base = request.start
@@ -734,12 +738,10 @@ class RangeCursor:
         window.mark = base + at_mark
         window.mark_local = (request.bound, start + at_mark, total)
         window.drift = 0
-        ats = [r.create_at for r in records[: at_mark + 1]]
         window.page_before = window.last_second if request.start == window.frontier_seen else None
-        window.page_ats = ats
-        window.page_seconds = [at // 1000 if at >= _MS_THRESHOLD else at for at in ats]
+        window.page = records[: at_mark + 1]
         window.page_base = base
-        window.last_second = window.page_seconds[-1]
+        window.last_second = _second(records[at_mark].create_at)
         window.frontier_seen = window.mark + 1
         window.mark_anchor = self._mark_anchor(window)
         return base != request.start
@@ -772,8 +774,8 @@ class RangeCursor:
             return [], self.watermark is None
         # The common page: ordered, inside the window. Checked with C-speed passes, and
         # its new records are a slice.
-        ids = [r.record_id for r in records]
-        ats = [r.create_at for r in records]
+        ids = list(map(_record_id, records))
+        ats = list(map(_create_at, records))
         a, b, c, d = window.bounds
         low, high = min(ats), max(ats)
         inside = (a <= low and high <= b) or (c <= low and high <= d)
@@ -943,5 +945,5 @@ def _need_order(request: PageRequest) -> tuple[int, int]:
     return request.window, request.seq
 
 
-def _record_id(record: Record) -> int:
-    return record.record_id
+_record_id = operator.attrgetter("record_id")
+_create_at = operator.attrgetter("create_at")
