@@ -46,7 +46,7 @@ How it keeps every record exactly once, with memory bounded by a page:
   full page that reaches it); a page that brings nothing new (a repeat, a reshuffle,
   an answer that ignores ``page``) or fails the overlap check restarts from the
   watermark, with back-off from the second time in a row, and the third in a row
-  raises `ResponseError`. So a window costs at most ``lookahead * 4 * (P + 1)``
+  raises `ResponseError`. So a window costs at most ``2 * lookahead * 4 * (P + 1)``
   requests, where ``P`` is the number of pages that brought a new record, moved past a
   shared boundary second or stepped on towards the watermark (so ``P`` grows only with
   records never seen before), plus one for each window whose first page was fetched
@@ -366,7 +366,9 @@ class RangeCursor:
     def bound(self) -> int:
         """The most requests the walk so far may cost (see the module docstring)."""
         chains = sum((UNPRODUCTIVE_LIMIT + 1) * (p + 1) for p in self._productive)
-        return self.lookahead * chains + len(self.windows)
+        # Up to ``lookahead`` calls await an answer, and as many answered ones may be
+        # held: a restart can drop twice ``lookahead`` planned calls.
+        return 2 * self.lookahead * chains + len(self.windows)
 
     # --- planning ---------------------------------------------------------------------
 
@@ -592,12 +594,14 @@ class RangeCursor:
             # Read from the listing the last record yielded was placed in: records that
             # expired from it since then moved the rest back.
             window.drift = max(local[2] - total, 0)
-        if request.verify and not overlaps and (count or start):
+        if request.verify and not overlaps and count:
             # The page does not reach back to the last record yielded: the listing moved
-            # under the walk, and something in between may have been passed over. (Every
-            # listing asked holds all the window has not yielded: an empty first page
-            # ends it.)
-            if not count and 0 < total <= start:
+            # under the walk, and something in between may have been passed over.
+            return self._unproductive(window, request, "does not reach back to the last record")
+        if request.verify and not count and start and total:
+            # Empty, but the listing is not (every listing asked holds all the window has
+            # not yielded: an empty first page, or an empty listing, ends it).
+            if total <= start:
                 # It ends before this page (records expired behind the walk moved it
                 # up): its last page tells whether anything is left.
                 window.tail = (request.bound, request.origin, total)
