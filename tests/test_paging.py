@@ -9,6 +9,7 @@ reshuffled pages. No sockets, no event loop.
 
 from __future__ import annotations
 
+import heapq
 import os
 import random
 from datetime import datetime, timedelta, timezone
@@ -245,6 +246,88 @@ def test_max_items_stops_the_walk_and_its_prefetch() -> None:
     got = drain(cursor, lambda r: listing.answer(r, Order.ASCENDING, None, 0))
     assert got == list(range(150))
     assert cursor.sent <= 3
+
+
+def test_an_empty_listing_ends_the_window() -> None:
+    """Every record expires between two pages: the emptied listing ends the walk."""
+    listing = Listing(6, 1000)
+    cursor = RangeCursor([WINDOW], order=Order.DESCENDING, page_size=3, lookahead=1)
+    cursor.sends()
+    first = cursor.needed()
+    assert first is not None
+    got = [
+        r.record_id
+        for r in cursor.feed(first, listing.answer(first, Order.DESCENDING, None, 0)).records
+    ]
+    listing.rows.clear()
+    got += drain(cursor, lambda r: listing.answer(r, Order.DESCENDING, None, 0))
+    assert got == [5, 4, 3]
+    assert cursor.done
+
+
+def test_descending_arrivals_in_the_watermarks_second_are_walked_through() -> None:
+    """Records that arrive at the very instant of the last one yielded push it down
+    the listing: the walk steps through them instead of giving up."""
+    listing = Listing(3, 0)
+    cursor = RangeCursor([WINDOW], order=Order.DESCENDING, page_size=3, lookahead=1)
+    cursor.sends()
+    first = cursor.needed()
+    assert first is not None
+    step = cursor.feed(first, listing.answer(first, Order.DESCENDING, None, 0))
+    assert [r.record_id for r in step.records] == [2, 1, 0]
+    listing.add(7, 0)  # ids 3..9, at the same millisecond
+    assert drain(cursor, lambda r: listing.answer(r, Order.DESCENDING, None, 0)) == []
+    assert cursor.done
+
+
+def rounds(cursor: RangeCursor, answer: object) -> tuple[list[int], float]:
+    """Run the cursor as the driver does, each call answered one round trip after it
+    was sent (calls sent together are answered in the order sent): the ids yielded,
+    and the round trips the walk took."""
+    got: list[int] = []
+    answered: dict[int, RecordPage] = {}
+    due: list[tuple[float, int, PageRequest]] = []
+    now = 0.0
+
+    def send() -> None:
+        for request in cursor.sends():
+            heapq.heappush(due, (now + 1 + request.seq * 1e-6, request.seq, request))
+
+    send()
+    while due:
+        now, _, request = heapq.heappop(due)
+        if not any(r is request for r in cursor._in_flight):
+            continue  # cancelled
+        answered[request.seq] = answer(request)  # type: ignore[operator]
+        if cursor.arrived(request, answered[request.seq]):
+            send()
+        while (needed := cursor.needed()) is not None and needed.seq in answered:
+            step = cursor.feed(needed, answered.pop(needed.seq))
+            got.extend(r.record_id for r in step.records)
+            send()
+    assert cursor.done
+    return got, now
+
+
+@pytest.mark.parametrize("order", list(Order))
+def test_many_windows_keep_every_call_busy(order: Order) -> None:
+    """30 windows of 7 pages, 4 in flight: about as many round trips as a client that
+    asks every window at once (210 pages / 4 = 53), not a bubble at each window's
+    turn (61 here before answers were noted as they came)."""
+    start = T0
+    ranges = [(start + timedelta(days=k), start + timedelta(days=k + 1)) for k in range(30)]
+    rng = random.Random(7)
+    ats = sorted(rng.randrange(60, 30 * 86_400 - 60) * 1000 for _ in range(30 * 667))
+    listing = Listing(0, 1)
+    listing.rows = [record(i, T0_MS + at) for i, at in enumerate(ats)]
+    if order is Order.DESCENDING:
+        ranges.reverse()
+    cursor = RangeCursor(ranges, order=order, page_size=100, lookahead=4)
+    got, trips = rounds(cursor, lambda r: listing.answer(r, order, None, 0))
+    expected = list(range(len(ats)))
+    assert got == (expected if order is Order.ASCENDING else expected[::-1])
+    assert trips <= 56, trips
+    assert cursor.sent <= 225
 
 
 # --- the model ------------------------------------------------------------------------
