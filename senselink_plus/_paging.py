@@ -82,6 +82,8 @@ __all__ = ["PageRequest", "RangeCursor", "Step"]
 _MS_THRESHOLD = 10**11
 #: Pages in a row that bring nothing new before the walk gives up.
 UNPRODUCTIVE_LIMIT = 3
+#: Pages that walk on towards the watermark between two records yielded.
+RELOCATION_LIMIT = 1000
 
 
 @attrs.frozen
@@ -132,13 +134,17 @@ def _raw_bounds(lo_s: int, hi_s: int) -> tuple[int, int, int, int]:
 
 
 @functools.lru_cache(maxsize=4096)
-def plan_after(end: int, size: int) -> tuple[int, int] | None:
+def plan_after(end: int, size: int, largest: int = 100) -> tuple[int, int] | None:
     """The page ``(number, size)`` that starts at least one record before ``end`` and
-    reaches furthest past it, with a size from ``size // 2`` to ``size``; None when no
-    such page exists (a size of 1).
+    reaches furthest past it, with a size from ``size // 2`` to ``size``; when ``end``
+    is a multiple of each of those, the largest smaller size that is not, else the
+    smallest larger one up to ``largest`` (what the server serves); None when there
+    is none.
 
     >>> plan_after(100, 100)   # page 2 of 99 covers [99, 198)
     (2, 99)
+    >>> plan_after(6, 3)       # 6 is a multiple of 3 and 2: page 2 of 4 covers [4, 8)
+    (2, 4)
     """
     best: tuple[int, int, int] | None = None
     for m in range(size, max(size // 2, 2) - 1, -1):
@@ -148,6 +154,10 @@ def plan_after(end: int, size: int) -> tuple[int, int] | None:
             best = (reach, start // m + 1, m)
             if reach >= m - 1:  # overlap of one record: nothing does better
                 break
+    if best is None:  # ``end`` is a multiple of each: any smaller size, else larger
+        for m in (*range(size // 2 - 1, 1, -1), *range(max(size + 1, 2), largest + 1)):
+            if end % m:
+                return (end - 1) // m + 1, m
     return None if best is None else (best[1], best[2])
 
 
@@ -183,8 +193,10 @@ class _Window:
     #: The furthest position any ``total`` answered says the window reaches.
     limit: int | None = None
     unproductive: int = 0
-    #: The page size the server uses whatever is asked (0: it follows the size asked).
+    #: The page size the server uses whatever is asked (0: it follows the size asked),
+    #: and the largest it serves (the spec's maximum until a page comes back capped).
     fixed: int = 0
+    largest: int = 100
     #: How many records left the listing of the last record yielded since it was read
     #: there (records expiring ahead of the walk): a restart reaches back that much less.
     drift: int = 0
@@ -202,8 +214,12 @@ class _Window:
     frontier_seen: int = 0
     #: Whether this window yielded a record yet.
     taken: bool = False
-    #: The last record a walk towards the watermark placed (see `_relocate`).
+    #: The last record a walk towards the watermark placed, and the steps it took
+    #: since the last record yielded (see `_relocate`).
     walk_id: int | None = None
+    relocations: int = 0
+    placings: int = 0
+    restarts: int = 0
     #: A listing that ended before the page asked ``(bound, origin, total)``, and the
     #: call that reads its last page.
     tail: tuple[int, int, int] | None = None
@@ -447,7 +463,7 @@ class RangeCursor:
         size that overlaps best)."""
         end = max(window.frontier, window.mark + 1, 1)
         size = window.size
-        if size < 3 or window.fixed:
+        if window.fixed:
             # No room to choose an overlap: the next page of the listing the last one
             # came from, checked when it happens to start before ``end``.
             anchor = self._local_anchor(window)
@@ -466,7 +482,7 @@ class RangeCursor:
                 best = (reach, mark, page, size)
             if best[0] < size - size // 4:
                 # Dense seconds leave few listings to choose from: shrink the page.
-                planned = plan_after(end - mark[1], size)
+                planned = plan_after(end - mark[1], size, window.largest)
                 if planned is not None:
                     reach = mark[1] + planned[0] * planned[1] - end
                     if reach > best[0]:
@@ -544,20 +560,21 @@ class RangeCursor:
         window.page = ()
         window.mark_anchor = anchor
         window.frontier = window.mark + 1
-        if window.fixed or window.size < 2:  # no overlap to choose: the page holding it
+        if window.fixed:  # no overlap to choose: the page holding it
             page = behind // window.size + 1
             self._request(window, anchor, page, window.size, verify=False)
             return
-        planned = plan_after(behind, window.size) if behind > 0 else None
+        planned = plan_after(behind, window.size, window.largest) if behind > 0 else None
         certain = self.compare_known or not self._ambiguous(anchor[0])
         if planned is None and behind >= window.size and certain and not window.from_top:
-            # No page from it overlaps the mark: the page after it, unchecked.
+            # No page the server serves overlaps the mark: the page after it, unchecked.
             self._request(window, anchor, behind // window.size + 1, window.size, verify=False)
             return
         if planned is None or planned[0] == 1 or not certain:
             # From the top of the listing: it holds every record not yet yielded (and
             # its newest record tells how the server compares).
-            self._request(window, anchor, 1, window.size, verify=False)
+            size = max(window.size, planned[1]) if planned else window.size
+            self._request(window, anchor, 1, size, verify=False)
             return
         request = self._request(window, anchor, planned[0], planned[1], verify=True)
         window.restart_seq = request.seq
@@ -585,6 +602,7 @@ class RangeCursor:
         capped = used < request.size
         if capped:  # the server caps the page size: plan with its size
             window.size = min(window.size, used)
+            window.largest = min(window.largest, used)
         if not self.compare_known and count:
             self._learn_compare(request, records[0].create_at)
         fresh, overlaps = self._fresh(window, records)
@@ -601,10 +619,9 @@ class RangeCursor:
         if request.verify and not count and start and total:
             # Empty, but the listing is not (every listing asked holds all the window has
             # not yielded: an empty first page, or an empty listing, ends it).
-            if total <= start:
-                # It ends before this page (records expired behind the walk moved it
-                # up): its last page tells whether anything is left.
-                window.tail = (request.bound, request.origin, total)
+            # It ends before this page (records expired behind the walk moved it up,
+            # or its total runs ahead): its last page tells whether anything is left.
+            window.tail = (request.bound, request.origin, min(total, start))
             return self._unproductive(window, request, "does not reach back to the last record")
         # Only a short page ends the listing: a full one that reaches ``total`` may
         # stand on a stale count, so one more page is asked past it. A listing's last
@@ -615,7 +632,7 @@ class RangeCursor:
         if window.limit is None or end > window.limit or not request.verify:
             window.limit = end
         if fresh:
-            window.unproductive = 0
+            window.unproductive = window.relocations = window.placings = window.restarts = 0
             window.walk_id = None
             window.taken = True
             self._productive[window.index] += 1
@@ -680,32 +697,48 @@ class RangeCursor:
         start: int,
         total: int,
     ) -> bool:
-        """Descending: whether the page walks on towards the watermark through records
-        that arrived ahead of it (or that a count placed too few of): in order, all
-        yielded or newer, holding the last record the walk placed (if any) or the
-        watermark itself (or starting right after that record), and ending past it.
-        If so, the walk goes on from its last record. A page that repeats, reshuffles
-        or jumps elsewhere is not a step; the steps are bounded by the records between
-        the first page and the watermark."""
-        if self.ascending or not records:
+        """Whether the page walks on towards the watermark through records ahead of it
+        in the listing (arrivals in its second when descending; records a count placed
+        too few of): in order and all yielded before (or newer, descending). If so,
+        the walk goes on from its last record.
+
+        Such a page holds no record to yield, so walking through it cannot skip one
+        (the page that reaches past the watermark is checked as usual); what is
+        checked is that the walk advances: a step holds the last record placed and
+        ends past it, or lies wholly past it. A page that ends on the last record
+        placed places it again (only further down its listing), and one that lies
+        before it restarts the walk (records moved down); each at most
+        `UNPRODUCTIVE_LIMIT` times between two records yielded. So a server that
+        repeats, reshuffles or alternates gets no step for long.
+        """
+        mark = self.watermark
+        if mark is None or not records or window.relocations >= RELOCATION_LIMIT:
             return False
         ids = [r.record_id for r in records]
-        mark = self.watermark
-        assert mark is not None
-        if ids[-1] < mark or ids != sorted(set(ids), reverse=True):
-            return False
-        walked = window.walk_id
-        local = window.mark_local
-        follows = local is not None and local[0] == request.bound and start == local[1] + 1
-        if walked == mark or (
-            walked is not None and mark not in ids and walked not in ids and not follows
+        ascending = self.ascending
+        first, last = ids[0], ids[-1]
+        if (last > mark if ascending else last < mark) or ids != sorted(
+            set(ids), reverse=not ascending
         ):
-            return False  # at the watermark already, or not a page after the last step
-        if walked is not None and ids[-1] >= walked:
-            return False  # no further than the last step
-        window.walk_id = ids[-1]
+            return False
+        local = window.mark_local
+        same = local is not None and local[0] == request.bound
+        place = start + len(ids) - 1
+        placed = mark if window.walk_id is None else window.walk_id
+        if last == placed:  # places it again: further down its listing only
+            moved = place - local[1] if same and local is not None else 1
+            if moved <= 0 or window.placings >= UNPRODUCTIVE_LIMIT:
+                return False
+            window.placings += 1
+        elif placed not in ids and (first <= placed if ascending else first >= placed):
+            # Before it: records moved down since it was placed (arrivals).
+            if window.restarts >= UNPRODUCTIVE_LIMIT:
+                return False
+            window.restarts += 1
+        window.walk_id = last
+        window.relocations += 1
         window.mark = request.start + len(ids) - 1
-        window.mark_local = (request.bound, start + len(ids) - 1, total)
+        window.mark_local = (request.bound, place, total)
         window.drift = 0
         window.frontier = window.mark + 1
         window.page, window.mark_anchor = (), None

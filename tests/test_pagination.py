@@ -93,8 +93,9 @@ async def test_every_record_exactly_once_in_order(
     if order is Order.DESCENDING:
         expected.reverse()
     assert got == expected
-    # A page may ask for fewer records than page_size, to overlap the one before it.
-    assert all(0 < int(call["size"]) <= page_size for call in server.calls)
+    # A page may ask for fewer records than page_size, to overlap the one before it;
+    # a page_size under 10 may grow a little where no smaller page can.
+    assert all(0 < int(call["size"]) <= max(page_size, 10) for call in server.calls)
 
 
 async def test_a_90_day_range_is_walked_window_by_window() -> None:
