@@ -612,16 +612,21 @@ class RangeCursor:
             # Read from the listing the last record yielded was placed in: records that
             # expired from it since then moved the rest back.
             window.drift = max(local[2] - total, 0)
-        if request.verify and not overlaps and count:
-            # The page does not reach back to the last record yielded: the listing moved
-            # under the walk, and something in between may have been passed over.
-            return self._unproductive(window, request, "does not reach back to the last record")
-        if request.verify and not count and start and total:
-            # Empty, but the listing is not (every listing asked holds all the window has
-            # not yielded: an empty first page, or an empty listing, ends it).
-            # It ends before this page (records expired behind the walk moved it up,
-            # or its total runs ahead): its last page tells whether anything is left.
-            window.tail = (request.bound, request.origin, min(total, start))
+        # Every listing asked holds all the window has not yielded (it starts at or
+        # before the watermark's second): its first page needs no check, and only an
+        # empty first page proves it empty.
+        if request.verify and request.page > 1 and not overlaps:
+            if count:
+                # The page does not reach back to the last record yielded: the listing
+                # moved under the walk, and something in between may have been missed.
+                return self._unproductive(window, request, "does not reach back to the last record")
+            # Empty: the listing ends before this page (records expired behind the walk
+            # moved it up, or its total runs ahead): its last page by its total, else
+            # its first page, tells what is left.
+            if request.seq == window.tail_seq or window.unproductive:
+                window.from_top = True
+            else:
+                window.tail = (request.bound, request.origin, max(min(total, start), 1))
             return self._unproductive(window, request, "does not reach back to the last record")
         # Only a short page ends the listing: a full one that reaches ``total`` may
         # stand on a stale count, so one more page is asked past it. A listing's last
