@@ -711,7 +711,8 @@ class RangeCursor:
         (the page that reaches past the watermark is checked as usual); what is
         checked is that the walk advances: a step holds the last record placed and
         ends past it, or lies wholly past it. A page that ends on the last record
-        placed places it again (only further down its listing), and one that lies
+        placed places it again (only further down its listing, or anywhere else from
+        that listing's first page), and one that lies
         before it restarts the walk (records moved down); each at most
         `UNPRODUCTIVE_LIMIT` times between two records yielded. So a server that
         repeats, reshuffles or alternates gets no step for long.
@@ -730,9 +731,12 @@ class RangeCursor:
         same = local is not None and local[0] == request.bound
         place = start + len(ids) - 1
         placed = mark if window.walk_id is None else window.walk_id
-        if last == placed:  # places it again: further down its listing only
+        if last == placed:  # places it again: further down its listing only, or
+            # anywhere else from the listing's first page (expiries move it up)
             moved = place - local[1] if same and local is not None else 1
-            if moved <= 0 or window.placings >= UNPRODUCTIVE_LIMIT:
+            if not (moved > 0 or (moved and request.page == 1)):
+                return False
+            if window.placings >= UNPRODUCTIVE_LIMIT:
                 return False
             window.placings += 1
         elif placed not in ids and (first <= placed if ascending else first >= placed):
