@@ -358,13 +358,13 @@ def build_list_records(
         ("time_from", start.isoformat(timespec="seconds")),
         ("time_to", end.isoformat(timespec="seconds")),
     )
-    rest = (("order", _ORDER_TEXT[order]), ("page", page_text), ("size", size_text))
+    rest = (("order", ORDER_TEXT[order]), ("page", page_text), ("size", size_text))
     if sn_text is not None:
         return make_request("GET", _url(base_url, RECORD_PATH), (*window, ("sn", sn_text), *rest))
     return make_request("GET", _url(base_url, RECORD_PATH), window + rest)
 
 
-_ORDER_TEXT = {Order.DESCENDING: "0", Order.ASCENDING: "1"}
+ORDER_TEXT = {Order.DESCENDING: "0", Order.ASCENDING: "1"}
 
 
 def parse_record_page(

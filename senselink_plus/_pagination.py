@@ -1,35 +1,39 @@
 """`RecordPager`: every record of any time range, page by page, each exactly once.
 
-The decisions live in `_paging.RangeCursor` (pure, see its docstring for the rules and
-the bound); this module only sends the calls it asks for, keeps up to ``concurrency``
-in flight, hands their answers back in order and yields what it says.
+The decisions live in `_paging.Walk` (pure; its docstring states the invariant, the
+proof and the bounds); this module only sends the calls it asks for, keeps up to
+``concurrency`` in flight, feeds their answers back as they come and yields what it says.
 
 What is guaranteed, while records are written to the range and expire from it:
 
 - Every record present in the range from the start of the walk to its end is yielded
   exactly once, in the requested order; no ``record_id`` is ever yielded twice.
-- Memory holds about ``concurrency`` pages, whatever the length of the range.
-- The walk ends within a number of requests the cursor can state; a server that keeps
-  repeating or contradicting itself gets `ResponseError`, with back-off before re-reads.
-- A record added during the walk may or may not be yielded. Use ``watch`` to follow new
-  records.
+- ``total`` decides nothing: a stale count (servers count, then select) neither ends
+  the walk early nor raises.
+- Memory holds about ``5 * concurrency`` pages, whatever the length of the range.
+- The walk ends within the bound `_paging.Walk` states; a server that breaks the
+  listing's rules (ignores ``time_from`` or ``page``, repeats, reshuffles) gets
+  `ResponseError`, with back-off before re-reads.
+- A record added during the walk may or may not be yielded; a range that ends in the
+  future is read up to about the newest record when the walk began. Use ``watch`` to
+  follow new records.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from datetime import datetime
 
 from . import _endpoints as ep
 from ._checks import check_int
+from ._endpoints import ORDER_TEXT
 from ._exceptions import SenseLinkError
 from ._http import HttpRequest, make_request
 from ._models import Order, Record, RecordPage
-from ._paging import PageRequest, RangeCursor
-from ._timeutil import MAX_WINDOW, split_time_range, to_wire_time
+from ._paging import PageRequest, Step, Walk
+from ._timeutil import MAX_WINDOW, to_wire_time
 
 __all__ = ["RecordPager"]
 
@@ -43,12 +47,12 @@ class RecordPager:
     """A lazy walk over the records of a time range; nothing is sent until iterated.
 
     ``async for record in pager`` yields `Record`s; ``pager.pages()`` yields
-    `RecordPage`s holding only records not yielded before. A range over 24 h is walked
-    window by window (`split_time_range`) in the requested order. With ``concurrency``
-    N, up to N calls are in flight, over the current window's pages and the first pages
-    of the windows after it; records still come in order and about N pages are held.
-    ``concurrency=1`` sends each call only when the previous page has been consumed.
-    Breaking out of the loop cancels every call in flight.
+    `RecordPage`s holding only records not yielded before. Any range length works: the
+    walk reads it in time slices of at most 24 h, by keyset (each page starts at the
+    second of the last record taken). With ``concurrency`` N, up to N slices near the
+    head of the walk are read at once; records still come in order and about 5 N pages
+    are held. ``concurrency=1`` sends each call only when the previous page has been
+    consumed. Breaking out of the loop cancels every call in flight.
 
     >>> async for record in client.records(t0, t0 + timedelta(days=3)):  # doctest: +SKIP
     ...     print(record.record_id)
@@ -75,31 +79,22 @@ class RecordPager:
         self.page_size = ep.check_page_size(page_size, "page_size")
         self.concurrency = check_int(concurrency, "concurrency")
         self.max_items = None if max_items is None else check_int(max_items, "max_items", minimum=0)
-        windows = split_time_range(start, end, MAX_WINDOW)
-        self.windows = windows if self.order is Order.ASCENDING else windows[::-1]
+        self._start = int(start.timestamp())
+        self._end = int(end.timestamp())
+        self._zone = start.tzinfo
         self._fetch = fetch
         self._pause = pause
-        # Every call is this one with its own window, page and size.
+        # Every call is this one with its own window, order, page and size.
         self._template = ep.build_list_records(
-            base_url, *self.windows[0], sn=self.sn, order=self.order, size=self.page_size
-        )
-        # The parameters every call repeats (sn, order), when the template has the
-        # layout _http writes directly; else _http fills the template in key by key.
-        keys = [key for key, _ in self._template.params]
-        self._middle = (
-            self._template.params[2:-2]
-            if keys[:2] == ["time_from", "time_to"] and keys[-2:] == ["page", "size"]
-            else None
+            base_url, start, min(end, start + MAX_WINDOW), sn=self.sn, order=self.order
         )
 
     def __repr__(self) -> str:
-        first, last = self.windows[0], self.windows[-1]
-        lo = min(first[0], last[0]).isoformat()
-        hi = max(first[1], last[1]).isoformat()
+        start = datetime.fromtimestamp(self._start, self._zone).isoformat()
+        end = datetime.fromtimestamp(self._end, self._zone).isoformat()
         return (
-            f"RecordPager({lo} .. {hi}, sn={self.sn!r}, order={self.order.name}, "
-            f"windows={len(self.windows)}, page_size={self.page_size}, "
-            f"concurrency={self.concurrency})"
+            f"RecordPager({start} .. {end}, sn={self.sn!r}, order={self.order.name}, "
+            f"page_size={self.page_size}, concurrency={self.concurrency})"
         )
 
     def __aiter__(self) -> AsyncIterator[Record]:
@@ -116,85 +111,62 @@ class RecordPager:
         return self._iter_pages()
 
     def _http(self, request: PageRequest) -> HttpRequest:
-        template = self._template
-        middle = self._middle
-        if middle is not None:  # the template's layout: window, [sn], order, page, size
-            return make_request(
-                template.method,
-                template.url,
-                (
-                    ("time_from", to_wire_time(request.time_from)),
-                    ("time_to", to_wire_time(request.time_to)),
-                    *middle,
-                    ("page", str(request.page)),
-                    ("size", str(request.size)),
-                ),
-            )
+        zone = self._zone
         values = {
-            "time_from": to_wire_time(request.time_from),
-            "time_to": to_wire_time(request.time_to),
+            "time_from": to_wire_time(datetime.fromtimestamp(request.time_from, zone)),
+            "time_to": to_wire_time(datetime.fromtimestamp(request.time_to, zone)),
+            "order": ORDER_TEXT[request.order],
             "page": str(request.page),
             "size": str(request.size),
         }
+        template = self._template
         params = tuple((key, values.get(key, value)) for key, value in template.params)
         return make_request(template.method, template.url, params)
 
     async def _iter_pages(self) -> AsyncGenerator[RecordPage, None]:
-        cursor = RangeCursor(
-            self.windows,
+        walk = Walk(
+            self._start,
+            self._end,
             order=self.order,
             page_size=self.page_size,
-            lookahead=self.concurrency,
+            concurrency=self.concurrency,
             max_items=self.max_items,
         )
-        eager = self.concurrency > 1
-        tasks: dict[int, asyncio.Future[RecordPage]] = {}
-        fetch = self._fetch
-        quiet = False  # backing off, or closing: nothing new goes out
+        flight: dict[asyncio.Future[RecordPage], PageRequest] = {}
 
-        def start() -> None:
-            for request in cursor.sends():
-                if eager:
-                    task = asyncio.ensure_future(fetch(self._http(request)))
-                    tasks[request.seq] = task
-                    task.add_done_callback(functools.partial(arrived, request))
-
-        def arrived(request: PageRequest, task: asyncio.Future[RecordPage]) -> None:
-            # An answer before its turn frees a slot, and a later window's first page
-            # lets that window's next pages go out now (each is still fed in its turn).
-            if task.cancelled() or task.exception() is not None:
-                return
-            if cursor.arrived(request, task.result()) and not quiet:
-                start()
+        def send() -> None:
+            for request in walk.sends():
+                flight[asyncio.ensure_future(self._fetch(self._http(request)))] = request
 
         try:
-            start()
-            while (request := cursor.needed()) is not None:
-                task = tasks.pop(request.seq, None)
-                try:
-                    page = await (task if task is not None else fetch(self._http(request)))
-                    step = cursor.feed(request, page)
-                except SenseLinkError as error:
-                    if error.request is None:
-                        error.request = self._http(request).info()
-                    raise
-                for dropped in step.cancel:
-                    stale = tasks.pop(dropped.seq, None)
-                    if stale is not None:
-                        stale.cancel()
-                if eager and not step.backoff:
-                    start()  # in flight while the consumer takes this page
-                if step.records:
-                    yield RecordPage(page.page_num, page.page_size, page.total, step.records)
-                if step.backoff:
-                    quiet = True
-                    await self._pause(step.backoff)
-                    quiet = False
-                start()
+            while not walk.done:
+                send()
+                if not flight:  # pragma: no cover - the walk always has a call to make
+                    raise RuntimeError("the walk is not over but asks for nothing")
+                answered, _ = await asyncio.wait(flight, return_when=asyncio.FIRST_COMPLETED)
+                pages: list[RecordPage] = []
+                backoff = 0
+                for task in sorted(answered, key=lambda task: flight[task].seq):
+                    step = self._feed(walk, flight.pop(task), task)
+                    pages.extend(step.pages)
+                    backoff = max(backoff, step.backoff)
+                if backoff:
+                    await self._pause(backoff)
+                elif self.concurrency > 1 and not walk.done:
+                    send()  # in flight while the consumer takes these pages
+                for page in pages:
+                    yield page
         finally:
-            quiet = True
-            pending = list(tasks.values())
-            for task in pending:
+            for task in flight:
                 task.cancel()
             # Gathering retrieves every outcome, so no "exception never retrieved" warning.
-            await asyncio.gather(*pending, return_exceptions=True)
+            await asyncio.gather(*flight, return_exceptions=True)
+
+    def _feed(self, walk: Walk, request: PageRequest, task: asyncio.Future[RecordPage]) -> Step:
+        """Feed one answer to the walk; an error names the call it came from."""
+        try:
+            return walk.feed(request, task.result())
+        except SenseLinkError as error:
+            if error.request is None:
+                error.request = self._http(request).info()
+            raise

@@ -22,6 +22,7 @@ __all__ = [
     "split_time_range",
     "to_aware",
     "to_wire_time",
+    "wire_second",
 ]
 
 #: The longest window one list call may ask for.
@@ -161,6 +162,12 @@ def from_wire_timestamp(value: int | float) -> datetime:
         return datetime.fromtimestamp(seconds, timezone.utc)
     except (OverflowError, OSError, ValueError):
         raise ValueError(f"timestamp {shown(value)} is out of the range of dates") from None
+
+
+def wire_second(value: int) -> int:
+    """The whole unix second of a raw record timestamp (milliseconds from 10**11 on, as
+    `from_wire_timestamp` reads it)."""
+    return value // 1000 if value >= _MS_THRESHOLD else value
 
 
 def split_time_range(

@@ -1,0 +1,78 @@
+"""How long a new slice should be: from the density of the records read so far.
+
+A slice is read one page at a time, so slices are what runs in parallel. Each new slice
+is sized to hold about `TARGET_PAGES` pages: long enough that the partly filled page
+that ends a slice costs little, short enough that ``concurrency`` of them near the head
+of the walk keep the calls busy while holding few pages. The density is records per
+second over the last `MEMORY` pages. The fill (the share of `TARGET_PAGES` aimed at)
+adapts: a slice that needs more pages than aimed at lowers it, one that fits raises it
+a little, so evenly spaced records fill slices to the brim and bursty ones leave room.
+Sizes only affect how many calls a walk costs, never what it yields.
+
+>>> planner = SlicePlanner(page_size=100)
+>>> planner.observe(records=100, seconds=50)  # 2 records a second
+>>> planner.seconds()  # 4 pages of 100 at a fill of 0.9
+180
+"""
+
+from __future__ import annotations
+
+import collections
+
+from ._walkorder import DAY
+
+__all__ = ["MEMORY", "TARGET_PAGES", "SlicePlanner"]
+
+#: Pages a slice is sized to hold.
+TARGET_PAGES = 4
+#: Recent pages the density is measured over.
+MEMORY = 8
+_FILL_START, _FILL_MIN, _FILL_MAX = 0.9, 0.5, 0.98
+_FILL_DOWN, _FILL_UP = 0.05, 0.005
+
+
+class SlicePlanner:
+    """Records per second seen lately, and the length of the next slice."""
+
+    def __init__(self, page_size: int) -> None:
+        self.page_size = page_size
+        self.fill = _FILL_START
+        self._seen: collections.deque[tuple[int, int]] = collections.deque(maxlen=MEMORY)
+        self._records = 0
+        self._seconds = 0
+
+    @property
+    def known(self) -> bool:
+        return bool(self._seen)
+
+    def observe(self, records: int, seconds: int) -> None:
+        """A page covered ``seconds`` of walk time and held ``records`` new ones there."""
+        if len(self._seen) == MEMORY:
+            old_records, old_seconds = self._seen[0]
+            self._records -= old_records
+            self._seconds -= old_seconds
+        self._seen.append((records, seconds))
+        self._records += records
+        self._seconds += seconds
+
+    def finished(self, pages: int) -> None:
+        """A slice planned by `seconds` was read in ``pages`` pages."""
+        if pages > TARGET_PAGES:
+            self.fill = max(_FILL_MIN, self.fill - _FILL_DOWN)
+        else:
+            self.fill = min(_FILL_MAX, self.fill + _FILL_UP)
+
+    def seconds(self) -> int | None:
+        """The length of the next slice (None while nothing is known)."""
+        if not self._seen:
+            return None
+        if self._records == 0:
+            return DAY
+        wanted = TARGET_PAGES * self.page_size * self.fill
+        return max(1, min(DAY, int(wanted * self._seconds / self._records)))
+
+    def expected(self, seconds: int) -> int:
+        """About how many records ``seconds`` of walk time hold (a full page if unknown)."""
+        if not self._seen or self._seconds == 0:
+            return self.page_size
+        return -(-seconds * self._records // self._seconds)

@@ -1,0 +1,90 @@
+"""Walk coordinates: one forward axis for both orders, so the paging code is written once.
+
+A record's `Key` is ``(second, record_id)`` read along the walk: as they are for an
+ascending walk, both negated for a descending one. In an honest listing read in the
+walk's order, keys strictly increase (``create_at`` never decreases as ``record_id``
+grows), so for either order "behind a watermark" is ``key <= mark`` and "ahead" is
+``key > mark``. Only the wire differs, and `Axis.bounds` is the one place that knows how.
+
+>>> axis = Axis(Order.DESCENDING, start=100, end=400)
+>>> axis.bounds(listing=-300, last=-101)  # walk seconds -300..-101 are real 101..300
+(101, 301)
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import attrs
+
+from ._models import Order, Record
+from ._timeutil import wire_second
+
+__all__ = ["BIG", "DAY", "Axis", "Key"]
+
+#: Beyond any record_id: ``Key(s, -BIG)`` sits before every record of walk second ``s``,
+#: ``Key(s, BIG)`` after every one.
+BIG = 2**63
+#: The longest window one list call may ask for, in seconds.
+DAY = 86_400
+
+
+class Key(NamedTuple):
+    """Where a record lies along the walk."""
+
+    second: int
+    rid: int
+
+
+@attrs.frozen
+class Axis:
+    """The walk's direction and its range ``[start, end]`` in real unix seconds."""
+
+    order: Order
+    start: int
+    end: int
+
+    @property
+    def ascending(self) -> bool:
+        return self.order is Order.ASCENDING
+
+    def key(self, record: Record) -> Key:
+        second = wire_second(record.create_at)
+        if self.ascending:
+            return Key(second, record.record_id)
+        return Key(-second, -record.record_id)
+
+    def keys(self, records: tuple[Record, ...]) -> list[Key]:
+        if self.ascending:
+            return [Key(wire_second(r.create_at), r.record_id) for r in records]
+        return [Key(-wire_second(r.create_at), -r.record_id) for r in records]
+
+    def real(self, second: int) -> int:
+        """A walk second as a real unix second (and back: the map is its own inverse)."""
+        return second if self.ascending else -second
+
+    def bounds(self, listing: int, last: int) -> tuple[int, int]:
+        """``(time_from, time_to)`` of the listing that starts at walk second ``listing``
+        and holds the walk seconds up to ``last``.
+
+        The far bound reaches one second past ``last`` (capped at the range's end): a
+        server that compares milliseconds includes ``last``'s whole second only so. What
+        that second brings lies past the slice and is not taken from this listing.
+        """
+        if self.ascending:
+            return listing, min(last + 1, self.end)
+        return -last, min(1 - listing, self.end)
+
+    def windows(self) -> list[tuple[int, int]]:
+        """The range as walk-second intervals ``[first, last]`` in walk order, each
+        within one list call's 24 h (the one holding ``end`` may hold one second more:
+        its far bound is ``end`` itself, not one past it)."""
+        spans = []
+        lo = self.start
+        while self.end - lo > DAY:
+            spans.append((lo, lo + DAY - 1))
+            lo += DAY
+        spans.append((lo, self.end))
+        if self.ascending:
+            return spans
+        return [(-hi, -lo) for lo, hi in reversed(spans)]
