@@ -24,7 +24,8 @@ ascending walk of more than `PROBE_AFTER` calls asks for the newest record (desc
 pages of 1, from the range's end back, a day at a time, down to the newest record seen)
 and reads nothing past it, so a range that ends in the future is read up to what
 existed then, however fast records arrive. Up to ``concurrency`` calls are in flight, and the slices ahead
-of the one being yielded hold at most ``4 * concurrency`` pages.
+of the one being yielded hold at most ``5 * concurrency`` pages (no read ahead is sent
+past ``4 * concurrency``).
 """
 
 from __future__ import annotations
@@ -140,15 +141,20 @@ class Walk:
         return None
 
     def _may_read_ahead(self) -> bool:
+        """Within the memory budget, and (with ``max_items``) while the slices started
+        are not expected to hold all that is still wanted."""
         held = sum(len(part.held) for part in self.parts)
         if held >= 4 * self.concurrency:
             return False
         if self.max_items is None:
             return True
-        need = self.max_items - self.emitted - sum(len(p) for part in self.parts for p in part.held)
         if not self.planner.known:
             return not self.flight  # one call at a time until an answer tells the density
-        return len(self.flight) * self.page_size < need
+        wanted = self.max_items - self.emitted
+        wanted -= sum(len(page) for part in self.parts for page in part.held)
+        started = (part.slice for part in self.parts if part.started and not part.slice.done)
+        expected = sum(self.planner.expected(s.last - s.mark.second + 1) for s in started)
+        return expected < wanted
 
     def _split(self, index: int) -> None:
         """Cut what lies beyond one slice's length past the mark of a slice being read."""
@@ -174,7 +180,8 @@ class Walk:
                     self._cut(self.parts.index(part), whole.first + seconds - 1)
         size = min(self.page_size, self.largest)
         if self.max_items is not None and part is self.parts[0]:
-            size = max(1, min(size, self.max_items - self.emitted))
+            # What is still wanted, and one more: a keyset page starts with the mark.
+            size = min(size, self.max_items - self.emitted + 1)
         plan = whole.plan(size, self.largest)
         part.reading = True
         time_from, time_to = self.axis.bounds(plan.listing, whole.last)

@@ -74,15 +74,15 @@ class Taken:
     failed: bool = False
 
 
-def place(position: int, largest: int) -> tuple[int, int] | None:
+def place(position: int, largest: int, margin: int = 1) -> tuple[int, int] | None:
     """``(page, size)`` of the page, no larger than ``largest``, that holds ``position``
-    and the one before it (a margin against one record removed ahead of them) and the
-    most positions after ``position``; None if no such page has room after it.
+    and ``margin`` before it (against records removed ahead of them) and the most
+    positions after ``position``; None if no such page has room after it.
 
     >>> place(99, 100)  # page 2 of 98 holds positions 98..195
     (2, 98)
     """
-    target = max(position - 1, 0)
+    target = max(position - margin, 0)
     best = None
     room = 0
     for size in range(largest, 1, -1):
@@ -119,8 +119,9 @@ class Slice:
         if anchor is not None:
             # Walking on through a crowded second, double the size each page (arrivals
             # in that second push the mark down a descending listing).
-            grown = max(size, MIN_POSITIONAL) << min(self.walked, 6)
-            placed = place(anchor.position, min(largest, grown)) or place(anchor.position, largest)
+            grown = min(largest, max(size, MIN_POSITIONAL) << min(self.walked, 6))
+            position = anchor.position
+            placed = place(position, grown) or place(position, largest) or place(position, largest, 0)
             if placed is not None:
                 return Plan(anchor.listing, *placed)
         return Plan(self.mark.second, 1, size)

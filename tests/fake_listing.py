@@ -55,6 +55,8 @@ class Listing:
     stale: int = 0
     #: Serve at most this many records a page, and say so in ``page_size``.
     cap: int = 100
+    #: Added to every ``total`` (a count that is simply wrong).
+    total_error: int = 0
     calls: list[PageRequest] = attrs.Factory(list)
     _history: list[tuple[list[int], list[int]]] = attrs.Factory(list)
 
@@ -91,7 +93,7 @@ class Listing:
         self.calls.append(request)
         counted = self._history[-min(self.stale, len(self._history))] if self.stale and self._history else None
         ids, times = counted or (self.ids, self.times)
-        total = len(self._select(ids, times, request.time_from, request.time_to))
+        total = max(0, len(self._select(ids, times, request.time_from, request.time_to)) + self.total_error)
         rows = [
             (i, at)
             for i, at in zip(self.ids, self.times, strict=True)
@@ -102,6 +104,10 @@ class Listing:
         size = min(request.size, self.cap)
         chunk = rows[(request.page - 1) * size : request.page * size]
         return RecordPage(request.page, size, total, tuple(record(i, at) for i, at in chunk))
+
+    def snapshot(self) -> Listing:
+        """A copy frozen as the listing is now (to answer a call as it was when sent)."""
+        return attrs.evolve(self, ids=list(self.ids), times=list(self.times), calls=self.calls)
 
     def between(self, lo: int, hi: int) -> list[int]:
         """Ids the listing ``[lo, hi]`` holds now."""

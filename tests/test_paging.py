@@ -1,489 +1,429 @@
-"""RangeCursor, the pure paging decisions of records(): plain calls and a model.
-
-The stateful test drives the cursor against a simulated listing (records ordered by
-record_id, arriving at the newest end, expiring from the oldest) with arbitrary
-interleavings of arrivals, expiries, stale answers to prefetched pages, a server that
-caps the page size, over-stated totals, records from outside the window, and repeated or
-reshuffled pages. No sockets, no event loop.
-"""
+"""The paging engine of records(), through its pure parts: walk coordinates, one slice's
+reader, the slice planner, and the `Walk` over an honest listing that changes while it
+is read (tests/fake_listing.py). The promise checked everywhere: every record present
+from the start of the walk to its end is yielded, none twice, in order, and an honest
+server never gets `ResponseError`."""
 
 from __future__ import annotations
 
-import heapq
-import os
 import random
-from datetime import datetime, timedelta, timezone
 
+import attrs
 import pytest
-from hypothesis import HealthCheck, settings
+from fake_listing import Churn, Listing, in_order, walk
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
-from senselink_plus._exceptions import ResponseError
-from senselink_plus._models import Order, Record, RecordPage
-from senselink_plus._paging import PageRequest, RangeCursor, plan_after
+from senselink_plus import Order, RecordPage, ResponseError
+from senselink_plus._paging import FAIL_LIMIT, PROBE_AFTER, PageRequest, Walk
+from senselink_plus._slice import Plan, Slice, place
+from senselink_plus._slice_plan import SlicePlanner
+from senselink_plus._walkorder import DAY, Axis, Key
 
-T0 = datetime(2024, 3, 1, tzinfo=timezone(timedelta(hours=9)))
-T0_MS = int(T0.timestamp() * 1000)
-WINDOW = (T0, T0 + timedelta(hours=1))
-
-
-def record(record_id: int, at_ms: int) -> Record:
-    return Record(record_id, "SN1", f"{record_id:024x}", at_ms)
+T0 = 1_700_000_000  # a whole second, unix time
+A, D = Order.ASCENDING, Order.DESCENDING
 
 
-class Listing:
-    """The server's table, ids growing with time. ``create_at`` is kept in
-    milliseconds or in seconds (``unit``); the server compares it with the whole-second
-    bounds of a call at that unit or in whole seconds (``compare``)."""
-
-    def __init__(
-        self, count: int, spacing_ms: int, *, unit: str = "ms", compare: str = "ms"
-    ) -> None:
-        self.unit, self.compare = unit, compare
-        self.rows: list[Record] = []
-        self.next_id = 0
-        self.last_ms = T0_MS + 1000
-        self.add(count, spacing_ms, first=True)
-
-    def add(self, count: int, spacing_ms: int, *, first: bool = False) -> None:
-        for i in range(count):
-            if not (first and i == 0):
-                self.last_ms = min(self.last_ms + spacing_ms, T0_MS + 3_500_000)
-            at = self.last_ms if self.unit == "ms" else self.last_ms // 1000
-            self.rows.append(record(self.next_id, at))
-            self.next_id += 1
-
-    def _inside(self, at: int, lo_s: int, hi_s: int) -> bool:
-        if self.unit == "s":
-            return lo_s <= at <= hi_s
-        if self.compare == "s":
-            return lo_s <= at // 1000 <= hi_s
-        return lo_s * 1000 <= at <= hi_s * 1000
-
-    def answer(
-        self, request: PageRequest, order: Order, cap: int | None, total_extra: int
-    ) -> RecordPage:
-        lo_s = int(request.time_from.timestamp())
-        hi_s = int(request.time_to.timestamp())
-        rows = [r for r in self.rows if self._inside(r.create_at, lo_s, hi_s)]
-        if order is Order.DESCENDING:
-            rows.reverse()
-        size = request.size if cap is None else min(cap, request.size)
-        chunk = rows[(request.page - 1) * size : request.page * size]
-        return RecordPage(request.page, size, len(rows) + total_extra, tuple(chunk))
+# --- walk coordinates ------------------------------------------------------------------
 
 
-def drain(cursor: RangeCursor, answer: object) -> list[int]:
-    """Run the cursor to its end against ``answer(request) -> RecordPage``."""
-    got: list[int] = []
-    for _ in range(10_000):
-        cursor.sends()
-        request = cursor.needed()
-        if request is None:
-            return got
-        step = cursor.feed(request, answer(request))  # type: ignore[operator]
-        got.extend(r.record_id for r in step.records)
-    raise AssertionError("the cursor never ended")
-
-
-# --- plain calls ----------------------------------------------------------------------
-
-
-def test_plan_after_overlaps_by_one_where_it_can() -> None:
-    assert plan_after(100, 100) == (2, 99)
-    page, size = plan_after(198, 100) or (0, 0)
-    start = (page - 1) * size
-    assert start < 198 < start + size
-    assert plan_after(6, 3) == (2, 4)  # 6 is a multiple of 3 and 2: a page of 4
-    assert plan_after(5, 1) == (3, 2)  # pages of 1 leave no room: a page of 2
-    assert plan_after(6, 3, largest=3) is None  # a server that serves no more than 3
-
-
-@pytest.mark.parametrize("order", list(Order))
-@pytest.mark.parametrize("lookahead", [1, 2, 4, 8])
-def test_a_quiet_listing_costs_about_one_request_a_page(order: Order, lookahead: int) -> None:
-    rng = random.Random(1)
-    ats = sorted(rng.randrange(0, 3_600_000) for _ in range(3_333))
-    listing = Listing(0, 1)
-    listing.rows = [record(i, T0_MS + at) for i, at in enumerate(ats)]
-    cursor = RangeCursor([WINDOW], order=order, page_size=100, lookahead=lookahead)
-    sizes: list[int] = []
-
-    def answer(request: PageRequest) -> RecordPage:
-        sizes.append(request.size)
-        return listing.answer(request, order, None, 0)
-
-    got = drain(cursor, answer)
-    expected = list(range(3_333))
-    assert got == (expected if order is Order.ASCENDING else expected[::-1])
-    assert cursor.sent <= 35  # 34 pages of 100 at best: one record of overlap is nearly free
-    assert set(sizes) == {100}  # every call asks for the page size it was given
-    assert cursor.sent <= cursor.bound()
-
-
-def test_many_small_windows_are_fetched_ahead() -> None:
-    windows = [(T0 + timedelta(days=d), T0 + timedelta(days=d + 1)) for d in range(30)]
-    cursor = RangeCursor(windows, order=Order.ASCENDING, page_size=100, lookahead=8)
-    first = cursor.sends()
-    assert [r.window for r in first] == list(range(8))
-    assert all(r.page == 1 for r in first)
-
-
-def test_lookahead_one_sends_one_call_at_a_time() -> None:
-    listing = Listing(500, 10)
-    cursor = RangeCursor([WINDOW], order=Order.ASCENDING, page_size=50, lookahead=1)
-    for _ in range(5):
-        assert len(cursor.sends()) == 1
-        assert cursor.sends() == []  # nothing more until this one is answered
-        request = cursor.needed()
-        assert request is not None
-        cursor.feed(request, listing.answer(request, Order.ASCENDING, None, 0))
-
-
-def test_an_expiry_and_an_arrival_between_two_pages_skip_nothing() -> None:
-    """The total is unchanged, so only the overlap check can see the shift."""
-    listing = Listing(300, 1000)
-    present = {r.record_id for r in listing.rows[1:]}
-    cursor = RangeCursor([WINDOW], order=Order.ASCENDING, page_size=100, lookahead=4)
-    answered = 0
-
-    def answer(request: PageRequest) -> RecordPage:
-        nonlocal answered
-        answered += 1
-        if answered == 2:
-            del listing.rows[0]
-            listing.add(1, 1000)
-        return listing.answer(request, Order.ASCENDING, None, 0)
-
-    got = drain(cursor, answer)
-    assert len(got) == len(set(got))
-    assert present <= set(got)
-
-
-@pytest.mark.parametrize("lookahead", [1, 2, 4])
-def test_expiries_reaching_the_walk_and_arrivals_between_pages_skip_nothing(
-    lookahead: int,
+@pytest.mark.parametrize("order", Order)
+@given(start=st.integers(0, 10 * DAY), length=st.integers(1, 5 * DAY))
+def test_windows_partition_the_range_within_a_call_each(
+    order: Order, start: int, length: int
 ) -> None:
-    """Retention catches up with the walk: the records already read expire (and as
-    many arrive, so the total stays put) between the answers to two pages."""
-    listing = Listing(300, 1000)
-    cursor = RangeCursor([WINDOW], order=Order.ASCENDING, page_size=10, lookahead=lookahead)
-    answered = 0
-    gone: set[int] = set()
-
-    def answer(request: PageRequest) -> RecordPage:
-        nonlocal answered
-        answered += 1
-        mark = cursor.watermark
-        if answered % 2 == 0 and answered < 30 and mark is not None:
-            expired = [r for r in listing.rows if r.record_id <= mark]
-            listing.rows = [r for r in listing.rows if r.record_id > mark]
-            gone.update(r.record_id for r in expired)
-            listing.add(len(expired), 1)
-        return listing.answer(request, Order.ASCENDING, None, 0)
-
-    got = drain(cursor, answer)
-    assert len(got) == len(set(got))
-    assert set(range(300)) - gone <= set(got)
+    axis = Axis(order, T0 + start, T0 + start + length)
+    windows = axis.windows()
+    seconds = [axis.real(s) for first, last in windows for s in (first, last)]
+    assert min(seconds) == axis.start and max(seconds) == axis.end
+    for (_, last), (first, _) in zip(windows, windows[1:], strict=False):
+        assert first == last + 1  # contiguous and disjoint, in walk order
+    for first, last in windows:
+        time_from, time_to = axis.bounds(first, last)
+        assert 0 < time_to - time_from <= DAY
 
 
-def test_pages_that_alternate_end_in_a_response_error_soon() -> None:
-    a = tuple(record(i, T0_MS + 1000 + i) for i in range(100))
-    b = tuple(record(i, T0_MS + 1000 + i) for i in range(200, 300))
-    cursor = RangeCursor([WINDOW], order=Order.ASCENDING, page_size=100, lookahead=4)
-    flip = [a, b]
-
-    def alternate(request: PageRequest) -> RecordPage:
-        flip.reverse()
-        return RecordPage(request.page, 100, 10**6, flip[1])
-
-    with pytest.raises(ResponseError, match="not advancing"):
-        drain(cursor, alternate)
-    assert cursor.sent <= 60  # an unbounded walk sent 15,000 in 3 s
+def test_bounds_reach_one_second_past_the_slice_but_never_past_the_range() -> None:
+    axis = Axis(A, T0, T0 + 100)
+    assert axis.bounds(T0 + 10, T0 + 20) == (T0 + 10, T0 + 21)
+    assert axis.bounds(T0 + 10, T0 + 100) == (T0 + 10, T0 + 100)
+    down = Axis(D, T0, T0 + 100)
+    # walk seconds -(T0+20)..-(T0+10) are real T0+10..T0+20; the listing starts (from the
+    # top) at real T0+20 and includes all of that second
+    assert down.bounds(-(T0 + 20), -(T0 + 10)) == (T0 + 10, T0 + 21)
 
 
-def test_an_over_stated_total_ends_at_the_short_page() -> None:
-    listing = Listing(150, 1000)
-    cursor = RangeCursor([WINDOW], order=Order.ASCENDING, page_size=100, lookahead=2)
-    got = drain(cursor, lambda r: listing.answer(r, Order.ASCENDING, None, 850))
-    assert got == list(range(150))
+def test_keys_increase_along_the_walk_in_both_orders() -> None:
+    listing = Listing.of([T0 * 1000 + 5, T0 * 1000 + 999, (T0 + 1) * 1000])
+    for order in Order:
+        page = listing.answer(PageRequest(1, T0, T0 + 2, 1, 10, order))
+        keys = Axis(order, T0, T0 + 2).keys(page.records)
+        assert keys == sorted(keys) and len(set(keys)) == 3
 
 
-def test_a_full_page_that_reaches_total_is_checked_with_one_more_request() -> None:
-    """A total may be stale: a full last page is followed by one more request, and the
-    empty page ends the walk."""
-    listing = Listing(200, 1000)
-    cursor = RangeCursor([WINDOW], order=Order.ASCENDING, page_size=100, lookahead=1)
-    got = drain(cursor, lambda r: listing.answer(r, Order.ASCENDING, None, 0))
-    assert got == list(range(200))
-    assert cursor.sent == 3
+# --- placing a positional page ------------------------------------------------------------
 
 
-@pytest.mark.parametrize("order", list(Order))
-def test_an_under_stated_total_never_ends_the_walk_early(order: Order) -> None:
-    """200 records, total says 100: an error (more pages than total allows), never a walk
-    that ends quietly after 100."""
-    listing = Listing(200, 1000)
-    cursor = RangeCursor([WINDOW], order=order, page_size=100, lookahead=2)
-    with pytest.raises(ResponseError, match="contradicts"):
-        drain(cursor, lambda r: listing.answer(r, order, None, -100))
+@given(position=st.integers(0, 100_000), largest=st.integers(4, 100))
+def test_a_placed_page_holds_the_anchor_the_one_before_and_room_after(
+    position: int, largest: int
+) -> None:
+    placed = place(position, largest)
+    if placed is None:  # only where no size up to `largest` has room (then keyset reads)
+        assert all(position % size in (size - 1, 0) or size < 2 for size in range(2, 5))
+        return
+    page, size = placed
+    start, stop = (page - 1) * size, page * size
+    assert 2 <= size <= largest
+    assert start <= max(position - 1, 0) and position < stop - 1
 
 
-def test_records_from_outside_the_window_are_not_yielded() -> None:
-    listing = Listing(20, 1000)
-    stray = record(10**9, T0_MS + 5 * 3_600_000)
-    cursor = RangeCursor([WINDOW], order=Order.ASCENDING, page_size=100, lookahead=1)
-
-    def answer(request: PageRequest) -> RecordPage:
-        page = listing.answer(request, Order.ASCENDING, None, 0)
-        return RecordPage(page.page_num, page.page_size, page.total + 1, (*page.records, stray))
-
-    assert drain(cursor, answer) == list(range(20))
+def test_place_prefers_the_most_room() -> None:
+    assert place(99, 100) == (2, 98)
+    assert place(0, 100) == (1, 100)
 
 
-def test_max_items_stops_the_walk_and_its_prefetch() -> None:
-    listing = Listing(1000, 100)
-    cursor = RangeCursor([WINDOW], order=Order.ASCENDING, page_size=100, lookahead=8, max_items=150)
-    got = drain(cursor, lambda r: listing.answer(r, Order.ASCENDING, None, 0))
-    assert got == list(range(150))
-    assert cursor.sent <= 3
+# --- one slice ----------------------------------------------------------------------------
 
 
-def test_an_empty_listing_ends_the_window() -> None:
-    """Every record expires between two pages: the emptied listing ends the walk."""
-    listing = Listing(6, 1000)
-    cursor = RangeCursor([WINDOW], order=Order.DESCENDING, page_size=3, lookahead=1)
-    cursor.sends()
-    first = cursor.needed()
-    assert first is not None
-    got = [
-        r.record_id
-        for r in cursor.feed(first, listing.answer(first, Order.DESCENDING, None, 0)).records
-    ]
-    listing.rows.clear()
-    got += drain(cursor, lambda r: listing.answer(r, Order.DESCENDING, None, 0))
-    assert got == [5, 4, 3]
-    assert cursor.done
+def keys(*pairs: tuple[int, int]) -> list[Key]:
+    return [Key(second, rid) for second, rid in pairs]
 
 
-def test_descending_arrivals_in_the_watermarks_second_are_walked_through() -> None:
-    """Records that arrive at the very instant of the last one yielded push it down
-    the listing: the walk steps through them instead of giving up."""
-    listing = Listing(3, 0)
-    cursor = RangeCursor([WINDOW], order=Order.DESCENDING, page_size=3, lookahead=1)
-    cursor.sends()
-    first = cursor.needed()
-    assert first is not None
-    step = cursor.feed(first, listing.answer(first, Order.DESCENDING, None, 0))
-    assert [r.record_id for r in step.records] == [2, 1, 0]
-    listing.add(7, 0)  # ids 3..9, at the same millisecond
-    assert drain(cursor, lambda r: listing.answer(r, Order.DESCENDING, None, 0)) == []
-    assert cursor.done
+def test_a_keyset_page_takes_what_lies_ahead_and_a_short_one_ends_the_slice() -> None:
+    part = Slice.of(10, 20)
+    taken = part.take(Plan(10, 1, 3), keys((10, 1), (11, 2), (12, 3)), 3)
+    assert (taken.start, taken.stop, taken.done) == (0, 3, False)
+    assert part.mark == Key(12, 3) and part.plan(3, 100) == Plan(12, 1, 3)
+    taken = part.take(Plan(12, 1, 3), keys((12, 3), (13, 4)), 3)
+    assert (taken.start, taken.stop, taken.done) == (1, 2, True)
 
 
-def rounds(cursor: RangeCursor, answer: object) -> tuple[list[int], float]:
-    """Run the cursor as the driver does, each call answered one round trip after it
-    was sent (calls sent together are answered in the order sent): the ids yielded,
-    and the round trips the walk took."""
-    got: list[int] = []
-    answered: dict[int, RecordPage] = {}
-    due: list[tuple[float, int, PageRequest]] = []
-    now = 0.0
-
-    def send() -> None:
-        for request in cursor.sends():
-            heapq.heappush(due, (now + 1 + request.seq * 1e-6, request.seq, request))
-
-    send()
-    while due:
-        now, _, request = heapq.heappop(due)
-        if not any(r is request for r in cursor._in_flight):
-            continue  # cancelled
-        answered[request.seq] = answer(request)  # type: ignore[operator]
-        if cursor.arrived(request, answered[request.seq]):
-            send()
-        while (needed := cursor.needed()) is not None and needed.seq in answered:
-            step = cursor.feed(needed, answered.pop(needed.seq))
-            got.extend(r.record_id for r in step.records)
-            send()
-    assert cursor.done
-    return got, now
+def test_a_record_past_the_slice_ends_it_and_is_not_taken() -> None:
+    part = Slice.of(10, 20)
+    taken = part.take(Plan(10, 1, 3), keys((19, 1), (20, 2), (21, 3)), 3)
+    assert (taken.start, taken.stop, taken.done) == (0, 2, True)
 
 
-@pytest.mark.parametrize("order", list(Order))
-def test_many_windows_keep_every_call_busy(order: Order) -> None:
-    """30 windows of 7 pages, 4 in flight: about as many round trips as a client that
-    asks every window at once (210 pages / 4 = 53), not a bubble at each window's
-    turn (61 here before answers were noted as they came)."""
-    start = T0
-    ranges = [(start + timedelta(days=k), start + timedelta(days=k + 1)) for k in range(30)]
-    rng = random.Random(7)
-    ats = sorted(rng.randrange(60, 30 * 86_400 - 60) * 1000 for _ in range(30 * 667))
-    listing = Listing(0, 1)
-    listing.rows = [record(i, T0_MS + at) for i, at in enumerate(ats)]
-    if order is Order.DESCENDING:
-        ranges.reverse()
-    cursor = RangeCursor(ranges, order=order, page_size=100, lookahead=4)
-    got, trips = rounds(cursor, lambda r: listing.answer(r, order, None, 0))
-    expected = list(range(len(ats)))
-    assert got == (expected if order is Order.ASCENDING else expected[::-1])
-    assert trips <= 56, trips
-    assert cursor.sent <= 225
+def test_a_crowded_second_is_read_by_position_and_each_page_must_reach_back() -> None:
+    part = Slice.of(10, 20)
+    crowded = keys(*((10, rid) for rid in range(1, 11)))
+    part.take(Plan(10, 1, 10), crowded, 10)
+    plan = part.plan(10, 100)
+    # page 2 of 8 holds positions 8..15: ids 9 and 10 (the mark), then what follows
+    assert plan == Plan(10, 2, 8)
+    # Records expired before it: the page starts past the mark and is not used.
+    failed = part.take(plan, keys((10, 11), (10, 12)), plan.size)
+    assert failed.failed and failed.stop == failed.start
+    assert part.plan(10, 100) == Plan(10, 1, 10)  # read again by keyset
+    # It reaches back: what follows the mark is taken.
+    part.take(Plan(10, 1, 10), crowded, 10)
+    taken = part.take(plan, keys((10, 9), (10, 10), (10, 11), (11, 12)), plan.size)
+    assert (taken.start, taken.stop, taken.done) == (2, 4, True)
 
 
-# --- the model ------------------------------------------------------------------------
+def test_a_small_server_cap_still_leaves_room_for_a_checked_page() -> None:
+    part = Slice.of(10, 20)
+    part.take(Plan(10, 1, 4), keys((10, 1), (10, 2), (10, 3), (10, 4)), 4)
+    plan = part.plan(4, 4)
+    assert plan.page > 1 and plan.offset <= 3 < plan.offset + plan.size - 1
 
 
-class Walk(RuleBasedStateMachine):
-    """A walk of one window while the listing changes under it."""
-
-    @initialize(
-        count=st.integers(0, 400),
-        spacing=st.sampled_from([1, 10, 400, 1000, 7000]),
-        order=st.sampled_from(Order),
-        page_size=st.integers(3, 60) | st.just(100),
-        lookahead=st.integers(1, 6),
-        cap=st.none() | st.integers(3, 40),
-        extra=st.sampled_from([0, 0, 0, 7, 500, -1, -30]),
-        unit=st.sampled_from(["ms", "s"]),
-        compare=st.sampled_from(["ms", "s"]),
-        split=st.booleans(),
-    )
-    def start(
-        self,
-        count: int,
-        spacing: int,
-        order: Order,
-        page_size: int,
-        lookahead: int,
-        cap: int | None,
-        extra: int,
-        unit: str,
-        compare: str,
-        split: bool,
-    ) -> None:
-        self.listing = Listing(count, spacing, unit=unit, compare=compare)
-        self.spacing = spacing
-        self.order = order
-        self.cap = cap
-        self.extra = extra
-        middle = T0 + timedelta(minutes=30)
-        windows = [(T0, middle), (middle, WINDOW[1])] if split else [WINDOW]
-        if order is Order.DESCENDING:
-            windows.reverse()
-        self.cursor = RangeCursor(windows, order=order, page_size=page_size, lookahead=lookahead)
-        self.present = {r.record_id for r in self.listing.rows}
-        self.snapshots: dict[int, list[Record]] = {}
-        #: Calls sent and not yet fed or cancelled; answers that came before their turn.
-        self.pending: dict[int, PageRequest] = {}
-        self.early: dict[int, RecordPage] = {}
-        self.got: list[int] = []
-        self.failed: ResponseError | None = None
-        self.misbehaved = False
-        self.expiries_in_a_row = 0
-
-    def _send(self) -> None:
-        for request in self.cursor.sends():
-            self.snapshots[request.seq] = list(self.listing.rows)
-            self.pending[request.seq] = request
-
-    def _page(self, request: PageRequest, stale: bool) -> RecordPage:
-        rows = self.snapshots.pop(request.seq) if stale else self.listing.rows
-        table = Listing(0, 1, unit=self.listing.unit, compare=self.listing.compare)
-        table.rows = rows
-        return table.answer(request, self.order, self.cap, self.extra)
-
-    @precondition(lambda self: self.failed is None and not self.cursor.done)
-    @rule(pick=st.integers(0, 15), stale=st.booleans())
-    def answer_early(self, pick: int, stale: bool) -> None:
-        """An answer that comes before its turn, as the driver notes it (`arrived`)."""
-        self._send()
-        waiting = sorted(seq for seq in self.pending if seq not in self.early)
-        if not waiting:
-            return
-        request = self.pending[waiting[pick % len(waiting)]]
-        page = self._page(request, stale)
-        self.early[request.seq] = page
-        self.cursor.arrived(request, page)
-
-    @rule(count=st.integers(1, 30), spacing=st.sampled_from([0, 1, 300, 1000]))
-    def arrive(self, count: int, spacing: int) -> None:
-        self.listing.add(count, spacing)
-
-    @rule(count=st.integers(1, 30))
-    def expire(self, count: int) -> None:
-        gone = self.listing.rows[:count]
-        del self.listing.rows[:count]
-        self.present -= {r.record_id for r in gone}
-
-    @precondition(lambda self: self.failed is None and not self.cursor.done)
-    @rule(stale=st.booleans(), reshuffle=st.booleans())
-    def answer(self, stale: bool, reshuffle: bool) -> None:
-        self._send()
-        request = self.cursor.needed()
-        if request is None:
-            return
-        self.pending.pop(request.seq, None)
-        page = self.early.pop(request.seq, None)
-        if page is None:
-            page = self._page(request, stale)
-        if reshuffle and len(page.records) > 1:
-            self.misbehaved = True
-            shuffled = list(page.records)
-            random.Random(request.seq).shuffle(shuffled)
-            page = RecordPage(page.page_num, page.page_size, page.total, tuple(shuffled))
-        try:
-            step = self.cursor.feed(request, page)
-        except ResponseError as error:
-            # A walk may end with ResponseError (a server that contradicts itself, or
-            # one the cursor cannot follow): never with a duplicate or a skip.
-            self.failed = error
-            return
-        for dropped in step.cancel:
-            self.pending.pop(dropped.seq, None)
-            self.early.pop(dropped.seq, None)
-        self.got.extend(r.record_id for r in step.records)
-
-    @invariant()
-    def never_twice_and_in_order(self) -> None:
-        assert len(self.got) == len(set(self.got))
-        ascending = self.order is Order.ASCENDING
-        assert self.got == sorted(self.got, reverse=not ascending)
-
-    @invariant()
-    def within_the_bound(self) -> None:
-        assert self.cursor.sent <= self.cursor.bound()
-
-    def _settled(self, request: PageRequest) -> RecordPage:
-        """A quiet listing's answer (the one that came early, if one did)."""
-        page = self.early.pop(request.seq, None)
-        if page is None:
-            page = self.listing.answer(request, self.order, self.cap, self.extra)
-        return page
-
-    def teardown(self) -> None:
-        if self.failed is None and not self.misbehaved:
-            # The server settles: the rest of the walk sees a quiet listing.
-            try:
-                rest = drain(self.cursor, self._settled)
-            except ResponseError as error:
-                # An under-stated total is a server that says more pages exist than it
-                # allows: an error, never an early end that skips.
-                if self.extra >= 0:
-                    raise AssertionError(f"a quiet honest listing got {error}") from error
-            else:
-                self.got.extend(rest)
-                self.never_twice_and_in_order()
-                self.within_the_bound()
-                missed = self.present - set(self.got)
-                assert not missed, f"missed {sorted(missed)[:10]}"
+def test_a_full_page_behind_the_mark_walks_on_and_a_repeat_fails() -> None:
+    part = Slice(10, Key(20, 2**63), Key(10, 9))
+    page = keys((10, 1), (10, 2), (10, 3), (10, 4))
+    assert not part.take(Plan(10, 1, 4), page, 4).failed
+    plan = part.plan(4, 100)
+    assert plan.page > 1 or plan.size > 4
+    again = keys(*((10, rid) for rid in range(5 - plan.size, 5)))  # ends where it ended
+    assert part.take(plan, again, plan.size).failed
 
 
-Walk.TestCase.settings = settings(
-    max_examples=int(os.environ.get("PAGING_EXAMPLES", "200")),
-    stateful_step_count=40,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow],
+def test_failed_checks_in_a_row_raise() -> None:
+    part = Slice(10, Key(20, 2**63), Key(10, 3))
+    with pytest.raises(ResponseError, match="in a row"):
+        for _ in range(FAIL_LIMIT + 1):
+            part.take(Plan(10, 2, 4), keys((10, 7)), 4)
+
+
+# --- the slice planner ----------------------------------------------------------------------
+
+
+def test_slices_are_sized_from_density_and_the_fill_adapts() -> None:
+    planner = SlicePlanner(page_size=100)
+    assert planner.seconds() is None
+    planner.observe(records=100, seconds=50)
+    assert planner.seconds() == 180
+    planner.finished(pages=6)  # overflowed: aim lower
+    assert planner.seconds() is not None and planner.seconds() < 180
+    planner.observe(records=0, seconds=10**6)
+    assert planner.seconds() == DAY or planner.seconds() > 180
+
+
+# --- the walk over an honest listing --------------------------------------------------------
+
+
+def times_at(rate: float, count: int, rng: random.Random, ms: bool = True) -> list[int]:
+    """``count`` create_at values arriving as a Poisson process of ``rate`` a second."""
+    at, out = 0.0, []
+    for _ in range(count):
+        at += rng.expovariate(rate)
+        out.append(T0 * 1000 + int(at * 1000) if ms else T0 + int(at))
+    return out
+
+
+def check_walk(
+    listing: Listing, start: int, end: int, *, order: Order = A, **options: object
+) -> list[int]:
+    before = set(listing.between(start, end))
+    got = walk(listing, start, end, order=order, **options)  # type: ignore[arg-type]
+    after = set(listing.between(start, end))
+    assert len(got) == len(set(got)), "a record came twice"
+    assert in_order(got, order)
+    missing = (before & after) - set(got)
+    assert not missing, f"{len(missing)} records present throughout were skipped"
+    return got
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    seed=st.integers(0, 2**32),
+    count=st.integers(0, 300),
+    per_second=st.sampled_from([0.01, 0.5, 3, 40, 170]),
+    ms=st.booleans(),
+    whole_seconds=st.booleans(),
+    stale=st.integers(0, 3),
+    order=st.sampled_from(Order),
+    page_size=st.integers(1, 100) | st.sampled_from([1, 2, 3, 100]),
+    concurrency=st.integers(1, 8),
+    arrivals=st.integers(0, 5),
+    expiries=st.integers(0, 2),
+    cut_start=st.booleans(),
+    cut_end=st.sampled_from(["before", "at", "future"]),
 )
-TestWalk = Walk.TestCase
+def test_every_record_present_throughout_is_yielded_once_whatever_the_churn(
+    seed: int,
+    count: int,
+    per_second: float,
+    ms: bool,
+    whole_seconds: bool,
+    stale: int,
+    order: Order,
+    page_size: int,
+    concurrency: int,
+    arrivals: int,
+    expiries: int,
+    cut_start: bool,
+    cut_end: str,
+) -> None:
+    rng = random.Random(seed)
+    times = times_at(per_second, count, rng, ms)
+    listing = Listing.of(times, whole_seconds=whole_seconds, stale=stale)
+    newest = (times[-1] // 1000 if ms else times[-1]) if times else T0
+    span = newest - T0
+    start = T0 + (rng.randint(0, span // 2) if cut_start and span else 0)
+    end = {"before": max(start + 1, newest - span // 3), "at": newest + 1, "future": newest + 600}
+    churn = Churn(rng, arrivals=arrivals, expiries=expiries, step=rng.choice([0, 1, 400, 3000]))
+    if not ms:
+        churn.step //= 1000
+    check_walk(
+        listing,
+        start,
+        end[cut_end],
+        order=order,
+        page_size=page_size,
+        concurrency=concurrency,
+        churn=churn,
+        pick=lambda n: rng.randrange(n),
+        max_calls=50_000,
+    )
+
+
+@pytest.mark.parametrize(("page_size", "concurrency"), [(100, 4), (10, 2), (10, 4), (10, 8)])
+def test_a_crowded_listing_with_expiries_during_the_walk(page_size: int, concurrency: int) -> None:
+    """1,000 records at 170 a second, a few expiring while the walk runs (once 4 skipped)."""
+    for seed in range(20):
+        rng = random.Random(seed)
+        listing = Listing.of(times_at(170, 1000, rng))
+        churn = Churn(rng, expiries=1)
+        check_walk(
+            listing, T0, T0 + 60, page_size=page_size, concurrency=concurrency, churn=churn,
+            pick=lambda n, rng=rng: rng.randrange(n),
+        )  # fmt: skip
+
+
+def test_page_size_1_under_heavy_expiry() -> None:
+    for seed in range(20):
+        rng = random.Random(seed)
+        listing = Listing.of(times_at(40, 200, rng))
+        check_walk(listing, T0, T0 + 60, page_size=1, churn=Churn(rng, expiries=2))
+
+
+@pytest.mark.parametrize("order", Order)
+def test_a_stale_total_neither_ends_the_walk_nor_raises(order: Order) -> None:
+    """Count, then select: an arrival between the two makes a page hold more than the
+    total allows (once "total=0 allows only 0 pages" after 3 calls)."""
+    for seed in range(30):
+        rng = random.Random(seed)
+        listing = Listing.of(times_at(3, 300, rng), stale=3)
+        got = check_walk(
+            listing, T0, T0 + 3600, order=order, page_size=10, concurrency=4,
+            churn=Churn(rng, arrivals=3, step=300), pick=lambda n, rng=rng: rng.randrange(n),
+        )  # fmt: skip
+        assert got
+
+
+@pytest.mark.parametrize("total_error", [-1000, -3, 5, 10_000])
+def test_a_wrong_total_decides_nothing(total_error: int) -> None:
+    listing = Listing.of(times_at(3, 500, random.Random(1)), total_error=total_error)
+    got = check_walk(listing, T0, T0 + 3600, page_size=50, concurrency=3)
+    assert len(got) == 500
+
+
+def test_a_range_that_ends_in_the_future_ends_though_records_arrive_faster_than_pages() -> None:
+    rng = random.Random(3)
+    listing = Listing.of(times_at(50, 300, rng))
+    existing = set(listing.ids)
+    got = walk(
+        listing, T0, T0 + 7 * DAY, page_size=10, churn=Churn(rng, arrivals=30, step=100),
+        max_calls=5_000,
+    )  # fmt: skip
+    assert existing <= set(got)
+    assert len(listing.calls) < 5_000
+
+
+@pytest.mark.parametrize("concurrency", [1, 4, 8])
+def test_max_items_asks_no_more_than_it_needs(concurrency: int) -> None:
+    listing = Listing.of([T0 + i for i in range(300)])
+    got = walk(listing, T0, T0 + 3 * DAY, page_size=10, concurrency=concurrency, max_items=25)
+    assert got == listing.ids[:25]
+    assert len(listing.calls) == 3
+
+
+@pytest.mark.parametrize("order", Order)
+def test_seconds_denser_than_a_page_on_window_edges(order: Order) -> None:
+    times = [T0 + DAY - 1] * 250 + [T0 + DAY] * 250 + [T0 + 2 * DAY] * 120
+    for whole_seconds in (False, True):
+        for concurrency in (1, 3):
+            listing = Listing.of(times, whole_seconds=whole_seconds)
+            got = check_walk(
+                listing, T0, T0 + 2 * DAY, order=order, page_size=100, concurrency=concurrency
+            )
+            assert len(got) == 620
+
+
+def test_a_server_that_caps_the_page_size_is_read_at_its_size() -> None:
+    listing = Listing.of([T0 + i // 7 for i in range(500)], cap=20)
+    got = check_walk(listing, T0, T0 + 3600, page_size=100, concurrency=4)
+    assert len(got) == 500
+
+
+def test_calls_stay_close_to_the_minimum() -> None:
+    """Evenly spaced records: within 15 % of ceil(N / page_size) at every concurrency;
+    Poisson arrivals: within 25 %."""
+    even = [T0 * 1000 + i * 864_000 // 10 for i in range(10_000)]  # 10,000 over a day
+    poisson = times_at(10_000 / DAY, 10_000, random.Random(7))
+    for times, slack in ((even, 1.15), (poisson, 1.25)):
+        for concurrency in (1, 2, 4, 8):
+            listing = Listing.of(times)
+            walk(listing, T0, T0 + DAY, page_size=100, concurrency=concurrency)
+            assert len(listing.calls) <= 100 * slack, (concurrency, len(listing.calls))
+
+
+def test_pages_stay_shallow() -> None:
+    listing = Listing.of([T0 * 1000 + i * 4320 for i in range(20_000)])
+    walk(listing, T0, T0 + DAY, page_size=100, concurrency=8, pick=lambda n: n - 1)
+    assert max(call.page for call in listing.calls) <= 8 + 1
+
+
+def test_in_flight_and_held_pages_stay_bounded() -> None:
+    listing = Listing.of([T0 * 1000 + i * 864 for i in range(20_000)])
+    walker = Walk(T0, T0 + DAY, order=A, page_size=100, concurrency=4)
+    flight: list[PageRequest] = []
+    most = 0
+    while not walker.done:
+        flight.extend(walker.sends())
+        assert len(flight) <= 4
+        request = flight.pop(len(flight) - 1)  # the newest first: the head waits longest
+        walker.feed(request, listing.answer(request))
+        most = max(most, sum(len(part.held) for part in walker.parts))
+    assert most <= 5 * 4  # 4 * concurrency to send more, and what was in flight then
+
+
+# --- servers that break the rules -------------------------------------------------------------
+
+
+def answered(walker: Walk, request: PageRequest, page: RecordPage) -> list[int]:
+    return [r.record_id for p in walker.feed(request, page).pages for r in p.records]
+
+
+def run_against(answer: object, *, order: Order = A, page_size: int = 10) -> int:
+    """Walk until ResponseError, never yielding a record twice; the number of calls
+    since the last one that yielded something (the bound: failed checks in a row, each
+    followed by a keyset read, and a page walking on)."""
+    walker = Walk(T0, T0 + 3600, order=order, page_size=page_size, concurrency=2)
+    seen: list[int] = []
+    calls = idle = 0
+    with pytest.raises(ResponseError):
+        while not walker.done:
+            for request in walker.sends():
+                calls += 1
+                new = answered(walker, request, answer(request))  # type: ignore[operator]
+                idle = 0 if new else idle + 1
+                seen += new
+                assert calls < 500
+    assert len(seen) == len(set(seen))
+    return idle
+
+
+def test_a_server_that_ignores_time_from_gets_response_error_at_once() -> None:
+    listing = Listing.of([T0 + i // 20 for i in range(500)])
+
+    def answer(request: PageRequest) -> RecordPage:
+        return listing.answer(attrs_evolve(request, time_from=T0))
+
+    assert run_against(answer) <= 3
+
+
+def test_a_server_that_ignores_page_gets_response_error() -> None:
+    """Where only a page past the first can go on (a second of 300 records)."""
+    listing = Listing.of([T0] * 300)
+
+    def answer(request: PageRequest) -> RecordPage:
+        return listing.answer(attrs_evolve(request, page=1))
+
+    # each failed check: a keyset read, pages walking on as they double to 100, the check
+    assert run_against(answer) <= (FAIL_LIMIT + 1) * 8
+
+
+def test_a_server_that_reshuffles_gets_response_error() -> None:
+    listing = Listing.of([T0 + i for i in range(50)])
+
+    def answer(request: PageRequest) -> RecordPage:
+        page = listing.answer(request)
+        return RecordPage(page.page_num, page.page_size, page.total, page.records[::-1])
+
+    assert run_against(answer) <= 2
+
+
+def test_a_server_that_sends_more_than_asked_gets_response_error() -> None:
+    listing = Listing.of([T0 + i for i in range(50)])
+
+    def answer(request: PageRequest) -> RecordPage:
+        return listing.answer(attrs_evolve(request, size=request.size + 1))
+
+    assert run_against(answer) <= 2
+
+
+def attrs_evolve(request: PageRequest, **changes: int) -> PageRequest:
+    return attrs.evolve(request, **changes)
+
+
+def test_the_probe_is_sent_once_for_long_ascending_walks() -> None:
+    listing = Listing.of([T0 + i for i in range(3000)])
+    walk(listing, T0, T0 + DAY, page_size=100)
+    probes = [call for call in listing.calls if call.order is D]
+    assert len(probes) == 1 and len(listing.calls) <= 31 + 1
+    short = Listing.of([T0 + i for i in range(100 * (PROBE_AFTER - 2))])
+    walk(short, T0, T0 + DAY, page_size=100)
+    assert all(call.order is A for call in short.calls)
