@@ -23,9 +23,9 @@ in a row or `WALK_LIMIT` + 1 pages walking on, and slices last at least a second
 ascending walk of more than `PROBE_AFTER` calls asks for the newest record (descending
 pages of 1, from the range's end back, a day at a time, down to the newest record seen)
 and reads nothing past it, so a range that ends in the future is read up to what
-existed then, however fast records arrive. Up to ``concurrency`` calls are in flight, and the slices ahead
-of the one being yielded hold at most ``5 * concurrency`` pages (no read ahead is sent
-past ``4 * concurrency``).
+existed then, however fast records arrive. Up to ``concurrency`` calls are in flight,
+and the slices ahead of the one being yielded hold at most ``5 * concurrency`` pages (no
+read ahead is sent past ``4 * concurrency``).
 """
 
 from __future__ import annotations
@@ -98,7 +98,10 @@ class Walk:
         self.page_size = page_size
         self.concurrency = concurrency
         self.max_items = max_items
-        self.parts = collections.deque(_Part(Slice.of(*w)) for w in self.axis.windows())
+        self.parts: collections.deque[_Part] = collections.deque()
+        #: Walk seconds no slice holds yet: cut into windows as they are needed.
+        self._rest: tuple[int, int] | None = (self.axis.first, self.axis.last)
+        self._horizon = Key(self.axis.last, BIG)  # nothing past it is read (the probe's)
         self.planner = SlicePlanner(page_size)
         self.flight: dict[int, tuple[_Part | None, Plan]] = {}
         self.largest = MAX_PAGE_SIZE  # the largest page the server serves
@@ -112,7 +115,9 @@ class Walk:
 
     @property
     def done(self) -> bool:
-        return not self.parts or (self.max_items is not None and self.emitted >= self.max_items)
+        if self.max_items is not None and self.emitted >= self.max_items:
+            return True
+        return not self.parts and self._rest is None
 
     # --- what to send ------------------------------------------------------------------
 
@@ -127,11 +132,15 @@ class Walk:
         return out
 
     def _next_read(self) -> PageRequest | None:
+        if not self.parts:
+            self._carve()
         head = self.parts[0]
         if not head.reading and not head.slice.done:
             return self._start(head)
         index = 0
-        while index < len(self.parts) and self._may_read_ahead():
+        while self._may_read_ahead():
+            if index == len(self.parts) and not self._carve():
+                return None
             part = self.parts[index]
             if not part.reading and not part.slice.done:
                 return self._start(part)
@@ -139,6 +148,18 @@ class Walk:
                 self._split(index)  # what it cut off, if anything, comes next
             index += 1
         return None
+
+    def _carve(self) -> bool:
+        """Append the next window of the range to the slices (False: none is left)."""
+        if self._rest is None:
+            return False
+        first, last = self._rest
+        end = min(self.axis.window(first), last)
+        self._rest = (end + 1, last) if end < last else None
+        window = Slice.of(first, end)
+        window.end = min(window.end, self._horizon)
+        self.parts.append(_Part(window))
+        return True
 
     def _may_read_ahead(self) -> bool:
         """Within the memory budget, and (with ``max_items``) while the slices started
@@ -251,6 +272,10 @@ class Walk:
 
     def _cap(self, newest: Key) -> None:
         """Nothing past ``newest`` existed when the probe was answered: read no further."""
+        self._horizon = min(self._horizon, newest)
+        if self._rest is not None:
+            first, last = self._rest
+            self._rest = (first, min(last, newest.second)) if first <= newest.second else None
         for part in self.parts:
             whole = part.slice
             whole.end = min(whole.end, newest)

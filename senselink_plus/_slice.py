@@ -121,7 +121,9 @@ class Slice:
             # in that second push the mark down a descending listing).
             grown = min(largest, max(size, MIN_POSITIONAL) << min(self.walked, 6))
             position = anchor.position
-            placed = place(position, grown) or place(position, largest) or place(position, largest, 0)
+            placed = (
+                place(position, grown) or place(position, largest) or place(position, largest, 0)
+            )
             if placed is not None:
                 return Plan(anchor.listing, *placed)
         return Plan(self.mark.second, 1, size)

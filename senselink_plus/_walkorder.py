@@ -75,16 +75,22 @@ class Axis:
             return listing, min(last + 1, self.end)
         return -last, min(1 - listing, self.end)
 
-    def windows(self) -> list[tuple[int, int]]:
-        """The range as walk-second intervals ``[first, last]`` in walk order, each
-        within one list call's 24 h (the one holding ``end`` may hold one second more:
-        its far bound is ``end`` itself, not one past it)."""
-        spans = []
-        lo = self.start
-        while self.end - lo > DAY:
-            spans.append((lo, lo + DAY - 1))
-            lo += DAY
-        spans.append((lo, self.end))
+    @property
+    def first(self) -> int:
+        """The walk second the walk starts at."""
+        return self.start if self.ascending else -self.end
+
+    @property
+    def last(self) -> int:
+        """The walk second the walk ends at."""
+        return self.end if self.ascending else -self.start
+
+    def window(self, first: int) -> int:
+        """The last walk second of the window that starts at walk second ``first``: as
+        long as one list call may ask for (24 h; the one holding ``end`` one second
+        more, since its far bound is ``end`` itself, not one past it)."""
         if self.ascending:
-            return spans
-        return [(-hi, -lo) for lo, hi in reversed(spans)]
+            return self.end if self.end - first <= DAY else first + DAY - 1
+        top = -first
+        size = DAY + 1 if top == self.end else DAY
+        return -max(self.start, top - size + 1)

@@ -13,6 +13,7 @@ churn may land between any two answers, so a page fetched early may be answered 
 
 from __future__ import annotations
 
+import itertools
 import random
 from collections.abc import Callable
 from typing import Any
@@ -91,9 +92,11 @@ class Listing:
 
     def answer(self, request: PageRequest) -> RecordPage:
         self.calls.append(request)
-        counted = self._history[-min(self.stale, len(self._history))] if self.stale and self._history else None
-        ids, times = counted or (self.ids, self.times)
-        total = max(0, len(self._select(ids, times, request.time_from, request.time_to)) + self.total_error)
+        ids, times = self.ids, self.times
+        if self.stale and self._history:
+            ids, times = self._history[-min(self.stale, len(self._history))]
+        counted = self._select(ids, times, request.time_from, request.time_to)
+        total = max(0, len(counted) + self.total_error)
         rows = [
             (i, at)
             for i, at in zip(self.ids, self.times, strict=True)
@@ -172,7 +175,7 @@ def present_throughout(before: list[int], after: list[int]) -> set[int]:
 
 
 def in_order(ids: list[int], order: Order) -> bool:
-    pairs = zip(ids, ids[1:], strict=False)
+    pairs = itertools.pairwise(ids)
     if order is Order.ASCENDING:
         return all(a < b for a, b in pairs)
     return all(a > b for a, b in pairs)
