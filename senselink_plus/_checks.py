@@ -8,7 +8,7 @@ import math
 import os
 from collections.abc import Callable, Mapping
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 import yarl
 
@@ -152,6 +152,17 @@ def _host_problem(host: str) -> str | None:
     return None
 
 
+def _shape_problem(url: str, parts: SplitResult, host: str | None) -> str | None:
+    if parts.query or parts.fragment or parts.username or parts.password:
+        return (
+            "must be a plain base such as https://link.japancv.co.jp "
+            "(no query, fragment or user info)"
+        )
+    if parts.scheme not in ("http", "https") or not host or any(c.isspace() for c in url):
+        return "must be an http(s) URL such as https://link.japancv.co.jp"
+    return None
+
+
 def check_base_url(value: object, *, allow_insecure_http: bool) -> str:
     """An http(s) URL with a valid host; plain http only to loopback unless allowed.
 
@@ -166,18 +177,10 @@ def check_base_url(value: object, *, allow_insecure_http: bool) -> str:
         raise ValidationError(
             f"base_url {_url_shown(url)} is not a URL: {exc}", field="base_url"
         ) from None
-    if parts.query or parts.fragment or parts.username or parts.password:
-        raise ValidationError(
-            f"base_url {_url_shown(url)} must be a plain base such as "
-            "https://link.japancv.co.jp (no query, fragment or user info)",
-            field="base_url",
-        )
-    if parts.scheme not in ("http", "https") or not host or any(c.isspace() for c in url):
-        raise ValidationError(
-            f"base_url {_url_shown(url)} must be an http(s) URL such as "
-            "https://link.japancv.co.jp",
-            field="base_url",
-        )
+    problem = _shape_problem(url, parts, host)
+    if problem is not None:
+        raise ValidationError(f"base_url {_url_shown(url)} {problem}", field="base_url")
+    assert host is not None  # checked by _shape_problem
     problem = _host_problem(host)
     if problem is not None:
         raise ValidationError(
