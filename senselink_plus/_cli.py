@@ -20,7 +20,13 @@ from ._checks import check_int
 from ._client import Client
 from ._endpoints import check_threshold, encode_extend, window_bounds
 from ._exceptions import SenseLinkError, ValidationError
-from ._files import check_target_path, create_temp_beside
+from ._files import (
+    check_target_path,
+    create_temp_beside,
+    open_through,
+    output_target,
+    replace_with,
+)
 from ._logging import log_to_stderr
 from ._models import FaceImage, Order, Record
 from ._output import FORMATS, RecordWriter
@@ -273,16 +279,23 @@ def _replacing(path: Path) -> Iterator[IO[str]]:
     """A text file that replaces ``path`` only when the block succeeds.
 
     Until then ``path`` is untouched: the output goes to a temp file beside it (keeping
-    ``path``'s permissions when it exists), removed on any failure or interrupt.
+    ``path``'s permissions when it exists), removed on any failure or interrupt. A
+    symlink's target is replaced (the link stays); a FIFO or a device (``/dev/null``,
+    a shell's ``>(...)``) is written through, never replaced.
     """
-    target = check_target_path(path, "--output")
+    real, through = output_target(check_target_path(path, "--output"), "--output")
+    if through:
+        with os.fdopen(open_through(real), "w", encoding="utf-8", newline="") as out:
+            yield out
+        return
+    target = real
     fd, tmp = create_temp_beside(target)
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as out:
             with contextlib.suppress(FileNotFoundError):
                 os.chmod(tmp, stat.S_IMODE(os.stat(target).st_mode))
             yield out
-        os.replace(tmp, target)
+        replace_with(tmp, target)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)

@@ -12,7 +12,14 @@ import stat
 from ._checks import check_path
 from ._exceptions import SenseLinkError, ValidationError
 
-__all__ = ["check_target_path", "create_temp_beside", "read_regular_file", "write_atomically"]
+__all__ = [
+    "check_target_path",
+    "create_temp_beside",
+    "output_target",
+    "read_regular_file",
+    "write_atomically",
+    "write_file",
+]
 
 #: Temp files are named ``.senselink-<random>.part`` beside their target.
 TEMP_PREFIX, TEMP_SUFFIX = ".senselink-", ".part"
@@ -91,6 +98,64 @@ def check_target_path(value: object, field: str) -> str:
     return path
 
 
+def output_target(path: str, field: str) -> tuple[str, bool]:
+    """Where writing to ``path`` goes: its real path (symlinks followed, so a link stays a
+    link and its target is written), and whether to write *through* it.
+
+    A regular file, or none yet, is replaced atomically (False). A FIFO or a character
+    device (``/dev/null``, ``/dev/stdout``, a shell's ``>(...)``) is written through
+    (True): renaming over it would replace the device node itself. A folder, block
+    device or socket is refused with `ValidationError`.
+    """
+    real = os.path.realpath(path)
+    try:
+        mode = os.stat(real).st_mode
+    except FileNotFoundError:
+        return real, False
+    except OSError as exc:
+        raise ValidationError(
+            f"{field} {path!r} cannot be examined: {exc.strerror or exc}", field=field
+        ) from None
+    if stat.S_ISREG(mode):
+        return real, False
+    if stat.S_ISFIFO(mode) or stat.S_ISCHR(mode):
+        return real, True
+    raise ValidationError(
+        f"{field} {path!r} is {_kind(mode)}; nothing is written to it", field=field
+    )
+
+
+def open_through(path: str) -> int:
+    """Open an existing FIFO or character device for writing (no create, no truncate)."""
+    return os.open(path, os.O_WRONLY | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_CLOEXEC", 0))
+
+
+def write_file(path: str, data: bytes, field: str) -> None:
+    """Write ``data`` to ``path`` as `output_target` says: through a FIFO or device, else
+    atomically (the real path of a symlink is replaced, never the link)."""
+    real, through = output_target(path, field)
+    if not through:
+        write_atomically(real, data)
+        return
+    try:
+        with os.fdopen(open_through(real), "wb") as handle:
+            handle.write(data)
+    except OSError as exc:
+        raise SenseLinkError(f"cannot write {path!r}: {exc.strerror or exc}") from None
+
+
+def replace_with(tmp: str, path: str) -> None:
+    """Rename ``tmp`` over ``path``, unless ``path`` is now something a rename must not
+    replace (a symlink, a device, a FIFO): then OSError, and ``path`` is left alone."""
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        mode = stat.S_IFREG
+    if not stat.S_ISREG(mode):
+        raise OSError(f"{path!r} is no longer a regular file; not replaced")
+    os.replace(tmp, path)
+
+
 def create_temp_beside(path: str) -> tuple[int, str]:
     """Create a new empty temp file in ``path``'s folder; return its fd and name.
 
@@ -124,7 +189,7 @@ def write_atomically(path: str, data: bytes, *, durable: bool = False) -> None:
             if durable:
                 handle.flush()
                 os.fsync(handle.fileno())
-        os.replace(tmp, path)
+        replace_with(tmp, path)
     except OSError as exc:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
