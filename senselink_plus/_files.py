@@ -17,6 +17,7 @@ __all__ = [
     "create_temp_beside",
     "output_target",
     "read_regular_file",
+    "remove_stale_temps",
     "write_atomically",
     "write_file",
 ]
@@ -156,8 +157,9 @@ def replace_with(tmp: str, path: str) -> None:
     os.replace(tmp, path)
 
 
-def create_temp_beside(path: str) -> tuple[int, str]:
-    """Create a new empty temp file in ``path``'s folder; return its fd and name.
+def create_temp_beside(path: str, prefix: str = TEMP_PREFIX) -> tuple[int, str]:
+    """Create a new empty temp file in ``path``'s folder; return its fd and name
+    (``<prefix><16 hex digits>.part``).
 
     Created with mode 0o666 so the kernel applies the process umask itself, as for any
     new file: the umask is never read (reading it means setting it, which races every
@@ -165,7 +167,7 @@ def create_temp_beside(path: str) -> tuple[int, str]:
     """
     directory = os.path.dirname(os.path.abspath(path))
     for _ in range(100):
-        tmp = os.path.join(directory, f"{TEMP_PREFIX}{secrets.token_hex(8)}{TEMP_SUFFIX}")
+        tmp = os.path.join(directory, f"{prefix}{secrets.token_hex(8)}{TEMP_SUFFIX}")
         try:
             return os.open(tmp, _TEMP_FLAGS, 0o666), tmp
         except FileExistsError:
@@ -198,3 +200,30 @@ def write_atomically(path: str, data: bytes, *, durable: bool = False) -> None:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+def remove_stale_temps(path: str, prefix: str) -> int:
+    """Remove the temp files ``create_temp_beside(path, prefix)`` left (a writer killed
+    mid-write): regular files of this user named ``<prefix><16 hex>.part``. Only for a
+    caller that knows no other writer uses ``prefix`` (it holds the lock). Returns how
+    many were removed."""
+    directory = os.path.dirname(os.path.abspath(path))
+    uid = os.geteuid() if hasattr(os, "geteuid") else None
+    removed = 0
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return 0
+    for name in names:
+        middle = name[len(prefix) : -len(TEMP_SUFFIX)]
+        if not (name.startswith(prefix) and name.endswith(TEMP_SUFFIX)) or len(middle) != 16:
+            continue
+        if any(c not in "0123456789abcdef" for c in middle):
+            continue
+        full = os.path.join(directory, name)
+        with contextlib.suppress(OSError):
+            info = os.lstat(full)
+            if stat.S_ISREG(info.st_mode) and (uid is None or info.st_uid == uid):
+                os.unlink(full)
+                removed += 1
+    return removed
