@@ -481,6 +481,16 @@ async def _emulator(args: argparse.Namespace) -> int:
 STOPPABLE = frozenset({"records", "watch"})
 
 
+#: Signals that stop records and watch cleanly (partial output removed, checkpoint
+#: saved), by the name the stop line uses; SIGHUP and SIGQUIT only where they exist.
+_STOP_SIGNALS: tuple[tuple[signal.Signals, str], ...] = (
+    (signal.SIGTERM, "SIGTERM"),
+    (signal.SIGINT, "Ctrl-C"),
+    *((getattr(signal, name), name) for name in ("SIGHUP", "SIGQUIT") if hasattr(signal, name)),
+)
+_EXIT_BY_SIGNAL = {"SIGTERM": EXIT_SIGTERM, "SIGHUP": 129, "SIGQUIT": 131}
+
+
 async def _stoppable(
     command: Callable[[argparse.Namespace], Awaitable[int]], args: argparse.Namespace
 ) -> int:
@@ -498,7 +508,7 @@ async def _stoppable(
     # Ctrl-C too is turned into a cancel at an await: a KeyboardInterrupt raised between
     # any two bytecodes (Python 3.10's asyncio) can leave a coroutine never awaited.
     installed: list[signal.Signals] = []
-    for signum, why in ((signal.SIGTERM, "SIGTERM"), (signal.SIGINT, "Ctrl-C")):
+    for signum, why in _STOP_SIGNALS:
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             # Not on Windows, nor off the main thread.
             loop.add_signal_handler(signum, stop, why)
@@ -509,7 +519,7 @@ async def _stoppable(
         if not stopped:
             raise
         _stopped_line(args, stopped[0])
-        return EXIT_SIGTERM if stopped[0] == "SIGTERM" else EXIT_SIGINT
+        return _EXIT_BY_SIGNAL.get(stopped[0], EXIT_SIGINT)
     finally:
         for signum in installed:
             loop.remove_signal_handler(signum)

@@ -202,6 +202,14 @@ def write_atomically(path: str, data: bytes, *, durable: bool = False) -> None:
         raise
 
 
+def _is_temp_of(name: str, prefix: str) -> bool:
+    """Whether ``name`` is ``<prefix><16 hex digits>.part``."""
+    if not (name.startswith(prefix) and name.endswith(TEMP_SUFFIX)):
+        return False
+    middle = name[len(prefix) : -len(TEMP_SUFFIX)]
+    return len(middle) == 16 and all(c in "0123456789abcdef" for c in middle)
+
+
 def remove_stale_temps(path: str, prefix: str) -> int:
     """Remove the temp files ``create_temp_beside(path, prefix)`` left (a writer killed
     mid-write): regular files of this user named ``<prefix><16 hex>.part``. Only for a
@@ -215,10 +223,7 @@ def remove_stale_temps(path: str, prefix: str) -> int:
     except OSError:
         return 0
     for name in names:
-        middle = name[len(prefix) : -len(TEMP_SUFFIX)]
-        if not (name.startswith(prefix) and name.endswith(TEMP_SUFFIX)) or len(middle) != 16:
-            continue
-        if any(c not in "0123456789abcdef" for c in middle):
+        if not _is_temp_of(name, prefix):
             continue
         full = os.path.join(directory, name)
         with contextlib.suppress(OSError):
