@@ -38,16 +38,25 @@ just yielded is handled (e.g. in the same database transaction as the rows writt
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import errno
 import inspect
 import os
 import sys
 from collections.abc import Awaitable, Mapping
-from typing import IO, Any, Protocol, TypeVar, runtime_checkable
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 import orjson
 
 from ._exceptions import SenseLinkError, ValidationError
-from ._files import check_target_path, write_atomically
+from ._files import (
+    TEMP_PREFIX,
+    check_target_path,
+    create_temp_beside,
+    remove_stale_temps,
+    replace_with,
+    write_atomically,
+)
 
 __all__ = [
     "Checkpoint",
@@ -99,30 +108,58 @@ class CheckpointInUseError(SenseLinkError):
 if sys.platform == "win32":  # pragma: no cover
     import msvcrt
 
-    def _try_lock(handle: IO[bytes]) -> bool:
+    def _try_lock(fd: int) -> bool:
         try:
-            msvcrt.locking(handle.fileno(), msvcrt.LK_NBLCK, 1)
+            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
         except OSError:
             return False
         return True
 
+    #: Windows locks are mandatory (a locked state file could not be read nor replaced):
+    #: only the sidecar is locked there.
+    _LOCK_STATE = False
+
 else:
     import fcntl
 
-    def _try_lock(handle: IO[bytes]) -> bool:
+    def _try_lock(fd: int) -> bool:
         try:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             return False
         return True
 
+    _LOCK_STATE = True
+
+_LOCK_FLAGS = (
+    os.O_RDWR
+    | os.O_CREAT
+    | getattr(os, "O_NOFOLLOW", 0)
+    | getattr(os, "O_CLOEXEC", 0)
+    | getattr(os, "O_BINARY", 0)
+)
+_STATE_FLAGS = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+
+
+def _close(fd: int | None) -> None:
+    if fd is not None:
+        with contextlib.suppress(OSError):
+            os.close(fd)
+
 
 class FileCheckpoint:
     """A JSON checkpoint file, replaced atomically (temp file, fsync, rename) on save,
-    and locked for one watcher at a time by a sidecar ``<path>.lock`` file.
+    and locked for one watcher at a time.
 
-    The lock is an advisory OS lock: released on `release` (the watch's end) and by the
-    OS when the process dies, however it dies; the lock file itself stays.
+    The lock is an advisory OS lock on two things, both by identity rather than by the
+    path's spelling: the sidecar ``<real path>.lock`` (the state file's path with
+    symlinks resolved, opened without following a symlink), and the state file itself
+    (its inode: a hard link to it, or a watcher that finds the sidecar deleted, meets
+    the lock too; each save locks the new file before it takes the name). Locks are
+    released on `release` (the watch's end) and by the OS when the process dies; the
+    lock file itself stays. A symlink to the state file stays a link: the file it
+    points to is replaced. Temp files a killed watcher left are removed when the lock
+    is next taken.
 
     >>> async for record in client.watch(checkpoint=FileCheckpoint("state.json")):  # doctest: +SKIP
     ...     ...
@@ -130,15 +167,22 @@ class FileCheckpoint:
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = os.fspath(path)
-        self._lock: IO[bytes] | None = None
+        self._lock: int | None = None
+        self._state_lock: int | None = None
+        self._real: str | None = None
 
     def __repr__(self) -> str:
         return f"FileCheckpoint({self.path!r})"
 
     @property
+    def real_path(self) -> str:
+        """The state file's path with symlinks resolved (fixed once the lock is taken)."""
+        return self._real if self._real is not None else os.path.realpath(self.path)
+
+    @property
     def lock_path(self) -> str:
         """The sidecar file whose OS lock marks the watcher using this checkpoint."""
-        return self.path + ".lock"
+        return self.real_path + ".lock"
 
     async def acquire(self) -> None:
         """Take the lock, or raise `CheckpointInUseError` at once when another holds it."""
@@ -147,8 +191,10 @@ class FileCheckpoint:
     async def release(self) -> None:
         """Drop the lock (the OS drops it too if the process dies)."""
         lock, self._lock = self._lock, None
-        if lock is not None:
-            lock.close()
+        state, self._state_lock = self._state_lock, None
+        self._real = None
+        _close(state)
+        _close(lock)
 
     async def load(self) -> Mapping[str, Any] | None:
         """Read the saved state; None when the file does not exist yet."""
@@ -156,31 +202,100 @@ class FileCheckpoint:
 
     async def save(self, state: Mapping[str, Any]) -> None:
         """Write ``state`` as JSON, replacing the file atomically (fsync, then rename)."""
-        await asyncio.to_thread(write_atomically, self.path, orjson.dumps(state), durable=True)
+        data = orjson.dumps(state)
+        if self._lock is None or not _LOCK_STATE:
+            await asyncio.to_thread(write_atomically, self.real_path, data, durable=True)
+            return
+        await asyncio.to_thread(self._save_locked, data)
+
+    @property
+    def _temp_prefix(self) -> str:
+        return f"{TEMP_PREFIX}{os.path.basename(self.real_path)}-"
+
+    def _in_use(self) -> CheckpointInUseError:
+        return CheckpointInUseError(
+            f"checkpoint {self.path!r} is in use: another watcher holds its lock "
+            f"{self.lock_path!r}; one checkpoint serves one watcher at a time"
+        )
 
     def _take_lock(self) -> None:
         if self._lock is not None:
             raise CheckpointInUseError(
                 f"checkpoint {self.path!r} is already in use by a watch of this object"
             )
+        self._real = os.path.realpath(self.path)
         try:
-            handle = open(self.lock_path, "a+b")  # noqa: SIM115 - held until release()
+            self._lock = self._lock_sidecar()
+            self._state_lock = self._lock_state()
+        except BaseException:
+            lock, self._lock, self._real = self._lock, None, None
+            _close(lock)
+            raise
+        remove_stale_temps(self.real_path, self._temp_prefix)
+
+    def _lock_sidecar(self) -> int:
+        """Lock ``<real path>.lock``; retried when the file was deleted or replaced
+        between its open and its lock (the lock would then guard nothing)."""
+        for _ in range(10):
+            try:
+                fd = os.open(self.lock_path, _LOCK_FLAGS, 0o666)
+            except OSError as exc:
+                raise ValidationError(
+                    f"cannot open the checkpoint lock {self.lock_path!r}: "
+                    f"{'it is a symlink' if exc.errno == errno.ELOOP else exc.strerror or exc}",
+                    field="checkpoint",
+                ) from None
+            if not _try_lock(fd):
+                _close(fd)
+                raise self._in_use()
+            if _same_file(fd, self.lock_path):
+                return fd
+            _close(fd)
+        raise self._in_use()
+
+    def _lock_state(self) -> int | None:
+        """Lock the state file's inode, when there is one (None: none yet)."""
+        if not _LOCK_STATE:
+            return None
+        try:
+            fd = os.open(self.real_path, _STATE_FLAGS)
+        except FileNotFoundError:
+            return None
         except OSError as exc:
             raise ValidationError(
-                f"cannot open the checkpoint lock {self.lock_path!r}: {exc.strerror or exc}",
-                field="checkpoint",
+                f"cannot open checkpoint {self.path!r}: {exc.strerror or exc}", field="checkpoint"
             ) from None
-        if not _try_lock(handle):
-            handle.close()
-            raise CheckpointInUseError(
-                f"checkpoint {self.path!r} is in use: another watcher holds its lock "
-                f"{self.lock_path!r}; one checkpoint serves one watcher at a time"
-            )
-        self._lock = handle
+        if not _try_lock(fd):
+            _close(fd)
+            raise self._in_use()
+        return fd
+
+    def _save_locked(self, data: bytes) -> None:
+        """Write a new state file, lock it, then rename it over the old one: the name
+        never points at an unlocked state while the watch holds it."""
+        target = self.real_path
+        try:
+            fd, tmp = create_temp_beside(target, self._temp_prefix)
+        except OSError as exc:
+            raise SenseLinkError(f"cannot write {target!r}: {exc.strerror or exc}") from None
+        try:
+            _write_all(fd, data)
+            os.fsync(fd)
+            _try_lock(fd)  # a new file: nobody else holds it
+            replace_with(tmp, target)
+        except BaseException as exc:
+            _close(fd)
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            if isinstance(exc, OSError):
+                raise SenseLinkError(f"cannot write {target!r}: {exc.strerror or exc}") from None
+            raise
+        old, self._state_lock = self._state_lock, fd
+        _close(old)
 
     def _load(self) -> Mapping[str, Any] | None:
         try:
-            with open(self.path, "rb") as handle:
+            with open(self.real_path, "rb") as handle:
                 data = handle.read()
         except FileNotFoundError:
             return None
@@ -203,6 +318,21 @@ class FileCheckpoint:
 
 
 _CHECKPOINT_HELP = "checkpoint must be a path or an object with async load() and save(state)"
+
+
+def _same_file(fd: int, path: str) -> bool:
+    """Whether ``path`` (not followed) is the file open as ``fd``."""
+    try:
+        here, there = os.fstat(fd), os.lstat(path)
+    except OSError:
+        return False
+    return (here.st_dev, here.st_ino) == (there.st_dev, there.st_ino)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
 
 
 def as_checkpoint(value: str | os.PathLike[str] | Checkpoint | None) -> Checkpoint | None:

@@ -8,7 +8,9 @@ import math
 import os
 from collections.abc import Callable, Mapping
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
+
+import yarl
 
 from ._exceptions import APIError, ValidationError
 
@@ -115,8 +117,57 @@ def check_path(value: object, field: str) -> str:
     return path
 
 
+def _url_shown(url: str) -> str:
+    """``url`` for an error message: scheme, host, port and path only. User info, a
+    query or a fragment may hold a password or a token, so they are never shown."""
+    try:
+        parts = urlsplit(url)
+        netloc = parts.netloc.rpartition("@")[2]
+    except ValueError:
+        return "<a URL that cannot be parsed>"
+    return shown(f"{parts.scheme}://{netloc}{parts.path}" if parts.scheme else netloc)
+
+
+def _host_problem(host: str) -> str | None:
+    """Why ``host`` (as `urlsplit` gives it) cannot be connected to, or None.
+
+    Checked here because the resolver finds out only at the first call, with a bare
+    UnicodeError (``a..b.example``: an empty label).
+    """
+    try:
+        ipaddress.ip_address(host)
+        return None
+    except ValueError:
+        pass
+    name = host[:-1] if host.endswith(".") else host
+    if not name or any(not label for label in name.split(".")):
+        return "has an empty label (two dots in a row, or a leading dot)"
+    try:
+        encoded = name.encode("idna")
+        yarl.URL(f"https://{host}/").host  # noqa: B018 -- how aiohttp reads it; raises if bad
+    except (UnicodeError, ValueError):
+        return "is not a valid host name (a label over 63 characters, or bad IDNA)"
+    if len(encoded) > 253:
+        return "is over 253 characters"
+    return None
+
+
+def _shape_problem(url: str, parts: SplitResult, host: str | None) -> str | None:
+    if parts.query or parts.fragment or parts.username or parts.password:
+        return (
+            "must be a plain base such as https://link.japancv.co.jp "
+            "(no query, fragment or user info)"
+        )
+    if parts.scheme not in ("http", "https") or not host or any(c.isspace() for c in url):
+        return "must be an http(s) URL such as https://link.japancv.co.jp"
+    return None
+
+
 def check_base_url(value: object, *, allow_insecure_http: bool) -> str:
-    """An http(s) URL with a host; plain http only to loopback unless allowed."""
+    """An http(s) URL with a valid host; plain http only to loopback unless allowed.
+
+    Error messages show the URL without user info, query or fragment.
+    """
     url = check_text(value, "base_url")
     try:
         parts = urlsplit(url)
@@ -124,23 +175,21 @@ def check_base_url(value: object, *, allow_insecure_http: bool) -> str:
         parts.port  # noqa: B018 -- parsing the port is what raises for a bad one
     except ValueError as exc:
         raise ValidationError(
-            f"base_url {shown(url)} is not a URL: {exc}", field="base_url"
+            f"base_url {_url_shown(url)} is not a URL: {exc}", field="base_url"
         ) from None
-    if parts.query or parts.fragment or parts.username or parts.password:
+    problem = _shape_problem(url, parts, host)
+    if problem is not None:
+        raise ValidationError(f"base_url {_url_shown(url)} {problem}", field="base_url")
+    assert host is not None  # checked by _shape_problem
+    problem = _host_problem(host)
+    if problem is not None:
         raise ValidationError(
-            f"base_url {shown(url)} must be a plain base such as https://link.japancv.co.jp "
-            "(no query, fragment or user info)",
-            field="base_url",
-        )
-    if parts.scheme not in ("http", "https") or not host or any(c.isspace() for c in url):
-        raise ValidationError(
-            f"base_url {shown(url)} must be an http(s) URL such as https://link.japancv.co.jp",
-            field="base_url",
+            f"base_url {_url_shown(url)}: its host {problem}", field="base_url"
         )
     if parts.scheme == "http" and not is_loopback_host(host) and not allow_insecure_http:
         raise ValidationError(
-            f"base_url {shown(url)} is plain http: a sign is valid for 30 minutes and anyone "
-            "on the path could replay it; use https, or pass allow_insecure_http=True",
+            f"base_url {_url_shown(url)} is plain http: a sign is valid for 30 minutes and "
+            "anyone on the path could replay it; use https, or pass allow_insecure_http=True",
             field="base_url",
         )
     return url.rstrip("/")

@@ -20,7 +20,13 @@ from ._checks import check_int
 from ._client import Client
 from ._endpoints import check_threshold, encode_extend, window_bounds
 from ._exceptions import SenseLinkError, ValidationError
-from ._files import check_target_path, create_temp_beside
+from ._files import (
+    check_target_path,
+    create_temp_beside,
+    open_through,
+    output_target,
+    replace_with,
+)
 from ._logging import log_to_stderr
 from ._models import FaceImage, Order, Record
 from ._output import FORMATS, RecordWriter
@@ -273,16 +279,23 @@ def _replacing(path: Path) -> Iterator[IO[str]]:
     """A text file that replaces ``path`` only when the block succeeds.
 
     Until then ``path`` is untouched: the output goes to a temp file beside it (keeping
-    ``path``'s permissions when it exists), removed on any failure or interrupt.
+    ``path``'s permissions when it exists), removed on any failure or interrupt. A
+    symlink's target is replaced (the link stays); a FIFO or a device (``/dev/null``,
+    a shell's ``>(...)``) is written through, never replaced.
     """
-    target = check_target_path(path, "--output")
+    real, through = output_target(check_target_path(path, "--output"), "--output")
+    if through:
+        with os.fdopen(open_through(real), "w", encoding="utf-8", newline="") as out:
+            yield out
+        return
+    target = real
     fd, tmp = create_temp_beside(target)
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as out:
             with contextlib.suppress(FileNotFoundError):
                 os.chmod(tmp, stat.S_IMODE(os.stat(target).st_mode))
             yield out
-        os.replace(tmp, target)
+        replace_with(tmp, target)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
@@ -468,6 +481,16 @@ async def _emulator(args: argparse.Namespace) -> int:
 STOPPABLE = frozenset({"records", "watch"})
 
 
+#: Signals that stop records and watch cleanly (partial output removed, checkpoint
+#: saved), by the name the stop line uses; SIGHUP and SIGQUIT only where they exist.
+_STOP_SIGNALS: tuple[tuple[signal.Signals, str], ...] = (
+    (signal.SIGTERM, "SIGTERM"),
+    (signal.SIGINT, "Ctrl-C"),
+    *((getattr(signal, name), name) for name in ("SIGHUP", "SIGQUIT") if hasattr(signal, name)),
+)
+_EXIT_BY_SIGNAL = {"SIGTERM": EXIT_SIGTERM, "SIGHUP": 129, "SIGQUIT": 131}
+
+
 async def _stoppable(
     command: Callable[[argparse.Namespace], Awaitable[int]], args: argparse.Namespace
 ) -> int:
@@ -485,7 +508,7 @@ async def _stoppable(
     # Ctrl-C too is turned into a cancel at an await: a KeyboardInterrupt raised between
     # any two bytecodes (Python 3.10's asyncio) can leave a coroutine never awaited.
     installed: list[signal.Signals] = []
-    for signum, why in ((signal.SIGTERM, "SIGTERM"), (signal.SIGINT, "Ctrl-C")):
+    for signum, why in _STOP_SIGNALS:
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             # Not on Windows, nor off the main thread.
             loop.add_signal_handler(signum, stop, why)
@@ -496,7 +519,7 @@ async def _stoppable(
         if not stopped:
             raise
         _stopped_line(args, stopped[0])
-        return EXIT_SIGTERM if stopped[0] == "SIGTERM" else EXIT_SIGINT
+        return _EXIT_BY_SIGNAL.get(stopped[0], EXIT_SIGINT)
     finally:
         for signum in installed:
             loop.remove_signal_handler(signum)

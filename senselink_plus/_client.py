@@ -28,7 +28,7 @@ from ._exceptions import (
     APIError,
     ValidationError,
 )
-from ._files import check_target_path, write_atomically
+from ._files import check_target_path, output_target, write_file
 from ._headers import USER_AGENT, check_headers
 from ._http import HttpRequest
 from ._models import CreatedRecord, FaceImage, Order, RecordPage, Rectangle
@@ -391,7 +391,7 @@ class Client:
         target = _check_destination(destination)
         data = await self.get_image(image_id, timeout=timeout)
         if isinstance(target, str):
-            write_atomically(target, data)
+            write_file(target, data, "destination")
         else:
             target.write(data)
         return len(data)
@@ -400,7 +400,9 @@ class Client:
 def _check_destination(destination: object) -> str | IO[bytes]:
     """A writable path (its folder exists, it is not a folder) or a binary file object."""
     if isinstance(destination, (str, os.PathLike)):
-        return check_target_path(destination, "destination")
+        path = check_target_path(destination, "destination")
+        output_target(path, "destination")  # a socket or block device: refused now
+        return path
     if not callable(getattr(destination, "write", None)) or isinstance(destination, io.TextIOBase):
         raise ValidationError(
             "destination must be a path or a binary file object (opened with 'wb')",

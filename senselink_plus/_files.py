@@ -12,7 +12,15 @@ import stat
 from ._checks import check_path
 from ._exceptions import SenseLinkError, ValidationError
 
-__all__ = ["check_target_path", "create_temp_beside", "read_regular_file", "write_atomically"]
+__all__ = [
+    "check_target_path",
+    "create_temp_beside",
+    "output_target",
+    "read_regular_file",
+    "remove_stale_temps",
+    "write_atomically",
+    "write_file",
+]
 
 #: Temp files are named ``.senselink-<random>.part`` beside their target.
 TEMP_PREFIX, TEMP_SUFFIX = ".senselink-", ".part"
@@ -91,8 +99,67 @@ def check_target_path(value: object, field: str) -> str:
     return path
 
 
-def create_temp_beside(path: str) -> tuple[int, str]:
-    """Create a new empty temp file in ``path``'s folder; return its fd and name.
+def output_target(path: str, field: str) -> tuple[str, bool]:
+    """Where writing to ``path`` goes: its real path (symlinks followed, so a link stays a
+    link and its target is written), and whether to write *through* it.
+
+    A regular file, or none yet, is replaced atomically (False). A FIFO or a character
+    device (``/dev/null``, ``/dev/stdout``, a shell's ``>(...)``) is written through
+    (True): renaming over it would replace the device node itself. A folder, block
+    device or socket is refused with `ValidationError`.
+    """
+    real = os.path.realpath(path)
+    try:
+        mode = os.stat(real).st_mode
+    except FileNotFoundError:
+        return real, False
+    except OSError as exc:
+        raise ValidationError(
+            f"{field} {path!r} cannot be examined: {exc.strerror or exc}", field=field
+        ) from None
+    if stat.S_ISREG(mode):
+        return real, False
+    if stat.S_ISFIFO(mode) or stat.S_ISCHR(mode):
+        return real, True
+    raise ValidationError(
+        f"{field} {path!r} is {_kind(mode)}; nothing is written to it", field=field
+    )
+
+
+def open_through(path: str) -> int:
+    """Open an existing FIFO or character device for writing (no create, no truncate)."""
+    return os.open(path, os.O_WRONLY | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_CLOEXEC", 0))
+
+
+def write_file(path: str, data: bytes, field: str) -> None:
+    """Write ``data`` to ``path`` as `output_target` says: through a FIFO or device, else
+    atomically (the real path of a symlink is replaced, never the link)."""
+    real, through = output_target(path, field)
+    if not through:
+        write_atomically(real, data)
+        return
+    try:
+        with os.fdopen(open_through(real), "wb") as handle:
+            handle.write(data)
+    except OSError as exc:
+        raise SenseLinkError(f"cannot write {path!r}: {exc.strerror or exc}") from None
+
+
+def replace_with(tmp: str, path: str) -> None:
+    """Rename ``tmp`` over ``path``, unless ``path`` is now something a rename must not
+    replace (a symlink, a device, a FIFO): then OSError, and ``path`` is left alone."""
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        mode = stat.S_IFREG
+    if not stat.S_ISREG(mode):
+        raise OSError(f"{path!r} is no longer a regular file; not replaced")
+    os.replace(tmp, path)
+
+
+def create_temp_beside(path: str, prefix: str = TEMP_PREFIX) -> tuple[int, str]:
+    """Create a new empty temp file in ``path``'s folder; return its fd and name
+    (``<prefix><16 hex digits>.part``).
 
     Created with mode 0o666 so the kernel applies the process umask itself, as for any
     new file: the umask is never read (reading it means setting it, which races every
@@ -100,7 +167,7 @@ def create_temp_beside(path: str) -> tuple[int, str]:
     """
     directory = os.path.dirname(os.path.abspath(path))
     for _ in range(100):
-        tmp = os.path.join(directory, f"{TEMP_PREFIX}{secrets.token_hex(8)}{TEMP_SUFFIX}")
+        tmp = os.path.join(directory, f"{prefix}{secrets.token_hex(8)}{TEMP_SUFFIX}")
         try:
             return os.open(tmp, _TEMP_FLAGS, 0o666), tmp
         except FileExistsError:
@@ -124,7 +191,7 @@ def write_atomically(path: str, data: bytes, *, durable: bool = False) -> None:
             if durable:
                 handle.flush()
                 os.fsync(handle.fileno())
-        os.replace(tmp, path)
+        replace_with(tmp, path)
     except OSError as exc:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
@@ -133,3 +200,35 @@ def write_atomically(path: str, data: bytes, *, durable: bool = False) -> None:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+def _is_temp_of(name: str, prefix: str) -> bool:
+    """Whether ``name`` is ``<prefix><16 hex digits>.part``."""
+    if not (name.startswith(prefix) and name.endswith(TEMP_SUFFIX)):
+        return False
+    middle = name[len(prefix) : -len(TEMP_SUFFIX)]
+    return len(middle) == 16 and all(c in "0123456789abcdef" for c in middle)
+
+
+def remove_stale_temps(path: str, prefix: str) -> int:
+    """Remove the temp files ``create_temp_beside(path, prefix)`` left (a writer killed
+    mid-write): regular files of this user named ``<prefix><16 hex>.part``. Only for a
+    caller that knows no other writer uses ``prefix`` (it holds the lock). Returns how
+    many were removed."""
+    directory = os.path.dirname(os.path.abspath(path))
+    uid = os.geteuid() if hasattr(os, "geteuid") else None
+    removed = 0
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return 0
+    for name in names:
+        if not _is_temp_of(name, prefix):
+            continue
+        full = os.path.join(directory, name)
+        with contextlib.suppress(OSError):
+            info = os.lstat(full)
+            if stat.S_ISREG(info.st_mode) and (uid is None or info.st_uid == uid):
+                os.unlink(full)
+                removed += 1
+    return removed

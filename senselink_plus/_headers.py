@@ -11,9 +11,17 @@ from multidict import CIMultiDict, CIMultiDictProxy
 
 from ._checks import shown
 from ._exceptions import ValidationError
+from ._http import HttpResponse, make_response
 from ._version import __version__
 
-__all__ = ["REQUEST_ID_HEADERS", "USER_AGENT", "check_headers", "find_request_id", "seen_headers"]
+__all__ = [
+    "REQUEST_ID_HEADERS",
+    "USER_AGENT",
+    "check_headers",
+    "find_request_id",
+    "seen_headers",
+    "without_sign",
+]
 
 USER_AGENT = (
     f"senselink-plus/{__version__} python/{sys.version_info[0]}.{sys.version_info[1]} "
@@ -32,7 +40,9 @@ REQUEST_ID_HEADERS = (
 )
 
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
-_BAD_VALUE = re.compile(r"[\r\n\x00]")
+#: Anything but visible ASCII, space and tab (RFC 9110 field-value, without obs-text):
+#: aiohttp refuses other control characters only at send time, with a bare ValueError.
+_BAD_VALUE = re.compile(r"[^\t\x20-\x7e]")
 _SIGN = re.compile(r"(sign=)[^&\s'\"]*", re.IGNORECASE)
 #: Headers the client sets from the request itself; a default would corrupt the request.
 _RESERVED = frozenset({"content-length", "host", "transfer-encoding"})
@@ -40,7 +50,8 @@ _RESERVED = frozenset({"content-length", "host", "transfer-encoding"})
 
 def check_headers(value: object, field: str) -> dict[str, str]:
     """``value`` as headers to send (lower-case names): a mapping of str to str, with
-    valid names, no line breaks in values, and none the client sets itself."""
+    valid names, values of visible ASCII, spaces and tabs only (no control characters,
+    no line breaks), and none the client sets itself."""
     if not isinstance(value, Mapping):
         raise ValidationError(
             f"{field} must be a mapping of header names to values, not {shown(value)}",
@@ -52,7 +63,9 @@ def check_headers(value: object, field: str) -> dict[str, str]:
             raise ValidationError(f"{field}: {shown(name)} is not a header name", field=field)
         if not isinstance(text, str) or _BAD_VALUE.search(text) is not None:
             raise ValidationError(
-                f"{field}[{name!r}] must be a str without line breaks", field=field
+                f"{field}[{name!r}] must be a str of visible ASCII characters, spaces and "
+                "tabs (RFC 9110 field-value): no control characters or line breaks",
+                field=field,
             )
         lower = name.lower()
         if lower in _RESERVED:
@@ -68,6 +81,31 @@ def seen_headers(headers: Mapping[str, str]) -> CIMultiDictProxy[str]:
     for name, text in headers.items():
         copy.add(name, _SIGN.sub(r"\1***", text) if "sign=" in text.lower() else text)
     return CIMultiDictProxy(copy)
+
+
+def without_sign(response: HttpResponse, sign: str) -> HttpResponse:
+    """``response`` with the value of ``sign`` (the request's own, in any case) masked as
+    ``***`` wherever it appears: body and header values.
+
+    A server or proxy may echo the signed query anywhere (an envelope's message, a
+    header as ``sign%3D...`` or ``sign: ...``); whatever is made from the response
+    (errors, events, the CLI's error line) then never holds a valid sign. The sign is
+    32 hex digits, so a match by chance is out of reach.
+    """
+    needle = sign.lower()
+    raw = needle.encode("ascii")
+    content = response.content
+    dirty_body = raw in content.lower()
+    dirty_headers = [name for name, text in response.headers.items() if needle in text.lower()]
+    if not dirty_body and not dirty_headers:
+        return response
+    pattern = re.compile(re.escape(needle), re.IGNORECASE)
+    if dirty_body:
+        content = re.compile(re.escape(raw), re.IGNORECASE).sub(b"***", content)
+    copy: CIMultiDict[str] = CIMultiDict()
+    for name, text in response.headers.items():
+        copy.add(name, pattern.sub("***", text) if dirty_headers else text)
+    return make_response(response.status, CIMultiDictProxy(copy), content)
 
 
 def find_request_id(headers: Mapping[str, str]) -> str | None:

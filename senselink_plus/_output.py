@@ -83,8 +83,12 @@ class RecordWriter:
         self.count += 1
         if self._fmt == "jsonl":
             values = _export_values(record)
-            self._out.write(orjson.dumps(dict(zip(EXPORT_FIELDS, values, strict=True))).decode())
-            self._out.write("\n")
+            # One write a line: unbuffered (PYTHONUNBUFFERED=1), each write is a write()
+            # call, and a kill between two would leave a torn line.
+            line = orjson.dumps(
+                dict(zip(EXPORT_FIELDS, values, strict=True)), option=orjson.OPT_APPEND_NEWLINE
+            )
+            self._out.write(line.decode())
         elif self._fmt == "csv":
             self._csv.writerow(["" if v is None else v for v in _export_values(record)])
         else:

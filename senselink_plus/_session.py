@@ -34,7 +34,7 @@ from ._exceptions import (
     TransportError,
     ValidationError,
 )
-from ._headers import find_request_id, seen_headers
+from ._headers import find_request_id, seen_headers, without_sign
 from ._http import HttpRequest, HttpResponse, make_request
 from ._limits import RateLimiter, make_semaphore
 from ._retry import RetryPolicy, Timeout, classify
@@ -356,6 +356,7 @@ class Session:
         finally:
             if task is not None:
                 inflight.discard(task)
+        response = without_sign(response, _sign_of(signed))
         seen = self._loop_owner._server_date
         raw = response.headers.get("date")
         if raw is not None and (seen is None or seen[0] != raw):
@@ -579,6 +580,7 @@ class Session:
         except OSError as exc:  # a custom transport that lets a socket error through
             raise TransportError(f"transport failure: {type(exc).__name__}: {exc}") from None
         elapsed = self.timer() - sent
+        response = without_sign(response, _sign_of(signed))
         self._note_date(response)
         logger.debug(
             "%s %s status=%d attempt=%d elapsed_ms=%.1f bytes=%d",
@@ -620,6 +622,11 @@ def _from_response(error: SenseLinkError, response: HttpResponse) -> None:
     error.request_id = find_request_id(response.headers)
     if isinstance(error, ResponseError) and error.status is None:
         error.status = response.status
+
+
+def _sign_of(signed: HttpRequest) -> str:
+    """The sign `sign_request` put on ``signed`` (its last query parameter)."""
+    return signed.params[-1][1]
 
 
 def _uncancel(task: asyncio.Task[Any]) -> int:

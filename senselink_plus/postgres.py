@@ -40,7 +40,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from datetime import datetime
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 try:
     import asyncpg
@@ -67,6 +67,7 @@ _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 _MAX_NAME = 200
 #: A standby's first wait; it doubles up to ``standby_poll``.
 _FIRST_POLL = 0.05
+_TRY_LOCK = "SELECT pg_try_advisory_lock($1)"
 _FAILURES = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, asyncio.TimeoutError)
 
 
@@ -78,7 +79,7 @@ class CheckpointUnavailableError(SenseLinkError):
     >>> try:  # doctest: +SKIP
     ...     async for record in client.watch(checkpoint=PostgresCheckpoint(dsn, name="a")): ...
     ... except CheckpointUnavailableError as exc:
-    ...     print(exc)  # cannot reach the checkpoint database postgresql://ingest@db/app: ...
+    ...     print(exc)  # cannot reach the checkpoint database postgresql://db/app: ...
     """
 
 
@@ -94,31 +95,68 @@ class CheckpointLostError(SenseLinkError):
     """
 
 
+#: What a DSN the SDK cannot parse is shown as: none of it.
+UNPARSED_DSN = "<a PostgreSQL DSN that could not be parsed (not shown)>"
+_HOST = re.compile(r"(?:[A-Za-z0-9._~-]+|%2[Ff][A-Za-z0-9._~%/-]*|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?")
+_DB = re.compile(r"/[A-Za-z0-9._~$-]*")
+_CONNINFO = re.compile(r"\s*([A-Za-z_]+)\s*=\s*('(?:[^'\\]|\\.)*'|(?:[^\s'\\]|\\.)+)")
+_SAFE_VALUE = re.compile(r"[A-Za-z0-9._~/:\[\]$-]+")
+_SHOWN_KEYS = ("host", "hostaddr", "port", "dbname")
+
+
+class _SessionLost(CheckpointUnavailableError):
+    """The session was lost before the lease was taken (a standby reconnects)."""
+
+
 def redact_dsn(dsn: str) -> str:
-    """``dsn`` without its password, for messages.
+    """Where ``dsn`` points, for messages: host, port and database only, never the
+    user info or the query (a password may hide in ``password=``, ``sslpassword=`` or
+    ``options=``). A DSN that does not parse cleanly (an unescaped ``#``, ``/``, ``?``
+    or ``@`` in its password, an unclosed quote) is not shown at all.
 
     >>> redact_dsn("postgresql://ingest:hunter2@db:5432/app?sslmode=require")
-    'postgresql://ingest:***@db:5432/app?sslmode=require'
+    'postgresql://db:5432/app'
     >>> redact_dsn("host=db user=ingest password='hunter 2' dbname=app")
-    'host=db user=ingest password=*** dbname=app'
+    'host=db dbname=app'
+    >>> redact_dsn("postgresql://ingest:hun#ter2@db/app")
+    '<a PostgreSQL DSN that could not be parsed (not shown)>'
     """
-    if "://" not in dsn:
-        return re.sub(r"password\s*=\s*('(?:[^'\\]|\\.)*'|\S+)", "password=***", dsn)
     try:
-        parts = urlsplit(dsn)
-        netloc = parts.netloc
-        if "@" in netloc:
-            auth, _, hosts = netloc.rpartition("@")
-            if ":" in auth:
-                auth = auth.split(":", 1)[0] + ":***"
-            netloc = f"{auth}@{hosts}"
-        query = urlencode(
-            [(k, "***" if k.lower() == "password" else v) for k, v in parse_qsl(parts.query)],
-            safe="/:",
-        )
-        return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+        shown = _redact_url(dsn) if "://" in dsn else _redact_conninfo(dsn)
     except ValueError:
-        return "<a DSN that cannot be parsed>"
+        shown = None
+    return UNPARSED_DSN if shown is None else shown
+
+
+def _redact_url(dsn: str) -> str | None:
+    parts = urlsplit(dsn)
+    if parts.scheme.lower() not in ("postgres", "postgresql") or parts.fragment:
+        return None
+    # An unescaped "/", "?" or "#" in the password ends the host part early: what
+    # follows (path, query) then holds the "@" that should have ended the user info.
+    if "@" in parts.path or "@" in parts.query:
+        return None
+    hosts = parts.netloc.rpartition("@")[2]
+    if hosts and not all(_HOST.fullmatch(host) for host in hosts.split(",")):
+        return None
+    if parts.path and not _DB.fullmatch(parts.path):
+        return None
+    return f"{parts.scheme}://{hosts}{parts.path}"
+
+
+def _redact_conninfo(dsn: str) -> str | None:
+    values: dict[str, str] = {}
+    position = 0
+    while position < len(dsn.rstrip()):
+        match = _CONNINFO.match(dsn, position)
+        if match is None:
+            return None
+        values[match.group(1).lower()] = match.group(2)
+        position = match.end()
+    shown = [(key, values[key]) for key in _SHOWN_KEYS if key in values]
+    if not shown or not all(_SAFE_VALUE.fullmatch(value) for _, value in shown):
+        return None
+    return " ".join(f"{key}={value}" for key, value in shown)
 
 
 class _Dsn:
@@ -137,6 +175,10 @@ class _Dsn:
 def _lock_key(table: str, name: str) -> int:
     digest = hashlib.sha256(f"senselink-plus checkpoint {table} {name}".encode()).digest()
     return int.from_bytes(digest[:8], "big", signed=True)
+
+
+#: Serialises creating the table, whatever its name or spelling.
+_CREATE_KEY = _lock_key("", "create table")
 
 
 def _second(value: object) -> int | None:
@@ -168,6 +210,23 @@ def covers(state: Mapping[str, Any], other: Mapping[str, Any]) -> bool:
     if ours > theirs:
         return True
     return set(other.get("ids") or ()) <= set(state.get("ids") or ())
+
+
+def _check_name(name: object) -> None:
+    """A watcher's name: printable, not blank, at most `_MAX_NAME` characters. A NUL
+    would end the connection's application_name in the startup packet and inject
+    settings of its own (search_path, say)."""
+    if (
+        not isinstance(name, str)
+        or not name.strip()
+        or len(name) > _MAX_NAME
+        or not name.isprintable()
+    ):
+        raise ValidationError(
+            f"name must be a non-empty printable string of at most {_MAX_NAME} "
+            "characters (no NUL, line breaks or control characters)",
+            field="name",
+        )
 
 
 class PostgresCheckpoint:
@@ -204,11 +263,7 @@ class PostgresCheckpoint:
     ) -> None:
         if not isinstance(dsn, str) or not dsn.strip():
             raise ValidationError("dsn must be a PostgreSQL connection string", field="dsn")
-        if not isinstance(name, str) or not name or len(name) > _MAX_NAME:
-            raise ValidationError(
-                f"name must be a non-empty string of at most {_MAX_NAME} characters",
-                field="name",
-            )
+        _check_name(name)
         if not isinstance(table, str) or not all(
             _IDENT.fullmatch(part) for part in table.split(".", 1)
         ):
@@ -236,9 +291,10 @@ class PostgresCheckpoint:
         self.connect_timeout = float(connect_timeout)
         self._sleep = asyncio.sleep if sleep is None else sleep
         self._dsn = _Dsn(dsn)
-        self._key = _lock_key(table, name)
-        unsigned = self._key & 0xFFFF_FFFF_FFFF_FFFF
-        self._key_parts = (unsigned >> 32, unsigned & 0xFFFF_FFFF)
+        # The lease's lock key: set by `acquire` from the table's oid, so every spelling
+        # of the table (``public.x``, ``X``, ``x``) takes the same lock.
+        self._key = 0
+        self._key_parts = (0, 0)
         self._conn: asyncpg.Connection | None = None
         self._fence: int | None = None
         # One statement stream per connection: saves and transactions take turns.
@@ -276,31 +332,22 @@ class PostgresCheckpoint:
 
     async def acquire(self) -> None:
         """Take the lease, waiting as a standby while another watcher holds it (or raise
-        `CheckpointInUseError` at once when ``wait=False``)."""
+        `CheckpointInUseError` at once when ``wait=False``).
+
+        A standby whose connection drops or stalls (past ``dead_after``) reconnects and
+        keeps waiting; only a first connection that fails, or a statement the database
+        refuses, ends it.
+        """
         if self._conn is not None:
             raise CheckpointInUseError(
                 f"checkpoint {self.where} is already in use by a watch of this object"
             )
+        started = time.monotonic()
         conn = await self._connect()
         try:
             await self._setup(conn)
-            started = time.monotonic()
-            delay = _FIRST_POLL
-            announced = False
-            try_lock = "SELECT pg_try_advisory_lock($1)"
-            while not await self._query(conn, "fetchval", try_lock, self._key):
-                if not self.wait:
-                    raise CheckpointInUseError(
-                        f"checkpoint {self.where} is in use: another watcher holds its lease"
-                    )
-                if not announced:
-                    announced = True
-                    logger.info(
-                        "checkpoint %s: another watcher holds the lease; waiting as a standby",
-                        self.where,
-                    )
-                await self._sleep(min(delay, self.standby_poll))
-                delay *= 2
+            while not await self._standby(conn):
+                conn = await self._reconnect(conn)
             self._fence = await self._query(
                 conn,
                 "fetchval",
@@ -320,6 +367,57 @@ class PostgresCheckpoint:
             self._fence,
             self.waited,
         )
+
+    async def _standby(self, conn: asyncpg.Connection) -> bool:
+        """Try for the lock until this session holds it (True), or until the session is
+        lost while waiting (False: reconnect). Raises `CheckpointInUseError` when
+        ``wait=False`` and another holds it."""
+        delay = _FIRST_POLL
+        while True:
+            try:
+                if await self._query(conn, "fetchval", _TRY_LOCK, self._key):
+                    return True
+            except _SessionLost:
+                if self.wait:
+                    return False
+                raise
+            if not self.wait:
+                raise CheckpointInUseError(
+                    f"checkpoint {self.where} is in use: another watcher holds its lease"
+                )
+            if delay == _FIRST_POLL:
+                logger.info(
+                    "checkpoint %s: another watcher holds the lease; waiting as a standby",
+                    self.where,
+                )
+            await self._sleep(min(delay, self.standby_poll))
+            delay *= 2
+
+    async def _reconnect(self, lost: asyncpg.Connection) -> asyncpg.Connection:
+        """A new session for a standby whose session was lost: tried again and again
+        (backing off to ``max(standby_poll, 2)`` seconds), for a standby waits."""
+        lost.terminate()
+        delay = _FIRST_POLL
+        while True:
+            logger.warning(
+                "checkpoint %s: the standby's database session was lost; reconnecting",
+                self.where,
+            )
+            await self._sleep(min(delay, max(self.standby_poll, 2.0)))
+            delay *= 2
+            try:
+                conn = await self._connect()
+            except CheckpointUnavailableError:
+                continue
+            try:
+                await self._setup(conn)
+            except _SessionLost:
+                conn.terminate()
+                continue
+            except BaseException:
+                conn.terminate()
+                raise
+            return conn
 
     async def release(self) -> None:
         """Drop the lease and close the connection (never raises: a lost connection has
@@ -464,9 +562,7 @@ class PostgresCheckpoint:
         try:
             async with conn.transaction():
                 # Workers starting together must not race to create the table.
-                await self._query(
-                    conn, "execute", "SELECT pg_advisory_xact_lock($1)", _lock_key(self.table, "")
-                )
+                await self._query(conn, "execute", "SELECT pg_advisory_xact_lock($1)", _CREATE_KEY)
                 await self._query(
                     conn,
                     "execute",
@@ -474,12 +570,27 @@ class PostgresCheckpoint:
                     "name text PRIMARY KEY, state jsonb, fence bigint NOT NULL DEFAULT 0, "
                     "saved_at timestamptz)",
                 )
+                # The lease is keyed on the table itself (its oid), not on its spelling.
+                oid = await self._query(
+                    conn, "fetchval", "SELECT to_regclass($1)::oid", self.table
+                )
+                # The lease lives as long as this session: an idle_session_timeout
+                # (PostgreSQL 14+) set for the role or database must not end it.
+                await self._query(
+                    conn,
+                    "execute",
+                    "SELECT set_config(name, '0', false) FROM pg_settings "
+                    "WHERE name = 'idle_session_timeout'",
+                )
         except SenseLinkError:
             raise
         except _FAILURES as exc:
             # The rollback after one of the errors above failed too.
             self._raise_if_lost(conn, exc)
             raise
+        self._key = _lock_key(f"oid {oid}", self.name)
+        unsigned = self._key & 0xFFFF_FFFF_FFFF_FFFF
+        self._key_parts = (unsigned >> 32, unsigned & 0xFFFF_FFFF)
 
     async def _query(self, conn: asyncpg.Connection, method: str, sql: str, *args: Any) -> Any:
         """One of the checkpoint's own statements, bounded by ``dead_after``: a dropped
@@ -531,7 +642,7 @@ class PostgresCheckpoint:
         timed_out = isinstance(exc, asyncio.TimeoutError)
         reason = "no answer in time" if timed_out else type(exc).__name__
         if conn is not self._conn:
-            raise CheckpointUnavailableError(
+            raise _SessionLost(
                 f"checkpoint {self.where}: the database connection was lost while taking "
                 f"the lease ({reason}); no lease is held"
             ) from None

@@ -337,7 +337,7 @@ async def test_an_unreachable_database_is_a_typed_error_without_the_password(
         await checkpoint.acquire()
     message = str(caught.value)
     assert "cannot reach the checkpoint database" in message
-    assert "postgresql://ingest:***@127.0.0.1:" in message
+    assert "postgresql://127.0.0.1:" in message  # host, port and database only
     async with client_for(emu) as client:
         with pytest.raises(CheckpointUnavailableError) as through_watch:
             async for _ in client.watch(checkpoint=checkpoint):
@@ -387,10 +387,10 @@ async def test_using_the_checkpoint_without_the_lease_is_refused(
 
 
 def test_redact_dsn_hides_passwords_in_every_form() -> None:
-    assert redact_dsn(f"postgres://u:{PASSWORD}@h/db") == "postgres://u:***@h/db"
+    assert redact_dsn(f"postgres://u:{PASSWORD}@h/db") == "postgres://h/db"
     assert PASSWORD not in redact_dsn(f"postgresql://u@h/db?password={PASSWORD}&x=1")
-    assert redact_dsn(f"host=h password={PASSWORD} user=u") == "host=h password=*** user=u"
-    assert redact_dsn("postgresql://u@h/db") == "postgresql://u@h/db"
+    assert redact_dsn(f"host=h password={PASSWORD} user=u") == "host=h"
+    assert redact_dsn("postgresql://u@h/db") == "postgresql://h/db"
 
 
 async def test_a_connection_lost_mid_watch_ends_it_with_checkpoint_lost(
