@@ -450,7 +450,8 @@ class DateGap:
     ``create_at`` (a proxy's clock, say): an upper bound, since every listed record
     was stored before the response that listed it. Positions move on idle polls only
     to the ``Date`` minus this bound, so they never pass a record not yet stored.
-    Before any record is seen the ``Date`` is taken as it is (it only seeds).
+    Before any record is seen the bound is `MAX_SKEW`: the ``Date`` only seeds where
+    a watch starts (and polls still reach up to it).
 
     >>> gap = DateGap()
     >>> gap.note(datetime(2024, 5, 1, 0, 2, 5, tzinfo=timezone.utc),
@@ -470,9 +471,8 @@ class DateGap:
 
     def lead(self) -> timedelta:
         """How far behind the ``Date`` an idle poll may move the position."""
-        if self.bound is None:
-            return timedelta(0)
-        return timedelta(seconds=min(max(self.bound, 0.0), MAX_SKEW))
+        bound = MAX_SKEW if self.bound is None else self.bound
+        return timedelta(seconds=min(max(bound, 0.0), MAX_SKEW))
 
 
 class PollFailures:

@@ -432,7 +432,7 @@ def test_state_covers_orders_states_by_what_they_acknowledge() -> None:
 
 def test_the_date_gap_is_an_upper_bound_from_every_listed_record() -> None:
     gap = DateGap()
-    assert gap.lead() == timedelta(0)  # no record seen: the Date only seeds
+    assert gap.lead() == timedelta(seconds=MAX_SKEW)  # no record seen: no trust yet
     gap.note(at(300), at(100))  # an old record: at most 200 s
     gap.note(at(400), at(275))  # a fresh one: at most 125 s
     gap.note(at(500), at(300))

@@ -416,12 +416,16 @@ async def test_an_exception_in_the_body_redelivers_the_record_in_hand_once(
     history = store(emu, -600, n=6, span=3)
     client = make()
     first: list[int] = []
-    with pytest.raises(BodyFailed):
+
+    async def consume() -> None:
         async with client.watch(since=at(-900), checkpoint=checkpoint) as watch:
             async for record in watch:
                 first.append(record.record_id)
                 if len(first) == 4:
                     raise BodyFailed  # the 4th was not handled: it must come again
+
+    with pytest.raises(BodyFailed):
+        await consume()
     second = ids(await take(client.watch(checkpoint=checkpoint), 3))
     assert first == history[:4]
     assert second == history[3:]  # the 4th once more, then on
