@@ -341,12 +341,17 @@ async def test_sigterm_to_a_service_exits_0_and_keeps_the_last_record_handled(
         assert proc.stdout is not None
         printed: list[int] = []
         target = 3 if when == "busy" else len(history)
-        while len(printed) < target:
-            line = await asyncio.wait_for(proc.stdout.readline(), 30)
-            assert line, (await proc.communicate())[1].decode()
-            printed.append(int(line))
-        proc.send_signal(signal.SIGTERM)
-        out, err = await asyncio.wait_for(proc.communicate(), 30)
+        try:
+            while len(printed) < target:
+                line = await asyncio.wait_for(proc.stdout.readline(), 30)
+                assert line, (await proc.communicate())[1].decode()
+                printed.append(int(line))
+            proc.send_signal(signal.SIGTERM)
+            out, err = await asyncio.wait_for(proc.communicate(), 30)
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
         printed += [int(line) for line in out.split()]
         assert proc.returncode == 0, err.decode()
         assert printed == history[: len(printed)]
