@@ -66,14 +66,13 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
 async def ingest(
     client: slp.Client,
     checkpoint: PostgresCheckpoint,
-    stop: asyncio.Event,
     *,
     sn: str | None = None,
     since: datetime | None = None,
     poll_interval: float = 2.0,
     max_records: int | None = None,
 ) -> int:
-    """Copy new records into ``senselink_records`` until ``stop`` is set (or
+    """Copy new records into ``senselink_records`` until SIGINT/SIGTERM (or
     ``max_records`` were copied); return how many this worker copied."""
     worker = f"{os.uname().nodename}:{os.getpid()}"
     count = 0
@@ -81,10 +80,12 @@ async def ingest(
     async with client.watch(
         sn=sn, since=since, poll_interval=poll_interval, checkpoint=checkpoint
     ) as watch:
-        while max_records is None or count < max_records:
-            record = await _next_or_stop(watch, stop)
-            if record is None:
-                break
+        # A clean stop: the record in hand is finished, the position saved, the lease
+        # released (also while waiting as a standby or for the next poll).
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, watch.stop)
+        async for record in watch:
             # The rows and the position commit together, or neither does.
             async with checkpoint.transaction() as conn:
                 if not created:
@@ -103,22 +104,9 @@ async def ingest(
                 )
                 await checkpoint.save_in(conn, watch.state)
             count += 1
+            if max_records is not None and count >= max_records:
+                break
     return count
-
-
-async def _next_or_stop(watch: slp.Watch, stop: asyncio.Event) -> slp.Record | None:
-    """The watch's next record, or None once ``stop`` is set (or the watch ended)."""
-    step = asyncio.ensure_future(anext(watch))
-    halt = asyncio.ensure_future(stop.wait())
-    await asyncio.wait({step, halt}, return_when=asyncio.FIRST_COMPLETED)
-    halt.cancel()
-    if not step.done():
-        # Waiting for a poll or for the lease: nothing is in hand, so stop right here.
-        step.cancel()
-    try:
-        return await step
-    except (asyncio.CancelledError, StopAsyncIteration):
-        return None
 
 
 @contextlib.contextmanager
@@ -166,17 +154,12 @@ async def _client(write_every: float) -> AsyncIterator[slp.Client]:
 
 async def run(args: argparse.Namespace, dsn: str) -> int:
     """One worker: ingest until SIGINT/SIGTERM (or ``--max-records``)."""
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
     checkpoint = PostgresCheckpoint(dsn, args.name, standby_poll=args.standby_poll)
     since = None if args.since is None else datetime.fromisoformat(args.since)
     async with _client(args.write_every) as client:
         count = await ingest(
             client,
             checkpoint,
-            stop,
             sn=args.sn,
             since=since,
             poll_interval=args.poll_interval,

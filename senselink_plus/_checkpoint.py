@@ -23,8 +23,12 @@ into a watch of another query raises `ValidationError` naming both.
 
 When the watch saves: after the records of each page are handled, at least once a
 second while records flow, after a poll moves an idle position, and when the watch
-ends. A restart never skips a record and repeats at most those delivered since the
-last save. To repeat none, save the position together with your own writes: the
+ends. What is saved is the acknowledged position (see `Watch`): a restart never skips
+a record and repeats at most those acknowledged since the last save, plus those not
+acknowledged. A saved position never moves backwards: the watch never saves a state
+behind the one it loaded, saved, or reads back as it closes (a hand save of
+``watch.state``), and `FileCheckpoint` and `PostgresCheckpoint` refuse such a save
+from anyone. To repeat none, save the position together with your own writes: the
 object ``watch()`` returns has a ``state`` property, the state to save once the record
 just yielded is handled (e.g. in the same database transaction as the rows written).
 
@@ -43,6 +47,7 @@ import errno
 import inspect
 import os
 import sys
+import threading
 from collections.abc import Awaitable, Mapping
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
@@ -57,6 +62,7 @@ from ._files import (
     replace_with,
     write_atomically,
 )
+from ._follow import state_covers
 
 __all__ = [
     "Checkpoint",
@@ -201,12 +207,25 @@ class FileCheckpoint:
         return await asyncio.to_thread(self._load)
 
     async def save(self, state: Mapping[str, Any]) -> None:
-        """Write ``state`` as JSON, replacing the file atomically (fsync, then rename)."""
-        data = orjson.dumps(state)
-        if self._lock is None or not _LOCK_STATE:
-            await asyncio.to_thread(write_atomically, self.real_path, data, durable=True)
-            return
-        await asyncio.to_thread(self._save_locked, data)
+        """Write ``state`` as JSON, replacing the file atomically (fsync, then rename),
+        unless the file holds a newer position of the same watch: a saved position
+        never moves backwards (a hand save of ``watch.state`` racing the watch's own)."""
+        await asyncio.to_thread(self._save, state)
+
+    def _save(self, state: Mapping[str, Any]) -> None:
+        with _path_lock(self.real_path):
+            current = _read_quietly(self.real_path)
+            if (
+                current is not None
+                and current.get("query") == state.get("query")
+                and not state_covers(state, current)
+            ):
+                return
+            data = orjson.dumps(state)
+            if self._lock is None or not _LOCK_STATE:
+                write_atomically(self.real_path, data, durable=True)
+            else:
+                self._save_locked(data)
 
     @property
     def _temp_prefix(self) -> str:
@@ -315,6 +334,26 @@ class FileCheckpoint:
                 f"checkpoint {self.path!r} does not hold a JSON object", field="checkpoint"
             )
         return state
+
+
+_PATH_LOCKS: dict[str, threading.Lock] = {}
+_PATH_LOCKS_LOCK = threading.Lock()
+
+
+def _path_lock(path: str) -> threading.Lock:
+    """One lock a file in this process: read-compare-write is one step."""
+    key = os.path.realpath(path)
+    with _PATH_LOCKS_LOCK:
+        return _PATH_LOCKS.setdefault(key, threading.Lock())
+
+
+def _read_quietly(path: str) -> dict[str, Any] | None:
+    try:
+        with open(path, "rb") as handle:
+            state = orjson.loads(handle.read())
+    except (OSError, orjson.JSONDecodeError):
+        return None
+    return state if isinstance(state, dict) else None
 
 
 _CHECKPOINT_HELP = "checkpoint must be a path or an object with async load() and save(state)"

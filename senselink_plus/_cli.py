@@ -381,12 +381,32 @@ async def _watch(args: argparse.Namespace) -> int:
         async with client.watch(
             sn=args.sn, since=args.since, poll_interval=args.interval, checkpoint=args.checkpoint
         ) as watch:
+            stopped = _stop_on_signals(watch.stop)
             async for record in watch:
                 writer.write(record)
                 sys.stdout.flush()
                 if args.max_items is not None and writer.count >= args.max_items:
                     break
+    if stopped:
+        _stopped_line(args, stopped[0])
+        return EXIT_SIGTERM if stopped[0] == "SIGTERM" else EXIT_SIGINT
     return EXIT_OK
+
+
+def _stop_on_signals(stop: Callable[[], None]) -> list[str]:
+    """SIGTERM and Ctrl-C call ``stop`` (a clean stop: the record written is kept);
+    the list returned names the signal once one came."""
+    loop = asyncio.get_running_loop()
+    stopped: list[str] = []
+
+    def on_signal(why: str) -> None:
+        stopped.append(why)
+        stop()
+
+    for signum, why in ((signal.SIGTERM, "SIGTERM"), (signal.SIGINT, "Ctrl-C")):
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(signum, on_signal, why)  # not on Windows
+    return stopped
 
 
 async def _upload(args: argparse.Namespace) -> int:

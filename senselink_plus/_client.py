@@ -13,7 +13,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from types import TracebackType
-from typing import IO, Any
+from typing import IO, Any, Literal
 
 from . import _endpoints as ep
 from ._auth import Credentials
@@ -332,6 +332,7 @@ class Client:
         checkpoint: str | os.PathLike[str] | Checkpoint | None = None,
         overlap: timedelta = timedelta(minutes=2),
         timeout: TimeoutInput | None = None,
+        acks: Literal["auto", "explicit"] = "auto",
     ) -> Watch:
         """New records as they are stored, oldest first, each exactly once, forever.
 
@@ -348,11 +349,20 @@ class Client:
         page, each second while records flow, and at the end; a restart skips nothing
         and repeats at most the records delivered since the last save. A checkpoint
         belongs to one query and one watcher at a time. Without ``since`` or a saved
-        position it starts from the server's now. The returned `Watch` also exposes
-        ``state``, the position to save with your own writes.
+        position it starts from the server's now.
 
-        >>> async for record in client.watch(checkpoint="state.json"):  # doctest: +SKIP
-        ...     await handle(record)
+        A record is acknowledged (a restart does not repeat it) when you ask for the
+        next one, when you leave ``async with client.watch(...) as watch:`` normally
+        (``break`` included; an exception does not acknowledge it), or by
+        ``watch.ack(record)``; with ``acks="explicit"`` only by ``watch.ack``, in
+        delivery order. A saved position never moves backwards. ``watch.stop()``
+        (safe from a signal handler) ends the iteration cleanly after saving;
+        ``watch.state`` is the position to save with your own writes (see `Watch`).
+
+        >>> async with client.watch(checkpoint="state.json") as watch:  # doctest: +SKIP
+        ...     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, watch.stop)
+        ...     async for record in watch:
+        ...         await handle(record)
         """
         self._session.check_open()
         caller = self._for_call(timeout)
@@ -365,6 +375,7 @@ class Client:
             poll_interval=poll_interval,
             checkpoint=checkpoint,
             overlap=overlap,
+            acks=acks,
         )
 
     async def get_image(self, image_id: str, *, timeout: TimeoutInput | None = None) -> bytes:

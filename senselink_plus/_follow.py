@@ -25,7 +25,9 @@ from __future__ import annotations
 
 import enum
 import hashlib
+import math
 import random
+from collections import deque
 from collections.abc import Mapping
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -43,11 +45,13 @@ __all__ = [
     "MAX_RETRY_AFTER",
     "MAX_SKEW",
     "STATE_VERSION",
+    "DateGap",
     "PollFailures",
     "Position",
     "Query",
     "Verdict",
     "believed_now",
+    "state_covers",
 ]
 
 STATE_VERSION = 2
@@ -139,7 +143,8 @@ class Position:
     """Where a watch is, in server time, and which listed records are new.
 
     Fed with plain calls: `window` for the next poll, `verdict` for each listed record,
-    `take` once the consumer is done with a record, `polled` when a poll completed,
+    `deliver` when a record is yielded, `ack` once the consumer is done with it (in
+    delivery order; `take` does both), `polled` when a poll completed,
     `state` for what to save.
 
     >>> position = Position.fresh(query, start, overlap=timedelta(0))  # doctest: +SKIP
@@ -172,6 +177,12 @@ class Position:
         # Delivered ids a poll may list again, with their create_at (for pruning).
         self._seen: dict[int, datetime] = dict.fromkeys(newest_ids, second or cursor)
         self._prune_at = 1024
+        # Delivered, not yet acknowledged (in delivery order), and the cursor a restart
+        # may use while any are: it never passes the oldest of them.
+        self._outstanding: deque[Record] = deque()
+        self._ack_cursor = cursor
+        self._origin = floor
+        self._delivered_max = watermark
 
     @classmethod
     def fresh(cls, query: Query, start: datetime, overlap: timedelta) -> Position:
@@ -260,11 +271,61 @@ class Position:
             return Verdict.REPEAT
         return Verdict.NEW
 
-    def take(self, record: Record) -> None:
-        """The consumer is done with ``record`` (it was `Verdict.NEW`)."""
+    def deliver(self, record: Record) -> None:
+        """``record`` (a `Verdict.NEW` one) is handed to the consumer: no poll lists it
+        as new again, and it waits for its acknowledgement (`ack`)."""
         at = record.created_at
-        rid = record.record_id
-        self._seen[rid] = at
+        if not self._outstanding:
+            self._ack_cursor = self.cursor
+        self._outstanding.append(record)
+        self._seen[record.record_id] = at
+        if self._delivered_max is None or record.record_id > self._delivered_max:
+            self._delivered_max = record.record_id
+        if at > self.cursor:
+            self.cursor = at
+        if len(self._seen) >= self._prune_at:
+            self._prune()
+
+    def ack(self, record: Record) -> None:
+        """The consumer is done with ``record``: the oldest delivered record not yet
+        acknowledged. Anything else (twice, out of order, never delivered) is a
+        `ValidationError`, so the saved position never jumps."""
+        outstanding = self._outstanding
+        if not outstanding or outstanding[0].record_id != record.record_id:
+            raise self._ack_error(record)
+        outstanding.popleft()
+        self._acked(record)
+
+    def ack_all(self) -> None:
+        """Acknowledge every delivered record (the consumer is done with all of them)."""
+        while self._outstanding:
+            self._acked(self._outstanding.popleft())
+
+    def widen(self, overlap: timedelta) -> None:
+        """Poll from ``overlap`` before the cursor from now on (when that is more than
+        today's). Ids already pruned stay recognised: below the old start, ids up to the
+        highest delivered were delivered (as after a restart)."""
+        if overlap <= self.overlap:
+            return
+        low = floor_second(self.start())
+        if self._delivered_max is not None and (self._restored is None or low >= self._restored[0]):
+            self._restored = (low, self._delivered_max)
+        if self.floor is None:
+            self.floor = self._origin
+        self.overlap = overlap
+
+    def take(self, record: Record) -> None:
+        """`deliver` and `ack` at once."""
+        self.deliver(record)
+        self.ack(record)
+
+    @property
+    def unacknowledged(self) -> int:
+        """How many delivered records wait for their acknowledgement."""
+        return len(self._outstanding)
+
+    def _acked(self, record: Record) -> None:
+        at, rid = record.created_at, record.record_id
         if self.watermark is None or rid > self.watermark:
             self.watermark = rid
         newest = self.newest
@@ -274,14 +335,27 @@ class Position:
             self.newest = newest = at
         if floor_second(at) == floor_second(newest):
             self._newest_ids.append(rid)
-        if at > self.cursor:
-            self.cursor = at
-        if len(self._seen) >= self._prune_at:
-            self._prune()
+        if at > self._ack_cursor:
+            self._ack_cursor = at
+
+    def _ack_error(self, record: Record) -> ValidationError:
+        rid = record.record_id
+        waiting = [r.record_id for r in self._outstanding]
+        if rid in waiting:
+            problem = (
+                f"record {rid} is acknowledged out of order: record {waiting[0]}, delivered "
+                "before it, is not acknowledged yet (acknowledge in delivery order)"
+            )
+        elif rid in self._seen or (self.watermark is not None and rid <= self.watermark):
+            problem = f"record {rid} was already acknowledged"
+        else:
+            problem = f"record {rid} was not delivered by this watch (or not yet)"
+        return ValidationError(problem, field="record")
 
     def polled(self, hi: datetime) -> bool:
-        """A poll read everything stored up to ``hi`` (server time); True when the
-        position moved. Without this an idle watch would poll an ever longer range."""
+        """A poll read everything stored up to ``hi`` (in ``create_at``'s clock); True
+        when the position moved. Without this an idle watch would poll an ever longer
+        range."""
         if hi <= self.cursor:
             return False
         self.cursor = hi
@@ -302,29 +376,103 @@ class Position:
 
     # --- what to save --------------------------------------------------------------
 
-    def state(self, also: Record | None = None) -> dict[str, Any]:
-        """The JSON-able state to save; with ``also``, as if it were taken too.
+    def state(self, *, delivered: bool = False) -> dict[str, Any]:
+        """The JSON-able state to save: what is acknowledged; with ``delivered``, as if
+        every delivered record were acknowledged too.
 
-        Its size is O(records delivered within the newest record's second).
+        Its size is O(records acknowledged within the newest record's second).
         """
-        newest, ids, watermark, cursor = self.newest, self._newest_ids, self.watermark, self.cursor
-        if also is not None:
-            at, rid = also.created_at, also.record_id
-            watermark = rid if watermark is None else max(watermark, rid)
-            cursor = max(cursor, at)
-            if newest is None or floor_second(at) > floor_second(newest):
-                newest, ids = at, [rid]
-            elif floor_second(at) == floor_second(newest):
-                newest, ids = max(newest, at), [*ids, rid]
+        newest, ids, watermark = self.newest, self._newest_ids, self.watermark
+        cursor = self._ack_cursor if self._outstanding else self.cursor
+        if delivered:
+            cursor = self.cursor
+            for record in self._outstanding:
+                newest, ids, watermark = _fold(newest, ids, watermark, record)
+        floor = self.floor
+        if floor is None and self._origin is not None and cursor - self.overlap < self._origin:
+            floor = self._origin  # a restart from here must not reach below the start
         return {
             "version": STATE_VERSION,
             "query": self.query.to_state(),
             "cursor": cursor.isoformat(),
-            "floor": _iso(self.floor),
+            "floor": _iso(floor),
             "newest": _iso(newest),
             "ids": list(ids),
             "watermark": watermark,
         }
+
+
+def _fold(
+    newest: datetime | None, ids: list[int], watermark: int | None, record: Record
+) -> tuple[datetime | None, list[int], int | None]:
+    """The (newest, ids, watermark) of a state once ``record`` is acknowledged too."""
+    at, rid = record.created_at, record.record_id
+    watermark = rid if watermark is None else max(watermark, rid)
+    if newest is None or floor_second(at) > floor_second(newest):
+        return at, [rid], watermark
+    if floor_second(at) == floor_second(newest):
+        return max(newest, at), [*ids, rid], watermark
+    return newest, ids, watermark
+
+
+def _second(value: object) -> int | None:
+    if not isinstance(value, str):
+        return None
+    return math.floor(datetime.fromisoformat(value).timestamp())
+
+
+def state_covers(state: Mapping[str, Any], other: Mapping[str, Any]) -> bool:
+    """Whether ``state`` counts as acknowledged every record ``other`` does (by the
+    state's own rule: ids up to ``watermark`` before ``newest``'s second, plus ``ids``
+    of that second). A save that does not would move a saved position backwards.
+
+    >>> a = {"newest": "2024-05-01T00:00:01+00:00", "ids": [7], "watermark": 7}
+    >>> b = {"newest": "2024-05-01T00:00:01+00:00", "ids": [7, 8], "watermark": 8}
+    >>> state_covers(b, a), state_covers(a, b)
+    (True, False)
+    """
+    theirs = _second(other.get("newest"))
+    if theirs is None:
+        return True
+    ours = _second(state.get("newest"))
+    mark, their_mark = state.get("watermark"), other.get("watermark")
+    if ours is None or not isinstance(mark, int) or not isinstance(their_mark, int):
+        return False
+    if mark < their_mark or ours < theirs:
+        return False
+    if ours > theirs:
+        return True
+    return set(other.get("ids") or ()) <= set(state.get("ids") or ())
+
+
+class DateGap:
+    """How far the server's ``Date`` may run ahead of the clock that stamps
+    ``create_at`` (a proxy's clock, say): an upper bound, since every listed record
+    was stored before the response that listed it. Positions move on idle polls only
+    to the ``Date`` minus this bound, so they never pass a record not yet stored.
+    Before any record is seen the bound is `MAX_SKEW`: the ``Date`` only seeds where
+    a watch starts (and polls still reach up to it).
+
+    >>> gap = DateGap()
+    >>> gap.note(datetime(2024, 5, 1, 0, 2, 5, tzinfo=timezone.utc),
+    ...          datetime(2024, 5, 1, 0, 0, 0, tzinfo=timezone.utc))
+    >>> gap.lead()
+    datetime.timedelta(seconds=125)
+    """
+
+    def __init__(self) -> None:
+        self.bound: float | None = None
+
+    def note(self, date: datetime, newest: datetime) -> None:
+        """A response dated ``date`` listed a record stored at ``newest``."""
+        gap = (date - newest).total_seconds()
+        if self.bound is None or gap < self.bound:
+            self.bound = gap
+
+    def lead(self) -> timedelta:
+        """How far behind the ``Date`` an idle poll may move the position."""
+        bound = MAX_SKEW if self.bound is None else self.bound
+        return timedelta(seconds=min(max(bound, 0.0), MAX_SKEW))
 
 
 class PollFailures:

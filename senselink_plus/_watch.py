@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import logging
 import os
-from collections.abc import AsyncGenerator, Awaitable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Mapping
 from datetime import datetime, timedelta, timezone
 from types import TracebackType
-from typing import Any
+from typing import Any, Literal, TypeVar
 
 from . import _endpoints as ep
 from ._checkpoint import Checkpoint, as_checkpoint, checkpoint_call
@@ -23,10 +24,19 @@ from ._exceptions import (
     SenseLinkError,
     ValidationError,
 )
-from ._follow import MAX_SKEW, PollFailures, Position, Query, Verdict, believed_now
+from ._follow import (
+    MAX_SKEW,
+    DateGap,
+    PollFailures,
+    Position,
+    Query,
+    Verdict,
+    believed_now,
+)
 from ._http import HttpRequest
 from ._models import Order, Record, RecordPage
 from ._pagination import RecordPager
+from ._saving import Saves
 from ._session import Session
 from ._timeutil import MAX_WINDOW, to_aware
 
@@ -37,8 +47,8 @@ logger = logging.getLogger("senselink_plus")
 #: Errors no later poll would do better on: they end the watch instead of a retry.
 _ENDS_WATCH = (ValidationError, ClientClosedError, EventLoopError, RedirectError)
 
-#: Saves are coalesced: after each page's records are handled, or this often (seconds).
-SAVE_EVERY = 1.0
+T = TypeVar("T")
+
 #: Local and server clocks further apart than this (seconds) are worth a warning.
 SKEW_WARNING = 60.0
 #: The start probe looks this far either side of the local clock.
@@ -46,17 +56,30 @@ _PROBE_SPAN = timedelta(minutes=30)
 
 
 class Watch:
-    """What `Client.watch` returns: an async iterator of new records that also tells the
-    position to save after the record just yielded.
+    """What `Client.watch` returns: an async iterator of new records, with explicit
+    acknowledgement, a clean stop, and the position to save with your own writes.
 
-    ``async for`` it, `aclose` it (or use ``async with``); `state` is the checkpoint
-    state to save once the record last yielded is handled, for saving the position in
-    the same transaction as your own writes.
+    When a record counts as handled (acknowledged), so a restart does not repeat it:
 
-    >>> watch = client.watch(checkpoint="state.json")  # doctest: +SKIP
-    >>> async with watch:  # doctest: +SKIP
+    - asking for the next record acknowledges the one before;
+    - leaving ``async with client.watch(...) as watch:`` normally (``break``
+      included, or after `stop`) acknowledges the record in hand; leaving it by an
+      exception does not (at least once: it comes again);
+    - `ack` acknowledges explicitly; with ``acks="explicit"`` only `ack` does (for
+      records handed to other tasks), in delivery order;
+    - a saved position never moves backwards, whoever saved it.
+
+    `stop` (safe from a signal handler or another task) ends the iteration at the next
+    record boundary, after saving. `state` is the checkpoint state to save once every
+    record yielded so far is handled, for saving the position in the same transaction
+    as your own writes.
+
+    >>> async with client.watch(checkpoint="state.json") as watch:  # doctest: +SKIP
+    ...     loop = asyncio.get_running_loop()
+    ...     for signum in (signal.SIGINT, signal.SIGTERM):
+    ...         loop.add_signal_handler(signum, watch.stop)
     ...     async for record in watch:
-    ...         await store(record, position=watch.state)
+    ...         await handle(record)
     """
 
     def __init__(self, follower: _Follower) -> None:
@@ -80,8 +103,31 @@ class Watch:
         """Raise ``error`` inside the watch, at the point it yielded (as a generator's)."""
         return self._run.athrow(error)
 
+    def ack(self, record: Record) -> None:
+        """Acknowledge ``record``: handled, so a restart does not deliver it again. The
+        oldest record delivered and not yet acknowledged is the only one that may be
+        acknowledged; any other (twice, out of order, never delivered, or after the
+        watch ended) is a `ValidationError` and changes nothing.
+
+        >>> async for record in watch:  # doctest: +SKIP
+        ...     await handle(record)
+        ...     watch.ack(record)  # saved soon, even before the next record arrives
+        """
+        self._follower.ack(record)
+
+    def stop(self) -> None:
+        """End the iteration cleanly: at the next record boundary (at once while the
+        watch waits for a poll, a back-off or its checkpoint's lock), after saving.
+        Safe to call from a signal handler, another task or another thread; calling it
+        again does nothing.
+
+        >>> loop = asyncio.get_running_loop()  # doctest: +SKIP
+        >>> loop.add_signal_handler(signal.SIGTERM, watch.stop)  # doctest: +SKIP
+        """
+        self._follower.stop()
+
     async def aclose(self) -> None:
-        """Stop: the position (without the record in hand) is saved, the lock released."""
+        """Close: the acknowledged position is saved, the lock released."""
         await self._run.aclose()
 
     async def __aenter__(self) -> Watch:
@@ -93,12 +139,14 @@ class Watch:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        if exc_type is None:
+            self._follower.ack_in_hand()
         await self.aclose()
 
     @property
     def state(self) -> Mapping[str, Any] | None:
-        """The checkpoint state to save once the record last yielded is handled (None
-        before the watch knows where it starts). A small JSON-able mapping."""
+        """The checkpoint state to save once every record yielded so far is handled
+        (None before the watch knows where it starts). A small JSON-able mapping."""
         return self._follower.state()
 
 
@@ -112,9 +160,12 @@ def watch_records(
     poll_interval: float,
     checkpoint: str | os.PathLike[str] | Checkpoint | None,
     overlap: timedelta,
+    acks: Literal["auto", "explicit"] = "auto",
 ) -> Watch:
     """Check the arguments now, then return the `Watch` (which starts when iterated);
     its calls go through ``session`` to ``base_url``."""
+    if acks not in ("auto", "explicit"):
+        raise ValidationError(f"acks must be 'auto' or 'explicit', not {acks!r}", field="acks")
     store = as_checkpoint(checkpoint)
     interval = check_seconds(poll_interval, "poll_interval")
     if not isinstance(overlap, timedelta) or not timedelta(0) <= overlap <= MAX_WINDOW:
@@ -123,7 +174,21 @@ def watch_records(
         )
     start = None if since is None else to_aware(since, "since").astimezone(timezone.utc)
     query = Query.of(app_key, sn=None if sn is None else ep.check_sn(sn))
-    return Watch(_Follower(session, base_url, query, start, interval, store, overlap))
+    follower = _Follower(
+        session, base_url, query, start, interval, store, overlap, acks == "explicit"
+    )
+    return Watch(follower)
+
+
+class _Stopping(Exception):
+    """`Watch.stop` was called while the watch waited: the iteration ends."""
+
+
+async def _next_page(pages: AsyncIterator[RecordPage]) -> RecordPage | None:
+    try:
+        return await anext(pages)
+    except StopAsyncIteration:
+        return None
 
 
 class _Follower:
@@ -138,26 +203,90 @@ class _Follower:
         interval: float,
         store: Checkpoint | None,
         overlap: timedelta,
+        explicit: bool,
     ) -> None:
         self.session = session
         self.base_url = base_url
         self.query = query
         self.since = since
         self.interval = interval
-        self.store = store
         self.overlap = overlap
+        self.explicit = explicit
         self.position: Position | None = None
-        self.in_hand: Record | None = None
-        self.dirty = False
-        self.last_save = 0.0
-        # One save at a time runs beside the delivery; a request made meanwhile waits.
-        self.saving: asyncio.Future[None] | None = None
-        self.pending = False
-        self.warned_skew = False
+        self.saves = Saves(store, session.timer, self._acknowledged)
+        self.gap = DateGap()
+        #: The server's time a poll last read complete to (None before one did).
+        self.read_to: datetime | None = None
+        self.failed: SenseLinkError | None = None
+        self.stopping = False
+        self.ended = False
+        self.woken: asyncio.Future[None] | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.warned_skew = self.warned_late = False
+
+    # --- what the consumer calls ------------------------------------------------------
 
     def state(self) -> dict[str, Any] | None:
         position = self.position
-        return None if position is None else position.state(also=self.in_hand)
+        return None if position is None else position.state(delivered=True)
+
+    def _acknowledged(self) -> dict[str, Any] | None:
+        position = self.position
+        return None if position is None else position.state()
+
+    def ack(self, record: object) -> None:
+        if not isinstance(record, Record):
+            raise ValidationError(
+                f"ack() takes a Record the watch yielded, not {type(record).__name__}",
+                field="record",
+            )
+        position = self.position
+        if self.ended or position is None:
+            why = "the watch has ended" if self.ended else "the watch has delivered nothing"
+            raise ValidationError(
+                f"record {record.record_id} cannot be acknowledged: {why}", field="record"
+            )
+        position.ack(record)
+        self.saves.changed()
+
+    def ack_in_hand(self) -> None:
+        """Leaving ``async with`` normally: the record in hand is handled."""
+        if self.explicit or self.ended or self.position is None:
+            return
+        if self.position.unacknowledged:
+            self.position.ack_all()
+            self.saves.dirty = True  # saved as the watch closes
+
+    def stop(self) -> None:
+        self.stopping = True
+        loop = self.loop
+        if loop is not None:
+            with contextlib.suppress(RuntimeError):  # the loop is closed: nothing waits
+                loop.call_soon_threadsafe(self._wake)
+
+    def _wake(self) -> None:
+        woken = self.woken
+        if woken is not None and not woken.done():
+            woken.set_result(None)
+
+    async def _unless_stopped(self, step: Awaitable[T]) -> T:
+        """Await ``step``, or end the watch (`_Stopping`) if `stop` comes first."""
+        woken = self.woken
+        if self.stopping or woken is None:
+            if inspect.iscoroutine(step):
+                step.close()
+            raise _Stopping
+        task = asyncio.ensure_future(step)
+        try:
+            await asyncio.wait((task, woken), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            if not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        if task.cancelled():
+            raise _Stopping
+        return task.result()
 
     # --- server time -----------------------------------------------------------------
 
@@ -180,9 +309,9 @@ class _Follower:
             )
         return believed_now(now, local)
 
-    async def _probe(self) -> datetime:
-        """Where a watch without ``since`` or a saved position starts: the server's now,
-        read from one small listing (its newest record when it sends no ``Date``)."""
+    async def _probe(self) -> tuple[datetime, Record | None]:
+        """Where a watch without ``since`` or a saved position starts: right after the
+        newest record stored (read from one small listing), else the server's now."""
         session = self.session
         local = datetime.fromtimestamp(session.clock(), timezone.utc)
         session.check_open()
@@ -195,9 +324,12 @@ class _Follower:
             size=1,
         )
         page = await session.fetch(request, ep.parse_record_page)
-        if session.server_time() is None and page.records:
-            return max(local, page.records[0].created_at)
-        return self._server_now()
+        now = self._server_now()
+        if not page.records:
+            return now, None
+        newest = page.records[0]
+        self.gap.note(now, newest.created_at)
+        return newest.created_at, newest
 
     def _pager(self, lo: datetime, hi: datetime) -> RecordPager:
         """One poll: the records of ``[lo, hi]``, oldest first, one call at a time."""
@@ -218,176 +350,185 @@ class _Follower:
     def _fetch_page(self, request: HttpRequest) -> Awaitable[RecordPage]:
         return self.session.fetch(request, ep.parse_record_page)
 
-    # --- checkpoint ------------------------------------------------------------------
-
-    async def _save(self) -> None:
-        """Save the position now (after any save in flight)."""
-        await self._settle()
-        if self.store is None or not self.dirty or self.position is None:
-            return
-        self.dirty = self.pending = False
-        self.last_save = self.session.timer()
-        await checkpoint_call(self.store.save(self.position.state()))
-
-    def _save_soon(self) -> None:
-        """Start saving the position beside the delivery (a page's records are handled,
-        or a second has passed); if a save is in flight, once it is done."""
-        if self.store is None or not self.dirty or self.position is None:
-            return
-        saving = self.saving
-        if saving is not None:
-            if not saving.done():
-                self.pending = True
-                return
-            self.saving = None
-            saving.result()  # a failed save fails the watch here
-        self.dirty = self.pending = False
-        self.last_save = self.session.timer()
-        self.saving = asyncio.ensure_future(checkpoint_call(self.store.save(self.position.state())))
-
-    def _taken(self) -> None:
-        """A record was handled: start a save when one is due."""
-        self.dirty = True
-        if self.pending:
-            saving = self.saving
-            if saving is None or saving.done():
-                self._save_soon()
-        elif self.session.timer() - self.last_save >= SAVE_EVERY:
-            self._save_soon()
-
-    async def _settle(self) -> None:
-        """Wait for the save in flight; its error is raised here."""
-        saving, self.saving = self.saving, None
-        if saving is not None:
-            await saving
-
-    async def _save_if_due(self) -> None:
-        await self._settle()
-        if self.pending or self.session.timer() - self.last_save >= SAVE_EVERY:
-            await self._save()
-
-    async def _finish(self, acquired: bool, ending: BaseException | None) -> None:
-        try:
-            await self._save()
-        except Exception as exc:
-            if ending is None or isinstance(ending, GeneratorExit):
-                raise
-            # The watch is already ending with an error: that one is the news.
-            logger.warning(
-                "watch: the position could not be saved on the way out (%s: %s)",
-                type(exc).__name__,
-                exc,
-            )
-        finally:
-            release = getattr(self.store, "release", None)
-            if acquired and release is not None:
-                await checkpoint_call(release())
-
-    # --- the loop --------------------------------------------------------------------
+    # --- the loop: begin, poll, after a poll, after a failure, finish -------------------
 
     async def run(self) -> AsyncGenerator[Record, None]:
-        session, store = self.session, self.store
-        acquired = False
+        self.loop = asyncio.get_running_loop()
+        self.woken = self.loop.create_future()
         ending: BaseException | None = None
-        self.last_save = session.timer()
         try:
-            state = None
-            if store is not None:
-                acquire = getattr(store, "acquire", None)
-                if acquire is not None:
-                    await checkpoint_call(acquire())
-                    acquired = True
-                state = await checkpoint_call(store.load())
-            if state is not None:
-                self.position = Position.from_state(state, self.query, self.overlap, repr(store))
-            elif self.since is not None:
-                self.position = Position.fresh(self.query, self.since, self.overlap)
-                self.dirty = True
-                # Saved at once, so a restart before the first record resumes from here.
-                await self._save()
-            failures = PollFailures(self.interval, session.rng)
+            await self._begin()
+            failures = PollFailures(self.interval, self.session.rng)
             while True:
-                failed: SenseLinkError | None = None
-                if self.position is None:
-                    try:
-                        start = await self._probe()
-                    except _ENDS_WATCH:
-                        raise
-                    except SenseLinkError as exc:
-                        failed = exc
-                    else:
-                        self.position = Position.fresh(self.query, start, self.overlap)
-                        self.dirty = True
-                        # Saved at once, so a restart before the first record resumes
-                        # from here rather than from its own "now".
-                        await self._save()
-                position = self.position
-                if position is not None and failed is None:
-                    lo, hi = position.window(self._server_now())
-                    pager = self._pager(lo, hi)
-                    async with contextlib.aclosing(pager.pages()) as pages:  # type: ignore[type-var]
-                        while True:
-                            # Only the poll is guarded: what the consumer throws in at
-                            # the yield below is theirs, never taken for a failed poll.
-                            try:
-                                page = await anext(pages)
-                            except StopAsyncIteration:
-                                break
-                            except _ENDS_WATCH:
-                                raise
-                            except SenseLinkError as exc:
-                                failed = exc
-                                break
-                            for record in page.records:
-                                verdict = position.verdict(record, lo, hi)
-                                if verdict is Verdict.OUTSIDE:
-                                    logger.warning(
-                                        "watch: skipped record %d stored at %s, outside the "
-                                        "polled window %s .. %s",
-                                        record.record_id,
-                                        record.created_at.isoformat(),
-                                        lo.isoformat(),
-                                        hi.isoformat(),
-                                    )
-                                    continue
-                                if verdict is Verdict.REPEAT:
-                                    continue
-                                self.in_hand = record
-                                yield record
-                                # The consumer asked for the next one: done with this one.
-                                self.in_hand = None
-                                position.take(record)
-                                self._taken()
-                            self._save_soon()  # the page's records are handled
-                    if failed is None:
-                        failures.succeeded()
-                        # Complete up to hi, or up to the server's now if that is earlier
-                        # (hi came from the local clock when no Date had been seen yet).
-                        if position.polled(min(hi, self._server_now())):
-                            self.dirty = True
-                        await self._save_if_due()
-                        await session.wait(self.interval)
-                        continue
-                assert failed is not None
-                delay = failures.failed(failed)
-                if delay is None:
-                    logger.warning(
-                        "watch ends: %d consecutive polls refused (%s: %s)",
-                        failures.auth,
-                        type(failed).__name__,
-                        failed,
-                    )
-                    raise failed
-                logger.warning(
-                    "watch poll failed (attempt %d: %s: %s); retrying in %.1fs",
-                    failures.count,
-                    type(failed).__name__,
-                    failed,
-                    delay,
-                )
-                await session.wait(delay)
+                window = await self._window()
+                if window is not None:
+                    async with contextlib.aclosing(self._listed(*window)) as listed:
+                        async for record in listed:
+                            yield record
+                            # The consumer asked for the next one: done with this one.
+                            if self._moved_on():
+                                return
+                if self.failed is None and window is not None:
+                    failures.succeeded()
+                    await self._after_poll(window[1])
+                else:
+                    await self._after_failure(failures)
+        except _Stopping:
+            return
         except BaseException as exc:
             ending = exc
             raise
         finally:
-            await self._finish(acquired, ending)
+            await self._finish(ending)
+
+    async def _begin(self) -> None:
+        """Take the checkpoint's lock, read the saved position (or start at ``since``)."""
+        store = self.saves.store
+        state = None
+        if store is not None:
+            acquire = getattr(store, "acquire", None)
+            if acquire is not None:
+                await self._unless_stopped(checkpoint_call(acquire()))
+                self.saves.acquired = True
+            state = await checkpoint_call(store.load())
+            self.saves.known(state)
+        if state is not None:
+            self.position = Position.from_state(state, self.query, self.overlap, repr(store))
+        elif self.since is not None:
+            self.position = Position.fresh(self.query, self.since, self.overlap)
+            # Saved at once, so a restart before the first record resumes from here.
+            await self.saves.now(changed=True)
+
+    async def _window(self) -> tuple[datetime, datetime] | None:
+        """The next poll's range (probing where to start first, if need be); None when
+        the probe failed (`failed` says why)."""
+        self.failed = None
+        if self.position is None:
+            try:
+                start, newest = await self._unless_stopped(self._probe())
+            except _ENDS_WATCH:
+                raise
+            except SenseLinkError as exc:
+                self.failed = exc
+                return None
+            self.position = Position.fresh(self.query, start, self.overlap)
+            if newest is not None:
+                self.position.take(newest)  # stored before the start: not this watch's
+            # Saved at once, so a restart before the first record resumes from here
+            # rather than from its own "now".
+            await self.saves.now(changed=True)
+        return self.position.window(self._server_now())
+
+    async def _listed(self, lo: datetime, hi: datetime) -> AsyncGenerator[Record, None]:
+        """The new records of one poll of ``(lo, hi)``, each delivered as it is yielded.
+        Only the poll is guarded: what the consumer throws in is theirs, never taken
+        for a failed poll."""
+        position = self.position
+        assert position is not None
+        async with contextlib.aclosing(self._pager(lo, hi).pages()) as pages:  # type: ignore[type-var]
+            while True:
+                try:
+                    page = await self._unless_stopped(_next_page(pages))
+                except _ENDS_WATCH:
+                    raise
+                except SenseLinkError as exc:
+                    self.failed = exc
+                    return
+                if page is None:
+                    return
+                if page.records:
+                    self.gap.note(self._server_now(), max(r.created_at for r in page.records))
+                for record in page.records:
+                    if self._is_new(position, record, lo, hi):
+                        position.deliver(record)
+                        yield record
+                self.saves.soon()  # the page's records are handled
+
+    def _is_new(self, position: Position, record: Record, lo: datetime, hi: datetime) -> bool:
+        verdict = position.verdict(record, lo, hi)
+        if verdict is Verdict.OUTSIDE:
+            logger.warning(
+                "watch: skipped record %d stored at %s, outside the polled window %s .. %s",
+                record.record_id,
+                record.created_at.isoformat(),
+                lo.isoformat(),
+                hi.isoformat(),
+            )
+        elif verdict is Verdict.NEW:
+            self._check_late(position, record)
+        return verdict is Verdict.NEW
+
+    def _check_late(self, position: Position, record: Record) -> None:
+        """A new record stamped further behind the last poll's ``Date`` than the overlap:
+        the ``Date`` runs ahead of ``create_at``'s clock (or commits are that late).
+        Widen the overlap so the next one is found too, and say so once."""
+        read_to = self.read_to
+        if read_to is None:
+            return
+        late = read_to - record.created_at
+        if late <= position.overlap:
+            return
+        wider = min(2 * late, MAX_WINDOW / 2)
+        position.widen(wider)
+        if not self.warned_late:
+            self.warned_late = True
+            logger.warning(
+                "watch: record %d is stamped %.0f s before the server's Date of the poll "
+                "before it, more than the overlap (%.0f s): the Date header runs ahead of "
+                "the clock that stamps create_at (or commits are that late); the overlap "
+                "is widened to %.0f s",
+                record.record_id,
+                late.total_seconds(),
+                self.overlap.total_seconds(),
+                position.overlap.total_seconds(),
+            )
+
+    def _moved_on(self) -> bool:
+        """The consumer asked for the next record; True when the watch should stop."""
+        position = self.position
+        if not self.explicit and position is not None and position.unacknowledged:
+            position.ack_all()
+            self.saves.changed()
+        return self.stopping
+
+    async def _after_poll(self, hi: datetime) -> None:
+        """A poll read all of ``(lo, hi)``: move an idle position (in ``create_at``'s
+        clock: the ``Date`` less how far it may run ahead), save when due, sleep."""
+        position = self.position
+        assert position is not None
+        # Complete up to hi, or up to the server's now if that is earlier (hi came from
+        # the local clock when no Date had been seen yet).
+        self.read_to = read_to = min(hi, self._server_now())
+        if position.polled(read_to - self.gap.lead()):
+            self.saves.dirty = True
+        await self.saves.if_due()
+        await self._unless_stopped(self.session.wait(self.interval))
+
+    async def _after_failure(self, failures: PollFailures) -> None:
+        """A poll failed: back off, or end the watch when failures say so."""
+        failed = self.failed
+        assert failed is not None
+        delay = failures.failed(failed)
+        if delay is None:
+            logger.warning(
+                "watch ends: %d consecutive polls refused (%s: %s)",
+                failures.auth,
+                type(failed).__name__,
+                failed,
+            )
+            raise failed
+        logger.warning(
+            "watch poll failed (attempt %d: %s: %s); retrying in %.1fs",
+            failures.count,
+            type(failed).__name__,
+            failed,
+            delay,
+        )
+        await self._unless_stopped(self.session.wait(delay))
+
+    async def _finish(self, ending: BaseException | None) -> None:
+        self.ended = True
+        try:
+            await self.saves.final(ending)
+        finally:
+            await self.saves.release()

@@ -34,11 +34,9 @@ import asyncio
 import contextlib
 import hashlib
 import logging
-import math
 import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -53,6 +51,7 @@ import orjson
 
 from ._checkpoint import CheckpointInUseError
 from ._exceptions import SenseLinkError, ValidationError
+from ._follow import state_covers
 
 __all__ = [
     "CheckpointLostError",
@@ -180,36 +179,9 @@ def _lock_key(table: str, name: str) -> int:
 #: Serialises creating the table, whatever its name or spelling.
 _CREATE_KEY = _lock_key("", "create table")
 
-
-def _second(value: object) -> int | None:
-    if not isinstance(value, str):
-        return None
-    return math.floor(datetime.fromisoformat(value).timestamp())
-
-
-def covers(state: Mapping[str, Any], other: Mapping[str, Any]) -> bool:
-    """Whether ``state`` counts as delivered every record ``other`` does (by the watch
-    state's own rule: ids up to ``watermark`` before ``newest``'s second, plus ``ids``
-    of that second). A save that does not is an older position and must not replace
-    the one written in a transaction with the records.
-
-    >>> a = {"newest": "2024-05-01T00:00:01+00:00", "ids": [7], "watermark": 7}
-    >>> b = {"newest": "2024-05-01T00:00:01+00:00", "ids": [7, 8], "watermark": 8}
-    >>> covers(b, a), covers(a, b)
-    (True, False)
-    """
-    theirs = _second(other.get("newest"))
-    if theirs is None:
-        return True
-    ours = _second(state.get("newest"))
-    mark, their_mark = state.get("watermark"), other.get("watermark")
-    if ours is None or not isinstance(mark, int) or not isinstance(their_mark, int):
-        return False
-    if mark < their_mark or ours < theirs:
-        return False
-    if ours > theirs:
-        return True
-    return set(other.get("ids") or ()) <= set(state.get("ids") or ())
+#: Whether a state counts as acknowledged every record another does (one rule for
+#: every checkpoint: `senselink_plus._follow.state_covers`).
+covers = state_covers
 
 
 def _check_name(name: object) -> None:
@@ -453,8 +425,8 @@ class PostgresCheckpoint:
 
     async def save(self, state: Mapping[str, Any]) -> None:
         """Keep ``state``, fenced: in a transaction that first checks the lease. A state
-        behind the one last written by `save_in` is not written (it would repeat
-        records already in your tables)."""
+        behind the one last written (by `save_in` or here) is not written: a saved
+        position never moves backwards."""
         payload = orjson.dumps(state).decode()
         async with self._turn:
             conn = self._holding()
@@ -470,6 +442,7 @@ class PostgresCheckpoint:
             except BaseException as exc:
                 self._raise_if_lost(conn, exc)
                 raise
+            self._committed = state  # later saves never go behind it either
 
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[asyncpg.Connection]:

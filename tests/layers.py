@@ -139,7 +139,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     # pure cores
     ("_walkorder", "_slice", "_slice_plan", "_paging", "_follow"),
     # the I/O edge
-    ("_transport", "_checkpoint"),
+    ("_transport", "_checkpoint", "_saving"),
     # the request loop
     ("_session",),
     # the drivers of the pure cores

@@ -25,11 +25,13 @@ from senselink_plus._follow import (
     MAX_BACKOFF,
     MAX_RETRY_AFTER,
     MAX_SKEW,
+    DateGap,
     PollFailures,
     Position,
     Query,
     Verdict,
     believed_now,
+    state_covers,
 )
 from senselink_plus._retry import backoff_delay
 
@@ -140,13 +142,18 @@ def test_state_with_the_record_in_hand_is_what_to_save_once_it_is_handled() -> N
     lo, hi = position.window(at(60))
     deliver(position, [rec(1, 10), rec(2, 20)], lo, hi)
     before = position.state()
-    after = position.state(also=rec(3, 20.5))
-    assert before["ids"] == [2]
+    position.deliver(rec(3, 20.5))  # yielded, in hand
+    assert position.state() == before  # not acknowledged: not in what is saved
+    after = position.state(delivered=True)
     assert after["ids"] == [2, 3]
     assert after["watermark"] == 3
-    later = position.state(also=rec(4, 21))
+    position.deliver(rec(4, 21))
+    later = position.state(delivered=True)
     assert later["ids"] == [4]
     assert position.state() == before  # asking changes nothing
+    position.ack(rec(3, 20.5))
+    position.ack(rec(4, 21))
+    assert position.state() == later
 
 
 def test_a_restart_from_the_state_repeats_nothing_saved_and_misses_nothing() -> None:
@@ -349,3 +356,102 @@ def test_any_skew_and_arrivals_nothing_missed_and_repeats_only_since_the_last_sa
     assert sorted(set(delivered)) == expected  # nothing missed, nothing from before
     repeats = {rid for rid in delivered if delivered.count(rid) > 1}
     assert repeats <= allowed_repeats
+
+
+# --- acknowledgement -------------------------------------------------------------------
+
+
+def delivered(position: Position, records: list[Record], lo: datetime, hi: datetime) -> None:
+    for record in records:
+        assert position.verdict(record, lo, hi) is Verdict.NEW
+        position.deliver(record)
+
+
+def test_acknowledging_out_of_order_twice_or_unknown_is_an_error_that_changes_nothing() -> None:
+    position = Position.fresh(QUERY, at(0), OVERLAP)
+    lo, hi = position.window(at(60))
+    one, two, three = rec(1, 10), rec(2, 20), rec(3, 30)
+    delivered(position, [one, two, three], lo, hi)
+    before = position.state()
+    with pytest.raises(ValidationError, match="record 2 is acknowledged out of order: record 1"):
+        position.ack(two)
+    with pytest.raises(ValidationError, match="record 9 was not delivered"):
+        position.ack(rec(9, 40))
+    assert position.state() == before
+    position.ack(one)
+    with pytest.raises(ValidationError, match="record 1 was already acknowledged"):
+        position.ack(one)
+    assert position.state()["watermark"] == 1
+    assert position.unacknowledged == 2
+
+
+def test_the_saved_cursor_waits_for_the_oldest_unacknowledged_record() -> None:
+    position = Position.fresh(QUERY, at(0), OVERLAP)
+    lo, hi = position.window(at(60))
+    delivered(position, [rec(1, 10), rec(2, 50)], lo, hi)
+    position.polled(at(60))  # the poll completed: the read cursor moves on
+    assert datetime.fromisoformat(position.state()["cursor"]) == at(0)
+    position.ack(rec(1, 10))
+    assert datetime.fromisoformat(position.state()["cursor"]) == at(10)
+    position.ack(rec(2, 50))
+    assert datetime.fromisoformat(position.state()["cursor"]) == at(60)
+
+
+def test_a_restart_from_a_partly_acknowledged_state_redelivers_only_the_rest() -> None:
+    position = Position.fresh(QUERY, at(0), OVERLAP)
+    listing = [rec(1, 10), rec(2, 10.5), rec(3, 50), rec(4, 51)]
+    lo, hi = position.window(at(60))
+    delivered(position, listing, lo, hi)
+    position.ack(listing[0])
+    position.ack(listing[1])
+    position.polled(at(60))
+    saved = orjson.loads(orjson.dumps(position.state()))
+    restored = Position.from_state(saved, QUERY, OVERLAP, "here")
+    lo, hi = restored.window(at(70))
+    assert deliver(restored, listing, lo, hi) == [3, 4]
+
+
+def test_state_covers_orders_states_by_what_they_acknowledge() -> None:
+    position = Position.fresh(QUERY, at(0), OVERLAP)
+    lo, hi = position.window(at(60))
+    states = []
+    for record in [rec(1, 10), rec(2, 10.5), rec(3, 50)]:
+        states.append(position.state())
+        assert position.verdict(record, lo, hi) is Verdict.NEW
+        position.take(record)
+    states.append(position.state())
+    for i, older in enumerate(states):
+        for newer in states[i:]:
+            assert state_covers(newer, older)
+        for newer in states[i + 1 :]:
+            assert not state_covers(older, newer)
+
+
+# --- one clock -------------------------------------------------------------------------
+
+
+def test_the_date_gap_is_an_upper_bound_from_every_listed_record() -> None:
+    gap = DateGap()
+    assert gap.lead() == timedelta(seconds=MAX_SKEW)  # no record seen: no trust yet
+    gap.note(at(300), at(100))  # an old record: at most 200 s
+    gap.note(at(400), at(275))  # a fresh one: at most 125 s
+    gap.note(at(500), at(300))
+    assert gap.lead() == timedelta(seconds=125)
+    gap.note(at(600), at(601))  # stamped after the Date: no lead at all
+    assert gap.lead() == timedelta(0)
+    far = DateGap()
+    far.note(at(10**6), at(0))
+    assert far.lead() == timedelta(seconds=MAX_SKEW)
+
+
+def test_widening_the_overlap_redelivers_nothing_already_pruned() -> None:
+    position = Position.fresh(QUERY, at(0), OVERLAP)
+    early = [rec(i, i) for i in range(1, 11)]
+    lo, hi = position.window(at(20))
+    assert deliver(position, early, lo, hi) == list(range(1, 11))
+    position.polled(at(400))  # prunes the ids below 400 - 120 s
+    position.widen(timedelta(seconds=500))
+    lo, hi = position.window(at(410))
+    assert lo <= at(0)
+    late = rec(11, 5)  # committed late, now inside the wider overlap
+    assert deliver(position, [*early, late], lo, hi) == [11]
