@@ -24,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 
 from . import _endpoints as ep
 from ._checks import check_int
@@ -33,9 +33,11 @@ from ._exceptions import SenseLinkError
 from ._http import HttpRequest, make_request
 from ._models import Order, Record, RecordPage
 from ._paging import PageRequest, Step, Walk
-from ._timeutil import MAX_WINDOW, to_wire_time
+from ._timeutil import to_wire_time
 
 __all__ = ["RecordPager"]
+
+_SECOND = timedelta(seconds=1)
 
 #: Sends one list call and parses its page (the client's request loop).
 FetchPage = Callable[[HttpRequest], Awaitable[RecordPage]]
@@ -85,8 +87,9 @@ class RecordPager:
         self._fetch = fetch
         self._pause = pause
         # Every call is this one with its own window, order, page and size.
+        utc = datetime.fromtimestamp(self._start, timezone.utc)
         self._template = ep.build_list_records(
-            base_url, start, min(end, start + MAX_WINDOW), sn=self.sn, order=self.order
+            base_url, utc, utc + _SECOND, sn=self.sn, order=self.order
         )
 
     def __repr__(self) -> str:

@@ -37,7 +37,7 @@ FAIL_LIMIT = 8
 WALK_LIMIT = 1000
 #: Whatever the page size, a positional page may be this large, so one can always be
 #: placed with room after the anchor.
-MIN_POSITIONAL = 4
+MIN_POSITIONAL = 10
 
 
 @attrs.frozen
@@ -119,7 +119,7 @@ class Slice:
         if anchor is not None:
             # Walking on through a crowded second, double the size each page (arrivals
             # in that second push the mark down a descending listing).
-            grown = min(largest, max(size, MIN_POSITIONAL) << min(self.walked, 6))
+            grown = min(largest, max(size, MIN_POSITIONAL) << min(max(self.walked - 1, 0), 6))
             position = anchor.position
             placed = (
                 place(position, grown) or place(position, largest) or place(position, largest, 0)
@@ -132,6 +132,8 @@ class Slice:
         """Feed the keys of the page answered for ``plan`` (checked to strictly increase)
         of ``size`` records at most (the size the server served)."""
         mark = self.mark
+        if not keys and size <= 0:
+            return self._fail("a full page held only records outside the window asked for")
         if plan.page > 1 and (not keys or keys[0] > mark):
             return self._fail("a page did not reach back to the last record taken")
         start = bisect.bisect_right(keys, mark)

@@ -55,9 +55,17 @@ class Axis:
         return Key(-second, -record.record_id)
 
     def keys(self, records: tuple[Record, ...]) -> list[Key]:
-        if self.ascending:
-            return [Key(wire_second(r.create_at), r.record_id) for r in records]
-        return [Key(-wire_second(r.create_at), -r.record_id) for r in records]
+        """The keys of a page's records, in the page's order. A record stamped before
+        the one it follows (committed late: a larger id with an earlier ``create_at``)
+        is placed in that one's second, so keys never go back along the walk."""
+        sign = 1 if self.ascending else -1
+        keys = []
+        top = -BIG
+        for record in records:
+            second = sign * wire_second(record.create_at)
+            top = max(top, second)
+            keys.append(Key(top, sign * record.record_id))
+        return keys
 
     def real(self, second: int) -> int:
         """A walk second as a real unix second (and back: the map is its own inverse)."""

@@ -79,7 +79,8 @@ class StopWalk(TransportError):
 
 
 class Server:
-    """Answers every call successfully; lists put one record at each window's end."""
+    """Answers every call successfully; lists put one record a second into each window
+    (not at its end: a listing's last second may belong to the next slice of a walk)."""
 
     def __init__(self, *, records: bool = False, limit: int = 1_000) -> None:
         self.records = records
@@ -98,13 +99,13 @@ class Server:
         params = dict(request.params)
         rows = []
         if self.records:
-            end = datetime.fromisoformat(params["time_to"])
+            start = datetime.fromisoformat(params["time_from"])
             rows.append(
                 {
                     "record_id": self.next_id,
                     "sn": "SN1",
                     "image_id": "b" * 24,
-                    "create_at": int(end.timestamp()) * 1000,
+                    "create_at": (int(start.timestamp()) + 1) * 1000,
                 }
             )
             self.next_id += 1
