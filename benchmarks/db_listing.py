@@ -41,7 +41,7 @@ import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -137,8 +137,7 @@ def create_db(sets: Sequence[DataSet]) -> sqlite3.Connection:
 # --- the server ---------------------------------------------------------------------
 
 COLUMNS = (
-    "record_id, sn, image_id, user_id, verify_score, device_timestamp, timezone,"
-    " create_at, extend"
+    "record_id, sn, image_id, user_id, verify_score, device_timestamp, timezone, create_at, extend"
 )
 FIELDS = tuple(name.strip() for name in COLUMNS.split(","))
 
@@ -267,7 +266,9 @@ def data_sets(throughput: int, calls: int) -> dict[str, DataSet]:
 
     even_rate = calls / span_ms
     return {
-        "throughput": DataSet("throughput", starts[0], even_times(ms(starts[0]), span_ms, throughput)),
+        "throughput": DataSet(
+            "throughput", starts[0], even_times(ms(starts[0]), span_ms, throughput)
+        ),
         "even": DataSet("even", starts[1], even_times(ms(starts[1]), span_ms, calls)),
         "poisson": DataSet(
             "poisson", starts[2], poisson_times(ms(starts[2]), span_ms, even_rate, POISSON_SEED)
@@ -291,7 +292,9 @@ class ThroughputResult:
     base_db_s: float
 
 
-async def throughput(server: DbListingProcess, data: DataSet, repeats: int) -> list[ThroughputResult]:
+async def throughput(
+    server: DbListingProcess, data: DataSet, repeats: int
+) -> list[ThroughputResult]:
     """Case 1: ``records()`` against the hand-written page-number client, interleaved."""
     t0, t1 = data.window
     wire = {"time_from": t0.isoformat(), "time_to": t1.isoformat()}
@@ -342,8 +345,9 @@ async def throughput(server: DbListingProcess, data: DataSet, repeats: int) -> l
                     concurrency,
                     per_s["ours"],
                     per_s["base"],
-                    bench.paired(bench.Samples(times["ours"]), bench.Samples(times["base"]),
-                                 throughput=True),
+                    bench.paired(
+                        bench.Samples(times["ours"]), bench.Samples(times["base"]), throughput=True
+                    ),
                     max(calls["ours"]),
                     max(calls["base"]),
                     pages["ours"],
@@ -390,7 +394,9 @@ async def calls_per_window(
                     await server_stats(http, server.base_url)
                     ids = [
                         r.record_id
-                        async for r in client.records(t0, t1, page_size=100, concurrency=concurrency)
+                        async for r in client.records(
+                            t0, t1, page_size=100, concurrency=concurrency
+                        )
                     ]
                     stats = await server_stats(http, server.base_url)
                     if len(ids) != result.records or len(set(ids)) != len(ids):
