@@ -1091,6 +1091,7 @@ def write_results(
         f"Targets met: {len(rows) - len(missed)} of {len(rows)}."
         + (" Missed: " + "; ".join(row.case for row in missed) + "." if missed else ""),
         "",
+        *kept_section(path, PAGING_START, PAGING_END),
         "## Targets (the first round's in brackets)",
         "",
         "- (1) listing throughput ratio >= 0.85 sequential, >= 0.95 with 8 in flight (0.90)",
@@ -1115,7 +1116,6 @@ def write_results(
     for row in missed:
         lines += [f"## Missed: {row.case}", "", "The SDK side of this case, profiled:", ""]
         lines += [*row.profile, ""]
-    lines += kept_section(path, PAGING_START, PAGING_END)
     lines += kept_section(path, ANALYSIS_START, ANALYSIS_END)
     lines += ["## Machine", "", *machine(load, seconds), ""]
     path.write_text("\n".join(lines))
