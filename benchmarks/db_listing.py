@@ -82,7 +82,8 @@ def even_times(start_ms: int, span_ms: int, count: int) -> list[int]:
 def poisson_times(start_ms: int, span_ms: int, rate_per_ms: float, seed: int) -> list[int]:
     """Arrivals of a Poisson process of ``rate_per_ms`` over the span (ms, sorted)."""
     rng = random.Random(seed)
-    times, now = [], float(start_ms)
+    times: list[int] = []
+    now = float(start_ms)
     while True:
         now += rng.expovariate(rate_per_ms)
         if now > start_ms + span_ms:
