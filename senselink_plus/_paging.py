@@ -31,29 +31,18 @@ read ahead is sent past ``4 * concurrency``).
 from __future__ import annotations
 
 import collections
-import itertools
 
 import attrs
 
 from ._endpoints import MAX_PAGE_SIZE
 from ._exceptions import ResponseError
-from ._models import Order, Record, RecordPage
+from ._horizon import PROBE_AFTER, Horizon
+from ._models import Order, RecordPage
 from ._slice import FAIL_LIMIT, WALK_LIMIT, Plan, Slice, Taken
 from ._slice_plan import SlicePlanner
-from ._timeutil import wire_second
-from ._walkorder import BIG, DAY, Axis, Key
+from ._walkorder import BIG, Axis, Key, within
 
 __all__ = ["FAIL_LIMIT", "PROBE_AFTER", "WALK_LIMIT", "PageRequest", "Step", "Walk"]
-
-#: Answers an ascending walk takes before it asks for the newest record.
-PROBE_AFTER = 16
-
-
-def _within(records: tuple[Record, ...], time_from: int, time_to: int) -> tuple[Record, ...]:
-    """The records whose second lies in ``[time_from, time_to]``."""
-    if all(time_from <= wire_second(r.create_at) <= time_to for r in records):
-        return records
-    return tuple(r for r in records if time_from <= wire_second(r.create_at) <= time_to)
 
 
 @attrs.frozen
@@ -116,10 +105,8 @@ class Walk:
         self.emitted = 0
         self._seq = 0
         self._last_rid = -BIG  # of the last record yielded, along the walk
-        self._answers = 0  # the PROBE_AFTER-th asks for the newest record (ascending)
-        self._probe_due = False
-        self._probe_end = end  # the next probe reads back from this second
-        self._seen = Key(start, -BIG)  # the newest record any answer showed
+        probing = self.axis.ascending and max_items is None  # else the walk is bounded
+        self.horizon = Horizon(start, end) if probing else None
 
     @property
     def done(self) -> bool:
@@ -133,7 +120,8 @@ class Walk:
         """The calls to send now (each once), keeping up to ``concurrency`` in flight."""
         out = []
         while len(self.flight) < self.concurrency and not self.done:
-            request = self._probe() if self._probe_due else self._next_read()
+            due = self.horizon is not None and self.horizon.due
+            request = self._probe() if due else self._next_read()
             if request is None:
                 break
             out.append(request)
@@ -172,14 +160,14 @@ class Walk:
     def _may_read_ahead(self) -> bool:
         """Within the memory budget, and (with ``max_items``) while the slices started
         are not expected to hold all that is still wanted."""
-        held = sum(len(part.held) for part in self.parts)
-        if held >= 4 * self.concurrency:
+        if sum(len(part.held) for part in self.parts) >= 4 * self.concurrency:
             return False
-        if self.max_items is None:
-            return True
+        return self.max_items is None or self._wants_more(self.max_items)
+
+    def _wants_more(self, max_items: int) -> bool:
         if not self.planner.known:
             return not self.flight  # one call at a time until an answer tells the density
-        wanted = self.max_items - self.emitted
+        wanted = max_items - self.emitted
         wanted -= sum(len(page) for part in self.parts for page in part.held)
         started = (part.slice for part in self.parts if part.started and not part.slice.done)
         expected = sum(self.planner.expected(s.last - s.mark.second + 1) for s in started)
@@ -219,24 +207,10 @@ class Walk:
         return self._send(part, plan, time_from, time_to, self.axis.order)
 
     def _probe(self) -> PageRequest:
-        """Ask for the newest record up to the range's end, a day at a time from the end
-        back, down to the newest second seen (a descending page of 1)."""
-        self._probe_due = False
-        time_to = min(self._probe_end + 1, self.axis.end)  # all of its last second
-        time_from = max(time_to - DAY, self._seen.second)
+        """Ask for the newest record (see `Horizon`)."""
+        assert self.horizon is not None
+        time_from, time_to = self.horizon.next_probe()
         return self._send(None, Plan(time_from, 1, 1), time_from, time_to, Order.DESCENDING)
-
-    def _probed(self, request: PageRequest, keys: list[Key]) -> None:
-        """Nothing past the newest record found existed when the probe was answered: read
-        no further. With none in its day, the next probe reads the day before."""
-        if keys:
-            if keys[-1] >= self._seen:  # else it is not the newest: no cap is known
-                self._cap(keys[-1])
-            return
-        self._cap(Key(request.time_from - 1, BIG))
-        if request.time_from > self._seen.second:
-            self._probe_end = request.time_from - 1
-            self._probe_due = True
 
     def _send(
         self, part: _Part | None, plan: Plan, time_from: int, time_to: int, order: Order
@@ -256,14 +230,17 @@ class Walk:
             )
         # A record outside the window asked for is not in that listing: never taken,
         # and the page is read as if it were not there.
-        records = _within(page.records, request.time_from, request.time_to)
+        records = within(page.records, request.time_from, request.time_to)
         strays = len(page.records) - len(records)
-        keys = self._checked_keys(request, records)
+        keys = self.axis.checked_keys(records, reverse=request.order is not self.axis.order)
         if part is None:
-            self._probed(request, keys)
+            assert self.horizon is not None
+            newest = self.horizon.probed(request.time_from, keys)
+            if newest is not None:
+                self._cap(newest)
             return Step(self._flush())
-        if keys and self.axis.ascending:
-            self._seen = max(self._seen, keys[-1])
+        if self.horizon is not None:
+            self.horizon.answered(keys)
         part.reading = False
         whole = part.slice
         before = whole.mark.second
@@ -285,9 +262,6 @@ class Walk:
             self.planner.observe(found, whole.last - before + 1)
         elif found:
             self.planner.observe(found, whole.mark.second - before + 1)
-        self._answers += 1
-        if self._answers == PROBE_AFTER and self.axis.ascending and self.max_items is None:
-            self._probe_due = True
 
     def _cap(self, newest: Key) -> None:
         """Nothing past ``newest`` existed when the probe was answered: read no further."""
@@ -300,20 +274,6 @@ class Walk:
             whole.end = min(whole.end, newest)
             if not part.reading and (whole.first > whole.end.second or whole.mark >= whole.end):
                 whole.done = True
-
-    def _checked_keys(self, request: PageRequest, records: tuple[Record, ...]) -> list[Key]:
-        """The walk keys of the records; `ResponseError` if they are not in the order
-        asked (or repeat one)."""
-        keys = self.axis.keys(records)
-        if request.order is not self.axis.order:
-            keys.reverse()  # the probe reads the other way
-        for a, b in itertools.pairwise(keys):
-            if b.rid <= a.rid:
-                raise ResponseError(
-                    "the page is not in record_id order, or repeats a record "
-                    f"(records {abs(a.rid)} then {abs(b.rid)})"
-                )
-        return keys
 
     def _flush(self) -> tuple[RecordPage, ...]:
         """Yield what the slices at the head hold, in order; drop the slices read out."""

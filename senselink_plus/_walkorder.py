@@ -13,14 +13,16 @@ grows), so for either order "behind a watermark" is ``key <= mark`` and "ahead" 
 
 from __future__ import annotations
 
+import itertools
 from typing import NamedTuple
 
 import attrs
 
+from ._exceptions import ResponseError
 from ._models import Order, Record
 from ._timeutil import wire_second
 
-__all__ = ["BIG", "DAY", "Axis", "Key"]
+__all__ = ["BIG", "DAY", "Axis", "Key", "within"]
 
 #: Beyond any record_id: ``Key(s, -BIG)`` sits before every record of walk second ``s``,
 #: ``Key(s, BIG)`` after every one.
@@ -67,6 +69,20 @@ class Axis:
             keys.append(Key(top, sign * record.record_id))
         return keys
 
+    def checked_keys(self, records: tuple[Record, ...], *, reverse: bool = False) -> list[Key]:
+        """`keys`, in walk order (``reverse``: the page was read the other way);
+        `ResponseError` if the records are not in ``record_id`` order or repeat one."""
+        keys = self.keys(records)
+        if reverse:
+            keys.reverse()
+        for a, b in itertools.pairwise(keys):
+            if b.rid <= a.rid:
+                raise ResponseError(
+                    "the page is not in record_id order, or repeats a record "
+                    f"(records {abs(a.rid)} then {abs(b.rid)})"
+                )
+        return keys
+
     def real(self, second: int) -> int:
         """A walk second as a real unix second (and back: the map is its own inverse)."""
         return second if self.ascending else -second
@@ -102,3 +118,10 @@ class Axis:
         top = -first
         size = DAY + 1 if top == self.end else DAY
         return -max(self.start, top - size + 1)
+
+
+def within(records: tuple[Record, ...], time_from: int, time_to: int) -> tuple[Record, ...]:
+    """The records whose second lies in ``[time_from, time_to]`` (real unix seconds)."""
+    if all(time_from <= wire_second(r.create_at) <= time_to for r in records):
+        return records
+    return tuple(r for r in records if time_from <= wire_second(r.create_at) <= time_to)
