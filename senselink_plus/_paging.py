@@ -40,7 +40,7 @@ from ._horizon import PROBE_AFTER, Horizon
 from ._models import Order, RecordPage
 from ._slice import FAIL_LIMIT, WALK_LIMIT, Plan, Slice, Taken
 from ._slice_plan import SlicePlanner
-from ._walkorder import BIG, Axis, Key, within
+from ._walkorder import BIG, Axis, Key
 
 __all__ = ["FAIL_LIMIT", "PROBE_AFTER", "WALK_LIMIT", "PageRequest", "Step", "Walk"]
 
@@ -98,7 +98,7 @@ class Walk:
         self.parts: collections.deque[_Part] = collections.deque()
         #: Walk seconds no slice holds yet: cut into windows as they are needed.
         self._rest: tuple[int, int] | None = (self.axis.first, self.axis.last)
-        self._horizon = Key(self.axis.last, BIG)  # nothing past it is read (the probe's)
+        self._newest = Key(self.axis.last, BIG)  # nothing past it is read (what a probe found)
         self.planner = SlicePlanner(page_size)
         self.flight: dict[int, tuple[_Part | None, Plan]] = {}
         self.largest = MAX_PAGE_SIZE  # the largest page the server serves
@@ -153,7 +153,7 @@ class Walk:
         end = min(self.axis.window(first), last)
         self._rest = (end + 1, last) if end < last else None
         window = Slice.of(first, end)
-        window.end = min(window.end, self._horizon)
+        window.end = min(window.end, self._newest)
         self.parts.append(_Part(window))
         return True
 
@@ -230,9 +230,13 @@ class Walk:
             )
         # A record outside the window asked for is not in that listing: never taken,
         # and the page is read as if it were not there.
-        records = within(page.records, request.time_from, request.time_to)
+        records, keys = self.axis.checked(
+            page.records,
+            request.time_from,
+            request.time_to,
+            reverse=request.order is not self.axis.order,
+        )
         strays = len(page.records) - len(records)
-        keys = self.axis.checked_keys(records, reverse=request.order is not self.axis.order)
         if part is None:
             assert self.horizon is not None
             newest = self.horizon.probed(request.time_from, keys)
@@ -265,7 +269,7 @@ class Walk:
 
     def _cap(self, newest: Key) -> None:
         """Nothing past ``newest`` existed when the probe was answered: read no further."""
-        self._horizon = min(self._horizon, newest)
+        self._newest = min(self._newest, newest)
         if self._rest is not None:
             first, last = self._rest
             self._rest = (first, min(last, newest.second)) if first <= newest.second else None

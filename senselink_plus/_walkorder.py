@@ -14,6 +14,7 @@ grows), so for either order "behind a watermark" is ``key <= mark`` and "ahead" 
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
 from typing import NamedTuple
 
 import attrs
@@ -22,7 +23,7 @@ from ._exceptions import ResponseError
 from ._models import Order, Record
 from ._timeutil import wire_second
 
-__all__ = ["BIG", "DAY", "Axis", "Key", "within"]
+__all__ = ["BIG", "DAY", "Axis", "Key"]
 
 #: Beyond any record_id: ``Key(s, -BIG)`` sits before every record of walk second ``s``,
 #: ``Key(s, BIG)`` after every one.
@@ -56,23 +57,32 @@ class Axis:
             return Key(second, record.record_id)
         return Key(-second, -record.record_id)
 
-    def keys(self, records: tuple[Record, ...]) -> list[Key]:
-        """The keys of a page's records, in the page's order. A record stamped before
-        the one it follows (committed late: a larger id with an earlier ``create_at``)
-        is placed in that one's second, so keys never go back along the walk."""
+    def keys(self, records: Sequence[Record], seconds: Sequence[int] | None = None) -> list[Key]:
+        """The keys of a page's records, in the page's order (``seconds``: their
+        `wire_second`s, when known). A record stamped before the one it follows
+        (committed late: a larger id with an earlier ``create_at``) is placed in that
+        one's second, so keys never go back along the walk."""
+        if seconds is None:
+            seconds = [wire_second(record.create_at) for record in records]
         sign = 1 if self.ascending else -1
         keys = []
         top = -BIG
-        for record in records:
-            second = sign * wire_second(record.create_at)
-            top = max(top, second)
+        for record, second in zip(records, seconds, strict=True):
+            top = max(top, sign * second)
             keys.append(Key(top, sign * record.record_id))
         return keys
 
-    def checked_keys(self, records: tuple[Record, ...], *, reverse: bool = False) -> list[Key]:
-        """`keys`, in walk order (``reverse``: the page was read the other way);
-        `ResponseError` if the records are not in ``record_id`` order or repeat one."""
-        keys = self.keys(records)
+    def checked(
+        self, records: tuple[Record, ...], time_from: int, time_to: int, *, reverse: bool
+    ) -> tuple[tuple[Record, ...], list[Key]]:
+        """The records of a page that lie in ``[time_from, time_to]`` (real seconds: one
+        outside is not in the listing asked for) and their keys in walk order
+        (``reverse``: the page was read the other way); `ResponseError` if they are not
+        in ``record_id`` order or repeat one."""
+        seconds = [wire_second(record.create_at) for record in records]
+        if seconds and (min(seconds) < time_from or max(seconds) > time_to):
+            records, seconds = _inside(records, seconds, time_from, time_to)
+        keys = self.keys(records, seconds)
         if reverse:
             keys.reverse()
         for a, b in itertools.pairwise(keys):
@@ -81,11 +91,7 @@ class Axis:
                     "the page is not in record_id order, or repeats a record "
                     f"(records {abs(a.rid)} then {abs(b.rid)})"
                 )
-        return keys
-
-    def real(self, second: int) -> int:
-        """A walk second as a real unix second (and back: the map is its own inverse)."""
-        return second if self.ascending else -second
+        return records, keys
 
     def bounds(self, listing: int, last: int) -> tuple[int, int]:
         """``(time_from, time_to)`` of the listing that starts at walk second ``listing``
@@ -120,8 +126,9 @@ class Axis:
         return -max(self.start, top - size + 1)
 
 
-def within(records: tuple[Record, ...], time_from: int, time_to: int) -> tuple[Record, ...]:
-    """The records whose second lies in ``[time_from, time_to]`` (real unix seconds)."""
-    if all(time_from <= wire_second(r.create_at) <= time_to for r in records):
-        return records
-    return tuple(r for r in records if time_from <= wire_second(r.create_at) <= time_to)
+def _inside(
+    records: tuple[Record, ...], seconds: list[int], time_from: int, time_to: int
+) -> tuple[tuple[Record, ...], list[int]]:
+    """The records (and their seconds) that lie in ``[time_from, time_to]``."""
+    kept = [i for i, second in enumerate(seconds) if time_from <= second <= time_to]
+    return tuple(records[i] for i in kept), [seconds[i] for i in kept]
