@@ -14,8 +14,8 @@ from typing import Any, Literal
 
 import attrs
 
-from ._exceptions import ValidationError
-from ._http import Params
+from ._exceptions import SenseLinkError, ValidationError
+from ._http import HttpRequest, Params
 
 __all__ = [
     "EVENT_KINDS",
@@ -23,9 +23,11 @@ __all__ = [
     "HOOK_CLOSE_TIMEOUT",
     "MAX_HOOK_TASKS",
     "MAX_PENDING_EVENTS",
+    "CallEvents",
     "Event",
     "EventHook",
     "HookRunner",
+    "call_event",
     "logging_hook",
 ]
 
@@ -65,6 +67,56 @@ class Event:
     url: str | None = None
     headers: Mapping[str, str] | None = None
     error_type: str | None = None
+
+
+def call_event(kind: EventKind, request: HttpRequest, attempt: int, **facts: Any) -> Event:
+    """The ``kind`` event of attempt ``attempt`` of ``request`` (0 for the call's start):
+    its method, path, non-secret parameters and URL, with ``facts`` (status, elapsed...)."""
+    params = request.info().params
+    return Event(kind, request.method, request.path, attempt, params, url=request.url, **facts)
+
+
+class CallEvents:
+    """The ``start`` and ``end`` events of one call, as a ``with`` block around it: the
+    ``end`` event says how the block ended (a cancel too), after `attempt` attempts, the
+    last answered with `status`.
+
+    >>> with CallEvents(hooks, request, time.monotonic) as call:  # doctest: +SKIP
+    ...     call.attempt, call.status = 1, 200
+    """
+
+    def __init__(self, hooks: HookRunner, request: HttpRequest, timer: Callable[[], float]) -> None:
+        self._hooks, self._request, self._timer = hooks, request, timer
+        self.attempt = 0
+        self.status: int | None = None
+        self._started = 0.0
+
+    def __enter__(self) -> CallEvents:
+        self._started = self._timer()
+        if self._hooks.wants("start"):
+            self._hooks.emit(call_event("start", self._request, 0))
+        return self
+
+    def __exit__(self, kind: object, failure: BaseException | None, traceback: object) -> None:
+        if self._hooks.wants("end"):
+            self._hooks.emit(self._end(failure, self._timer() - self._started))
+
+    def _end(self, failure: BaseException | None, elapsed: float) -> Event:
+        request, attempt = self._request, self.attempt
+        if failure is None:
+            return call_event("end", request, attempt, status=self.status, elapsed=elapsed)
+        error = failure if isinstance(failure, SenseLinkError) else None
+        name = type(failure).__name__
+        return call_event(
+            "end",
+            request,
+            attempt,
+            status=getattr(failure, "status", None) or self.status,
+            elapsed=elapsed,
+            error=f"{name}: {failure if error is None else error.message}",
+            headers=None if error is None else error.headers,
+            error_type=name,
+        )
 
 
 def logging_hook(event: Event) -> None:

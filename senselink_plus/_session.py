@@ -1,7 +1,7 @@
-"""`Session`: the request loop every call goes through. It signs each attempt, waits
-for the rate limit and a concurrency slot, sends through the transport, retries by
-policy (`_retry.classify`), emits the event hooks, parses, and lets `aclose` interrupt
-calls in flight.
+"""`Session`: the request loop every call goes through. Each attempt is signed, limited
+and sent by the `Sender` a session shares with its copies; the session retries by policy
+(`_retry.classify`), emits the call's events, parses, and lets `aclose` interrupt calls
+in flight (its `CloseGuard`).
 
 It knows nothing of the endpoints: a call is ``await session.fetch(request, parser)``.
 """
@@ -9,35 +9,30 @@ It knows nothing of the endpoints: a call is ``await session.fetch(request, pars
 from __future__ import annotations
 
 import asyncio
-import copy
-import email.utils
 import logging
 import random
 import time
 import weakref
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from datetime import timezone
-from typing import Any, Protocol, TypeVar
+from typing import Protocol, TypeVar
 
-import attrs
-
-from ._auth import Credentials, sign_request
+from ._auth import Credentials
 from ._checks import check_callable, check_error_codes
-from ._events import Event, EventHook, HookRunner
+from ._close_guard import CloseGuard
+from ._events import CallEvents, EventHook, HookRunner, call_event
 from ._exceptions import (
     ClientClosedError,
-    ConnectError,
     EventLoopError,
-    RequestTimeout,
     ResponseError,
     SenseLinkError,
-    TransportError,
     ValidationError,
 )
-from ._headers import find_request_id, seen_headers, without_sign
+from ._headers import find_request_id, seen_headers
 from ._http import HttpRequest, HttpResponse, make_request
 from ._limits import RateLimiter, make_semaphore
 from ._retry import RetryPolicy, Timeout, classify
+from ._sender import Sender
+from ._server_clock import ServerClock
 from ._transport import Transport
 from ._wire import DEFAULT_ERROR_CODES, ErrorCodes
 
@@ -74,6 +69,19 @@ class Session:
     >>> page = await session.fetch(build_list_records(...), parse_record_page)  # doctest: +SKIP
     """
 
+    # Slots: a copy is built attribute by attribute (`_set_up`), never copied wholesale.
+    __slots__ = (
+        "__weakref__",
+        "_copies",
+        "_guard",
+        "_headers",
+        "_owns_hooks",
+        "_owns_transport",
+        "_retry",
+        "_shared",
+        "_timeout",
+    )
+
     def __init__(
         self,
         credentials: Credentials,
@@ -81,7 +89,7 @@ class Session:
         *,
         owns_transport: bool = False,
         retry: RetryPolicy | None = None,
-        error_codes: Mapping[int, type[Any]] | None = None,
+        error_codes: Mapping[int, type[object]] | None = None,
         max_concurrency: int | None = None,
         rate_limit: float | None = None,
         event_hooks: Mapping[str, Sequence[EventHook]] | None = None,
@@ -92,38 +100,49 @@ class Session:
         sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
         rng: random.Random | None = None,
     ) -> None:
-        retry = retry if retry is not None else RetryPolicy()
-        if not isinstance(retry, RetryPolicy):
-            raise ValidationError("retry must be a RetryPolicy", field="retry")
-        self._retry = retry
-        self._codes: ErrorCodes = {**DEFAULT_ERROR_CODES, **check_error_codes(error_codes)}
-        self._semaphore = make_semaphore(max_concurrency)
-        self.clock = check_callable(clock, "clock")
-        self.timer = check_callable(timer, "timer")
-        self._sleep = check_callable(sleep, "sleep")
+        retry = RetryPolicy() if retry is None else _checked_retry(retry)
+        codes: ErrorCodes = {**DEFAULT_ERROR_CODES, **check_error_codes(error_codes)}
+        semaphore = make_semaphore(max_concurrency)
+        clock, timer = check_callable(clock, "clock"), check_callable(timer, "timer")
+        sleep = check_callable(sleep, "sleep")
         if rng is not None and not isinstance(rng, random.Random):
             raise ValidationError("rng must be a random.Random", field="rng")
-        self.rng = rng if rng is not None else random.Random()
-        self._limiter = (
-            None if rate_limit is None else RateLimiter(rate_limit, timer=timer, sleep=sleep)
+        limiter = None if rate_limit is None else RateLimiter(rate_limit, timer=timer, sleep=sleep)
+        shared = Sender(
+            credentials,
+            transport,
+            codes,
+            semaphore,
+            limiter,
+            HookRunner(event_hooks),
+            clock,
+            timer,
+            sleep,
+            rng if rng is not None else random.Random(),
+            ServerClock(clock, timer),
         )
-        self._hooks = HookRunner(event_hooks)
-        self._credentials = credentials
-        self._transport = transport
+        self._set_up(shared, retry, dict(headers or {}), timeout, owner=True)
         self._owns_transport = owns_transport
-        self._owns_hooks = True
-        self._headers: Mapping[str, str] = dict(headers) if headers else {}
+
+    def _set_up(
+        self,
+        shared: Sender,
+        retry: RetryPolicy,
+        headers: dict[str, str],
+        timeout: Timeout | None,
+        *,
+        owner: bool,
+    ) -> None:
+        """Give this session every attribute: ``shared`` with its original and copies,
+        the rest its own (``owner``: the original, which owns what they share)."""
+        self._shared = shared
+        self._retry = retry
+        self._headers = headers
         self._timeout = timeout
-        self._inflight: set[asyncio.Task[Any]] = set()
-        self._cancelled_by_close: weakref.WeakSet[asyncio.Task[Any]] = weakref.WeakSet()
+        self._guard = CloseGuard()
         self._copies: weakref.WeakSet[Session] = weakref.WeakSet()
-        self._closed = False
-        # The session whose event loop this one shares (itself, or what derive copied).
-        self._loop_owner = self
-        self._loop: asyncio.AbstractEventLoop | None = None  # bound on first use
-        #: The last ``Date`` header parsed: (raw value, server epoch, local timer, clock).
-        self._server_date: tuple[str, float, float, float] | None = None
-        self._lean = self._is_lean()
+        self._owns_hooks = owner
+        self._owns_transport = False
 
     def derive(
         self,
@@ -136,21 +155,11 @@ class Session:
         transport, limits, hooks, server clock reading and event loop. The original
         owns what they share; closing it closes every copy."""
         self.check_open()
-        if retry is not None and not isinstance(retry, RetryPolicy):
-            raise ValidationError("retry must be a RetryPolicy", field="retry")
-        clone = copy.copy(self)
-        clone._owns_transport = False
-        clone._owns_hooks = False
-        clone._inflight = set()
-        clone._cancelled_by_close = weakref.WeakSet()
-        clone._copies = weakref.WeakSet()
-        if retry is not None:
-            clone._retry = retry
-        if headers:
-            clone._headers = {**self._headers, **headers}
-        if timeout is not None:
-            clone._timeout = timeout
-        clone._lean = clone._is_lean()
+        retry = self._retry if retry is None else _checked_retry(retry)
+        clone = object.__new__(Session)
+        merged = {**self._headers, **(headers or {})}
+        timeout = self._timeout if timeout is None else timeout
+        clone._set_up(self._shared, retry, merged, timeout, owner=False)
         self._copies.add(clone)
         return clone
 
@@ -167,12 +176,27 @@ class Session:
     @property
     def transport(self) -> Transport:
         """Where requests are sent."""
-        return self._transport
+        return self._shared.transport
+
+    @property
+    def clock(self) -> Callable[[], float]:
+        """Wall time (epoch seconds), as signing reads it."""
+        return self._shared.clock
+
+    @property
+    def timer(self) -> Callable[[], float]:
+        """Monotonic time, for durations."""
+        return self._shared.timer
+
+    @property
+    def rng(self) -> random.Random:
+        """The randomness of back-off jitter."""
+        return self._shared.rng
 
     @property
     def closed(self) -> bool:
         """True once `aclose` has been called (on this session or its original)."""
-        return self._closed
+        return self._guard.closed
 
     async def aclose(self) -> None:
         """Close this session and its copies: calls in flight (or waiting to retry) fail
@@ -180,26 +204,21 @@ class Session:
 
         Raises `EventLoopError` from a loop other than the one the session was used in.
         """
-        if self._closed:
+        if self._guard.closed:
             return
-        if self._loop_owner._loop is not None:
+        if self._shared.loop is not None:
             self.check_loop()
-        self._closed = True
+        self._guard.close()
         for clone in list(self._copies):
             await clone.aclose()
-        for task in list(self._inflight):
-            if task is not asyncio.current_task():
-                self._cancelled_by_close.add(task)
-                task.cancel()
         if self._owns_hooks:
-            await self._hooks.aclose()
+            await self._shared.hooks.aclose()
         if self._owns_transport:
-            await self._transport.aclose()
+            await self._shared.transport.aclose()
 
     def check_open(self) -> None:
         """Raise `ClientClosedError` once the session is closed."""
-        if self._closed:
-            raise ClientClosedError("the client is closed")
+        self._guard.check()
 
     def check_loop(self) -> None:
         """Bind the session to the running loop on first use; refuse any other loop after.
@@ -207,11 +226,11 @@ class Session:
         Its connections, locks and tasks belong to that loop: from another one they fail
         in ways that look like network errors (and would be retried).
         """
-        owner = self._loop_owner  # derived copies share their original's loop
+        shared = self._shared  # copies share their original's loop
         loop = asyncio.get_running_loop()
-        if owner._loop is None:
-            owner._loop = loop
-        elif loop is not owner._loop:
+        if shared.loop is None:
+            shared.loop = loop
+        elif loop is not shared.loop:
             raise EventLoopError(
                 "this client belongs to the event loop it was first used in, and this is "
                 "another one: use and aclose() it in that loop, or make one client per "
@@ -222,52 +241,18 @@ class Session:
         """The server's time now (its last ``Date`` header moved on by the local timer)
         and how far the local clock is off it (server minus local), in seconds; None
         until a response carried a usable ``Date``."""
-        seen = self._loop_owner._server_date
-        if seen is None:
-            return None
-        _, server, timer, clock = seen
-        return server + (self.timer() - timer), server - clock
+        return self._shared.server_clock.now()
 
     async def wait(self, seconds: float) -> None:
         """Sleep ``seconds`` (the injected sleep); `aclose` ends the wait with
         `ClientClosedError`."""
-        await self._until_closed(self._sleep(seconds))
+        await self._guard.run(self._shared.sleep(seconds))
 
     async def pause(self, attempt: int) -> None:
         """Wait the retry policy's back-off before attempt ``attempt + 1``."""
-        await self.wait(self._retry.backoff(attempt, self.rng))
+        await self.wait(self._retry.backoff(attempt, self._shared.rng))
 
-    def _note_date(self, response: HttpResponse) -> None:
-        raw = response.headers.get("date")
-        owner = self._loop_owner
-        seen = owner._server_date
-        # The header changes once a second at most: parse it only when it changed, and
-        # keep the first reading of each value (the closest to the second it names).
-        if raw is None or (seen is not None and seen[0] == raw):
-            return
-        try:
-            when = email.utils.parsedate_to_datetime(raw)
-            if when.tzinfo is None:  # "-0000": UTC, as HTTP dates always are
-                when = when.replace(tzinfo=timezone.utc)
-            server = when.timestamp()
-        except (TypeError, ValueError, IndexError, OverflowError):
-            return
-        owner._server_date = (raw, server, self.timer(), self.clock())
-
-    def _parse(self, parser: Parser[T], response: HttpResponse, request: HttpRequest) -> T:
-        return parser(response, request, codes=self._codes, now=self.clock())
-
-    def _prepared(self, request: HttpRequest) -> HttpRequest:
-        """``request`` with the session's headers (its own win) and timeout."""
-        timeout = self._timeout if self._timeout is not None else request.timeout
-        return make_request(
-            request.method,
-            request.url,
-            request.params,
-            {**self._headers, **request.headers} if self._headers else request.headers,
-            request.content,
-            timeout,
-        )
+    # --- one call: fetch -> _attempts -> Sender.send ---------------------------------------
 
     async def fetch(self, request: HttpRequest, parser: Parser[T]) -> T:
         """Send ``request`` (retrying by policy) and parse its response with ``parser``.
@@ -276,147 +261,41 @@ class Session:
         retried only when it provably did not reach the server, and its errors say
         when it may have landed (``record_may_exist``).
         """
-        if self._lean and request.timeout is None:
-            return await self._lean_call(request, parser)
-        return await self._call(request, parser, idempotent=request.method == "GET")
-
-    def _is_lean(self) -> bool:
-        """No hooks, rate limit, deadline or session timeout: nothing to do around an
-        attempt but sign, send and parse, so `_lean_call` does it in one coroutine."""
-        hooks = self._hooks
-        return (
-            self._limiter is None
-            and self._timeout is None
-            and self._retry.deadline is None
-            and not hooks.adds_headers
-            and not hooks.wants_any
-        )
-
-    async def _lean_call(self, request: HttpRequest, parser: Parser[T]) -> T:
-        """`_call` without the layers that would do nothing: the same steps and the same
-        errors (the retry decision is `_after_error`, shared), one coroutine a call."""
         self.check_loop()
-        idempotent = request.method == "GET"
-        started = self.timer()
-        semaphore = self._semaphore
-        attempt = 0
-        while True:
-            attempt += 1
-            response: HttpResponse | None = None
-            try:
-                if self._closed:
-                    raise ClientClosedError("the client is closed")
-                if semaphore is None:
-                    response = await self._send_lean(request, attempt)
-                else:
-                    async with semaphore:
-                        if self._closed:
-                            raise ClientClosedError("the client is closed")
-                        response = await self._send_lean(request, attempt)
-                return parser(response, request, codes=self._codes, now=self.clock())
-            except SenseLinkError as error:
-                delay = self._after_error(error, response, request, attempt, started, idempotent)
-            await self._until_closed(self._sleep(delay), request)
-            self.check_open()
-
-    async def _send_lean(self, request: HttpRequest, attempt: int) -> HttpResponse:
-        # Sign and add the session's headers in one step (one new request, not two).
-        now_ms = int(self.clock() * 1000)
-        headers = self._headers
-        signed = sign_request(
-            request,
-            self._credentials,
-            now_ms,
-            headers={**headers, **request.headers} if headers else request.headers,
-        )
-        debug = logger.isEnabledFor(logging.DEBUG)
-        sent = self.timer() if debug else 0.0
-        # Inline `_until_closed`: aclose cancels the caller's task, told apart from any
-        # other cancel by _cancelled_by_close.
-        task = asyncio.current_task()
-        inflight = self._inflight
-        if task is not None and task in inflight:
-            task = None  # registered further up (it is waiting inside a wrapped call)
-        if task is not None:
-            inflight.add(task)
-        try:
-            response = await self._transport.send(signed)
-        except asyncio.CancelledError:
-            if task is not None and task in self._cancelled_by_close:
-                self._cancelled_by_close.discard(task)
-                if _uncancel(task) == 0:
-                    raise ClientClosedError(
-                        "the client was closed during the call",
-                        request=request.info(),
-                        record_may_exist=True,  # the caller keeps it for creates only
-                    ) from None
-            raise
-        except OSError as exc:  # a custom transport that lets a socket error through
-            raise TransportError(f"transport failure: {type(exc).__name__}: {exc}") from None
-        finally:
-            if task is not None:
-                inflight.discard(task)
-        response = without_sign(response, _sign_of(signed))
-        seen = self._loop_owner._server_date
-        raw = response.headers.get("date")
-        if raw is not None and (seen is None or seen[0] != raw):
-            self._note_date(response)
-        if debug:
-            logger.debug(
-                "%s %s status=%d attempt=%d elapsed_ms=%.1f bytes=%d",
-                request.method,
-                request.path,
-                response.status,
-                attempt,
-                (self.timer() - sent) * 1000,
-                len(response.content),
-            )
-        return response
-
-    async def _call(self, request: HttpRequest, parser: Parser[T], *, idempotent: bool) -> T:
-        self.check_loop()
-        request = self._prepared(request)
-        hooks = self._hooks
-        if not (hooks.wants("start") or hooks.wants("end")):
-            return await self._attempts(request, parser, idempotent, None)
-        state = _CallState()
-        started = self.timer()
-        if hooks.wants("start"):
-            params = request.info().params
-            hooks.emit(Event("start", request.method, request.path, 0, params, url=request.url))
-        failure: BaseException | None = None
-        try:
-            return await self._attempts(request, parser, idempotent, state)
-        except BaseException as exc:
-            failure = exc
-            raise
-        finally:
-            if hooks.wants("end"):
-                hooks.emit(_end_event(request, state, self.timer() - started, failure))
+        if self._timeout is not None:  # the session's timeout wins over the request's
+            request = _with_timeout(request, self._timeout)
+        hooks = self._shared.hooks
+        if hooks.wants("start") or hooks.wants("end"):
+            with CallEvents(hooks, request, self._shared.timer) as call:
+                return await self._attempts(request, parser, call)
+        return await self._attempts(request, parser, None)
 
     async def _attempts(
-        self,
-        request: HttpRequest,
-        parser: Parser[T],
-        idempotent: bool,
-        state: _CallState | None,
+        self, request: HttpRequest, parser: Parser[T], call: CallEvents | None
     ) -> T:
-        started = self.timer()
+        """Attempts until one parses, the policy gives up, or the session closes."""
+        shared = self._shared
+        idempotent = request.method == "GET"
+        started = shared.timer()
         attempt = 0
         while True:
             attempt += 1
             response: HttpResponse | None = None
-            if state is not None:
-                state.attempt = attempt
+            if call is not None:
+                call.attempt = attempt
             try:
-                response = await self._attempt(request, attempt, started)
-                if state is not None:
-                    state.status = response.status
-                return self._parse(parser, response, request)
+                response = await shared.send(
+                    request, attempt, self._headers, self._guard, self._retry.deadline, started
+                )
+                if call is not None:
+                    call.status = response.status
+                return parser(response, request, codes=shared.codes, now=shared.clock())
             except SenseLinkError as error:
                 delay = self._after_error(error, response, request, attempt, started, idempotent)
-            await self._until_closed(self._sleep(delay), request)
-            self.check_open()
+            await self._guard.run(shared.sleep(delay), request)
+            self._guard.check()
+
+    # --- after a failed attempt ------------------------------------------------------------
 
     def _after_error(
         self,
@@ -432,13 +311,13 @@ class Session:
         if response is not None and error.headers is None:
             _from_response(error, response)
         verdict = classify(error, idempotent=idempotent)
-        if self._closed:
+        # A create already handed to the transport may have landed.
+        landed = not idempotent and (error.record_may_exist or verdict.may_have_landed)
+        if self._guard.closed:
             raise ClientClosedError(
                 "the client was closed during the call",
                 request=request.info(),
-                # A create already handed to the transport may have landed.
-                record_may_exist=not idempotent
-                and (error.record_may_exist or verdict.may_have_landed),
+                record_may_exist=landed,
             ) from None
         if error.request is None:
             error.request = request.info()
@@ -447,30 +326,7 @@ class Session:
         delay = self._next_delay(error, attempt, started, verdict.retry)
         if delay is None:
             raise error
-        logger.info(
-            "%s %s retry attempt=%d in %.3fs after %s",
-            request.method,
-            request.path,
-            attempt + 1,
-            delay,
-            type(error).__name__,
-        )
-        if self._hooks.wants("retry"):
-            self._hooks.emit(
-                Event(
-                    "retry",
-                    request.method,
-                    request.path,
-                    attempt,
-                    request.info().params,
-                    status=getattr(error, "status", None),
-                    delay=delay,
-                    error=f"{type(error).__name__}: {error.message}",
-                    url=request.url,
-                    headers=error.headers,
-                    error_type=type(error).__name__,
-                )
-            )
+        self._retrying(error, request, attempt, delay)
         return delay
 
     def _next_delay(
@@ -479,141 +335,40 @@ class Session:
         policy = self._retry
         if attempt >= policy.max_attempts or not retry:
             return None
-        delay = policy.delay(error, attempt, self.rng)
+        delay = policy.delay(error, attempt, self._shared.rng)
         if delay is None:
             return None
-        if policy.deadline is not None and self.timer() - started + delay > policy.deadline:
+        if policy.deadline is not None and self._shared.timer() - started + delay > policy.deadline:
             return None
         return delay
 
-    async def _attempt(self, request: HttpRequest, attempt: int, started: float) -> HttpResponse:
-        if self._limiter is not None:
-            await self._limiter.acquire()
-        self.check_open()
-        if self._semaphore is None:
-            return await self._send_signed(request, attempt, started)
-        async with self._semaphore:
-            self.check_open()
-            return await self._send_signed(request, attempt, started)
-
-    async def _until_closed(
-        self, awaitable: Awaitable[T], request: HttpRequest | None = None, *, sending: bool = False
-    ) -> T:
-        """Await ``awaitable`` in the caller's task, which `aclose` may cancel: the call
-        then fails with ClientClosedError (and a cancel of the caller's own still wins)."""
-        # No task of its own per request (an extra loop turn each): aclose cancels the
-        # caller's task, and uncancel() tells that apart from anyone else's cancel.
-        task = asyncio.current_task()
-        if task is None or task in self._inflight:
-            return await awaitable
-        self._inflight.add(task)
-        try:
-            return await awaitable
-        except asyncio.CancelledError:
-            if task in self._cancelled_by_close:
-                self._cancelled_by_close.discard(task)
-                if _uncancel(task) == 0:
-                    raise ClientClosedError(
-                        "the client was closed during the call",
-                        request=None if request is None else request.info(),
-                        record_may_exist=sending,  # the caller keeps it for creates only
-                    ) from None
-            raise
-        finally:
-            self._inflight.discard(task)
-
-    async def _send_signed(
-        self, request: HttpRequest, attempt: int, started: float
-    ) -> HttpResponse:
-        # A fresh timestamp and sign for every attempt: the server refuses stale ones.
-        signed = sign_request(request, self._credentials, int(self.clock() * 1000))
-        hooks = self._hooks
-        if hooks.adds_headers or hooks.wants("request"):
-            params = request.info().params
-            event = Event("request", request.method, request.path, attempt, params, url=request.url)
-            # "headers" hooks run here, inline (a tracing hook's traceparent, say); every
-            # other hook sees the event later, off the call path.
-            added = hooks.headers_for(event) if hooks.adds_headers else None
-            if hooks.wants("request"):
-                hooks.emit(event)
-            if added:  # the request's own headers win
-                signed = make_request(
-                    signed.method,
-                    signed.url,
-                    signed.params,
-                    {**added, **signed.headers},
-                    signed.content,
-                    signed.timeout,
-                )
-        sent = self.timer()
-        deadline = self._retry.deadline
-        # A per-call timeout bounds the attempt whatever the transport does with it.
-        limit = None if request.timeout is None else request.timeout.total
-        by_deadline = False
-        try:
-            if deadline is not None:
-                remaining = deadline - (sent - started)
-                if remaining <= 0:  # spent waiting for a turn: nothing was sent
-                    raise ConnectError(
-                        f"the call's deadline of {deadline}s passed before it was sent",
-                        request=request.info(),
-                    )
-                if limit is None or remaining < limit:
-                    limit, by_deadline = remaining, True
-            if limit is None:
-                response = await self._until_closed(
-                    self._transport.send(signed), request, sending=True
-                )
-            else:
-                response = await asyncio.wait_for(
-                    self._until_closed(self._transport.send(signed), request, sending=True),
-                    limit,
-                )
-        except asyncio.TimeoutError:
-            if by_deadline:
-                reason = f"deadline of {deadline}s passed"
-            elif request.timeout is not None:
-                reason = f"no answer within the timeout of {request.timeout.total}s"
-            else:
-                reason = "no answer in time"
-            raise RequestTimeout(reason, request=request.info()) from None
-        except OSError as exc:  # a custom transport that lets a socket error through
-            raise TransportError(f"transport failure: {type(exc).__name__}: {exc}") from None
-        elapsed = self.timer() - sent
-        response = without_sign(response, _sign_of(signed))
-        self._note_date(response)
-        logger.debug(
-            "%s %s status=%d attempt=%d elapsed_ms=%.1f bytes=%d",
+    def _retrying(
+        self, error: SenseLinkError, request: HttpRequest, attempt: int, delay: float
+    ) -> None:
+        """Log the retry at INFO and emit its ``retry`` event."""
+        logger.info(
+            "%s %s retry attempt=%d in %.3fs after %s",
             request.method,
             request.path,
-            response.status,
-            attempt,
-            elapsed * 1000,
-            len(response.content),
+            attempt + 1,
+            delay,
+            type(error).__name__,
         )
-        if self._hooks.wants("response"):
-            self._hooks.emit(
-                Event(
-                    "response",
-                    request.method,
-                    request.path,
+        hooks = self._shared.hooks
+        if hooks.wants("retry"):
+            name = type(error).__name__
+            hooks.emit(
+                call_event(
+                    "retry",
+                    request,
                     attempt,
-                    request.info().params,
-                    status=response.status,
-                    elapsed=elapsed,
-                    url=request.url,
-                    headers=seen_headers(response.headers),
+                    status=getattr(error, "status", None),
+                    delay=delay,
+                    error=f"{name}: {error.message}",
+                    headers=error.headers,
+                    error_type=name,
                 )
             )
-        return response
-
-
-@attrs.define
-class _CallState:
-    """What the ``end`` event reports: attempts made and the last response's status."""
-
-    attempt: int = 0
-    status: int | None = None
 
 
 def _from_response(error: SenseLinkError, response: HttpResponse) -> None:
@@ -624,44 +379,13 @@ def _from_response(error: SenseLinkError, response: HttpResponse) -> None:
         error.status = response.status
 
 
-def _sign_of(signed: HttpRequest) -> str:
-    """The sign `sign_request` put on ``signed`` (its last query parameter)."""
-    return signed.params[-1][1]
+def _checked_retry(retry: RetryPolicy) -> RetryPolicy:
+    if not isinstance(retry, RetryPolicy):
+        raise ValidationError("retry must be a RetryPolicy", field="retry")
+    return retry
 
 
-def _uncancel(task: asyncio.Task[Any]) -> int:
-    """Withdraw one cancel request; how many remain (Task.uncancel is Python 3.11+: on
-    3.10 a close and a caller's cancel that arrive together read as the close)."""
-    uncancel = getattr(task, "uncancel", None)
-    return int(uncancel()) if uncancel is not None else 0
-
-
-def _end_event(
-    request: HttpRequest, state: _CallState, elapsed: float, failure: BaseException | None
-) -> Event:
-    """The ``end`` event of a call: how it ended, after how many attempts."""
-    if failure is None:
-        return Event(
-            "end",
-            request.method,
-            request.path,
-            state.attempt,
-            request.info().params,
-            status=state.status,
-            elapsed=elapsed,
-            url=request.url,
-        )
-    error = failure if isinstance(failure, SenseLinkError) else None
-    return Event(
-        "end",
-        request.method,
-        request.path,
-        state.attempt,
-        request.info().params,
-        status=getattr(failure, "status", None) or state.status,
-        elapsed=elapsed,
-        error=f"{type(failure).__name__}: {error.message if error else failure}",
-        url=request.url,
-        headers=error.headers if error is not None else None,
-        error_type=type(failure).__name__,
+def _with_timeout(request: HttpRequest, timeout: Timeout) -> HttpRequest:
+    return make_request(
+        request.method, request.url, request.params, request.headers, request.content, timeout
     )

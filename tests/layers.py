@@ -133,15 +133,16 @@ LAYERS: tuple[tuple[str, ...], ...] = (
         "_limits",
         "_auth",
         "_retry",
+        "_server_clock",
     ),
     # the protocol: builders and parsers, wire format, events, output formats
     ("_wire", "_endpoints", "_events", "_output"),
     # pure cores
     ("_walkorder", "_slice", "_slice_plan", "_horizon", "_paging", "_follow"),
     # the I/O edge
-    ("_transport", "_checkpoint", "_saving"),
-    # the request loop
-    ("_session",),
+    ("_transport", "_checkpoint", "_saving", "_close_guard"),
+    # the request loop: one attempt (shared by a session's copies), the loop around it
+    ("_sender", "_session"),
     # the drivers of the pure cores
     ("_pagination", "_watch"),
     # the client

@@ -36,7 +36,7 @@ def all_hooks(events: list[Event]) -> dict[str, list[Callable[[Event], Any]]]:
 
 async def settled(client: Client) -> None:
     """Wait until the sync hooks (in their own thread) have seen every event so far."""
-    assert await client._session._hooks.drain(5)
+    assert await client._session._shared.hooks.drain(5)
 
 
 def others() -> set[asyncio.Task[Any]]:

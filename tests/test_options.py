@@ -113,7 +113,7 @@ async def test_with_options_shares_the_transport_and_limits() -> None:
         )
         assert copy is not client
         assert copy._session.transport is client._session.transport
-        assert copy._session._semaphore is client._session._semaphore
+        assert copy._session._shared.semaphore is client._session._shared.semaphore
         assert copy.retry.max_attempts == 5
         assert client.retry.max_attempts == 1
         assert copy.timeout == slp.Timeout(connect=7.0, total=7.0)

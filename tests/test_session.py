@@ -26,6 +26,7 @@ from senselink_plus import (
 )
 from senselink_plus._auth import Credentials, compute_sign
 from senselink_plus._endpoints import parse_record_page
+from senselink_plus._events import EVENT_KINDS
 from senselink_plus._exceptions import APIError
 from senselink_plus._session import Session
 from senselink_plus._wire import ErrorCodes
@@ -199,7 +200,7 @@ async def test_headers_hooks_run_inline_and_other_hooks_see_each_step(
     )
     assert await session.fetch(GET, content) == b"ok"
     assert [r.headers["traceparent"] for r in transport.sent] == ["attempt-1", "attempt-2"]
-    assert await session._hooks.drain(5)
+    assert await session._shared.hooks.drain(5)
     kinds = [event.kind for event in seen]
     assert kinds == ["start", "request", "response", "retry", "request", "response", "end"]
     assert all("sign" not in dict(event.params) for event in seen)
@@ -217,7 +218,7 @@ async def test_derive_shares_transport_limits_and_loop_but_not_options(
     policy = RetryPolicy(max_attempts=5)
     copy = session.derive(retry=policy, headers={"b": "2"}, timeout=Timeout(total=5.0))
     assert copy.transport is session.transport
-    assert copy._semaphore is session._semaphore
+    assert copy._shared is session._shared
     assert (copy.retry, session.retry) == (policy, RetryPolicy())
     assert (copy.timeout, session.timeout) == (Timeout(total=5.0), None)
     await copy.fetch(GET, content)
@@ -339,30 +340,7 @@ async def test_pause_waits_the_policy_back_off(fake_time: FakeTime) -> None:
     assert fake_time.sleeps == [RetryPolicy().backoff(3, random.Random(0))]
 
 
-# --- the lean path -----------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("options", "lean"),
-    [
-        ({}, True),
-        ({"max_concurrency": None}, True),
-        ({"event_hooks": {"end": [lambda event: None]}}, False),
-        ({"event_hooks": {"headers": [lambda event: None]}}, False),
-        ({"rate_limit": 5.0}, False),
-        ({"retry": RetryPolicy(deadline=10.0)}, False),
-        ({"timeout": Timeout(total=5.0)}, False),
-    ],
-)
-def test_the_lean_path_is_taken_only_when_nothing_wraps_an_attempt(
-    options: dict[str, Any], lean: bool, fake_time: FakeTime
-) -> None:
-    session = make(FakeTransport(HttpResponse(200)), fake_time, **options)
-    assert session._lean is lean
-    assert session.derive(timeout=Timeout(total=1.0))._lean is False
-    assert session.derive(retry=RetryPolicy(deadline=1.0))._lean is False
-    assert session.derive(headers={"x-a": "b"})._lean is lean
-
+# --- one request path, observed or not ---------------------------------------------------
 
 SCRIPTS: list[tuple[HttpRequest, list[HttpResponse | Exception]]] = [
     (GET, [HttpResponse(200, content=b"ok")]),
@@ -372,19 +350,20 @@ SCRIPTS: list[tuple[HttpRequest, list[HttpResponse | Exception]]] = [
     (POST, [ConnectError("refused"), HttpResponse(200, content=b"made")]),
     (GET, [ConnectionResetError("reset"), HttpResponse(200, content=b"after")]),
     (POST, [ConnectionResetError("reset"), HttpResponse(200, content=b"x")]),
+    (GET, [TimeoutError("transport's own"), HttpResponse(200, content=b"late")]),
 ]
 
 
 @pytest.mark.parametrize(("request_", "answers"), SCRIPTS)
-async def test_the_lean_and_the_layered_path_give_the_same_outcome(
+async def test_hooks_observe_a_call_without_changing_its_outcome(
     request_: HttpRequest, answers: list[HttpResponse | Exception], fake_time: FakeTime
 ) -> None:
     outcomes = []
-    for hooks in (None, {"end": [lambda event: None]}):
+    every_kind = {kind: [lambda event: None] for kind in EVENT_KINDS}
+    for hooks in (None, every_kind):
         transport = FakeTransport(*answers)
         start = fake_time.now
         session = make(transport, fake_time, event_hooks=hooks, headers={"user-agent": "t/1"})
-        assert session._lean is (hooks is None)
         try:
             result: Any = await session.fetch(request_, content)
         except Exception as exc:  # the outcome compared below
@@ -399,7 +378,15 @@ async def test_the_lean_and_the_layered_path_give_the_same_outcome(
     assert outcomes[0] == outcomes[1]
 
 
-async def test_the_lean_path_logs_each_attempt_at_debug(
+async def test_a_timeout_error_from_the_transport_is_a_request_timeout(
+    fake_time: FakeTime,
+) -> None:
+    session = make(FakeTransport(TimeoutError("slow")), fake_time, retry=RetryPolicy.none())
+    with pytest.raises(RequestTimeout, match="no answer in time"):
+        await session.fetch(GET, content)
+
+
+async def test_each_attempt_is_logged_at_debug(
     fake_time: FakeTime, caplog: pytest.LogCaptureFixture
 ) -> None:
     session = make(FakeTransport(HttpResponse(200, content=b"abc")), fake_time)
@@ -407,3 +394,34 @@ async def test_the_lean_path_logs_each_attempt_at_debug(
         assert await session.fetch(GET, content) == b"abc"
     assert "GET /api/v1/plus/record status=200 attempt=1" in caplog.text
     assert "bytes=3" in caplog.text
+
+
+# --- what a copy shares ----------------------------------------------------------------
+
+#: Immutable values a copy may hold as the very same object as its original.
+IMMUTABLE = (bool, int, float, str, type(None), RetryPolicy, Timeout)
+
+
+async def test_a_copy_shares_only_the_shared_part_and_nothing_else_mutable(
+    fake_time: FakeTime,
+) -> None:
+    session = make(
+        FakeTransport(HttpResponse(200)),
+        fake_time,
+        headers={"a": "1"},
+        max_concurrency=2,
+        rate_limit=5.0,
+        event_hooks={"end": [lambda event: None]},
+    )
+    copy = session.derive()
+    assert copy._shared is session._shared  # on purpose: transport, caps, hooks, clocks, loop
+    for name in Session.__slots__:
+        if name in ("_shared", "__weakref__"):
+            continue
+        mine, theirs = getattr(copy, name), getattr(session, name)
+        assert mine is not theirs or isinstance(mine, IMMUTABLE), name
+    assert copy._headers == session._headers
+    # Each has its own close: closing the copy leaves the original working.
+    await copy.aclose()
+    assert (copy.closed, session.closed) == (True, False)
+    assert await session.fetch(GET, content) == b""

@@ -99,7 +99,7 @@ async def test_cancelling_a_call_leaves_nothing_behind() -> None:
         await asyncio.sleep(0)
         assert gate.in_flight == 0
         assert other_tasks() == []
-        assert client._session._inflight == set()
+        assert client._session._guard.idle
 
 
 async def test_closing_fails_calls_in_flight_with_client_closed() -> None:
