@@ -3,13 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import contextvars
 import inspect
 import logging
-import queue
-import threading
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any, Literal
 
 import attrs
@@ -22,7 +18,6 @@ __all__ = [
     "HEADERS_HOOK",
     "HOOK_CLOSE_TIMEOUT",
     "MAX_HOOK_TASKS",
-    "MAX_PENDING_EVENTS",
     "CallEvents",
     "Event",
     "EventHook",
@@ -177,14 +172,10 @@ def _callables(value: object) -> tuple[EventHook, ...] | None:
 #: Async hook tasks running at once per client; beyond it events are dropped (a hook that
 #: never finishes must not hold a task per call forever).
 MAX_HOOK_TASKS = 1024
-#: Events waiting for the sync-hook thread; beyond it events are dropped.
-MAX_PENDING_EVENTS = 10_000
-#: How long `aclose` waits for queued sync hooks and cancelled async ones.
+#: How long `aclose` waits for cancelled async hooks.
 HOOK_CLOSE_TIMEOUT = 5.0
-#: The sync-hook thread ends after this long without events (a new one starts as needed).
-_IDLE_SECONDS = 30.0
 
-_STOP = object()
+Hooks = tuple[EventHook, ...]
 
 
 def _is_async(hook: EventHook) -> bool:
@@ -197,78 +188,66 @@ def _reraise(exc: BaseException) -> None:
     raise exc
 
 
+def _checked_hooks(kind: object, callbacks: object) -> Hooks:
+    """``callbacks`` for the ``event_hooks`` key ``kind``, checked."""
+    if kind not in EVENT_KINDS and kind != HEADERS_HOOK:
+        raise ValidationError(
+            f"event_hooks key {kind!r} is not one of {', '.join((*EVENT_KINDS, HEADERS_HOOK))}",
+            field="event_hooks",
+        )
+    # Materialised first: an iterator would be used up by the check.
+    chosen = _callables(callbacks)
+    if chosen is None:
+        raise ValidationError(
+            f"event_hooks[{kind!r}] must be a list of callables", field="event_hooks"
+        )
+    if kind == HEADERS_HOOK and any(_is_async(h) for h in chosen):
+        raise ValidationError(
+            f"event_hooks[{HEADERS_HOOK!r}] must be plain (not async) functions: "
+            "they run inline, before each attempt is sent",
+            field="event_hooks",
+        )
+    return chosen
+
+
+def _sorted_hooks(
+    hooks: Mapping[str, Sequence[EventHook]] | None,
+) -> tuple[Hooks, dict[str, Hooks]]:
+    """The ``"headers"`` hooks, and the others by event kind."""
+    if hooks is None:
+        hooks = {}
+    if not isinstance(hooks, Mapping):
+        raise ValidationError(
+            "event_hooks must be a mapping such as {'retry': [logging_hook]}, "
+            f"not {type(hooks).__name__}",
+            field="event_hooks",
+        )
+    checked = {kind: _checked_hooks(kind, callbacks) for kind, callbacks in hooks.items()}
+    headers = checked.pop(HEADERS_HOOK, ())
+    return headers, {kind: chosen for kind, chosen in checked.items() if chosen}
+
+
 class HookRunner:
-    """Calls the hooks for each event, off the call path: a slow or failing hook never
-    delays or breaks a call.
+    """Calls the hooks for each event: a failing hook is logged and never breaks a call.
 
-    Sync hooks run in one background thread per client, in event order, each in a copy
-    of the caller's context (contextvars); async hooks run as tasks in the loop. Both are
-    bounded (`MAX_PENDING_EVENTS`, `MAX_HOOK_TASKS`): past a bound events are dropped
-    with one WARNING. An exception is logged; KeyboardInterrupt or SystemExit from a hook
-    is re-raised in the event loop (it ends ``asyncio.run`` as Ctrl-C would), never
-    inside the call. `aclose` waits up to `HOOK_CLOSE_TIMEOUT` for queued sync hooks,
-    and cancels async ones.
-
-    The one exception is the ``"headers"`` kind: those hooks run inline, in the call's
-    task, just before each attempt is sent (see `headers_for`).
+    Sync hooks run inline, in the call's task and context, as the event happens, so a
+    slow one delays its call (and the event loop) by the time it takes: they must be
+    quick. Async hooks run as tasks in the loop, off the call path, at most
+    `MAX_HOOK_TASKS` at once (past it events are dropped, with one WARNING); `aclose`
+    cancels them. KeyboardInterrupt or SystemExit from a hook is re-raised in the event
+    loop, never inside the call. ``"headers"`` hooks return headers to add to an attempt
+    (see `headers_for`).
     """
 
     def __init__(self, hooks: Mapping[str, Sequence[EventHook]] | None) -> None:
-        self._sync: dict[str, tuple[EventHook, ...]] = {}
-        self._async: dict[str, tuple[EventHook, ...]] = {}
-        if hooks is None:
-            hooks = {}
-        if not isinstance(hooks, Mapping):
-            raise ValidationError(
-                "event_hooks must be a mapping such as {'retry': [logging_hook]}, "
-                f"not {type(hooks).__name__}",
-                field="event_hooks",
-            )
-        self._headers_hooks: tuple[EventHook, ...] = ()
-        for kind, callbacks in hooks.items():
-            if kind not in EVENT_KINDS and kind != HEADERS_HOOK:
-                raise ValidationError(
-                    f"event_hooks key {kind!r} is not one of "
-                    f"{', '.join((*EVENT_KINDS, HEADERS_HOOK))}",
-                    field="event_hooks",
-                )
-            # Materialised first: an iterator would be used up by the check below.
-            chosen = _callables(callbacks)
-            if chosen is None:
-                raise ValidationError(
-                    f"event_hooks[{kind!r}] must be a list of callables", field="event_hooks"
-                )
-            if kind == HEADERS_HOOK:
-                if any(_is_async(h) for h in chosen):
-                    raise ValidationError(
-                        f"event_hooks[{HEADERS_HOOK!r}] must be plain (not async) functions: "
-                        "they run inline, before each attempt is sent",
-                        field="event_hooks",
-                    )
-                self._headers_hooks = chosen
-                continue
-            sync = tuple(h for h in chosen if not _is_async(h))
-            if sync:
-                self._sync[kind] = sync
-            if len(sync) < len(chosen):
-                self._async[kind] = tuple(h for h in chosen if _is_async(h))
-        self._kinds = frozenset(self._sync) | frozenset(self._async)
-        self._tasks: set[asyncio.Task[Any]] = set()
-        self._queue: queue.Queue[Any] = queue.Queue()
-        self._lock = threading.Lock()
-        self._thread: threading.Thread | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._dropped = 0
-        self._told_headers = False
-        self._closed = False
+        self._headers_hooks, self._hooks = _sorted_hooks(hooks)
+        self._tasks: set[asyncio.Task[Any]] = set()  # the async hooks running: aclose ends them
+        self._dropped = 0  # events past MAX_HOOK_TASKS: one WARNING, and a count at aclose
+        self._told_headers = False  # the WARNING about a request hook's headers: once
+        self._closed = False  # no hook starts after aclose
 
     def wants(self, kind: EventKind) -> bool:
-        return kind in self._kinds
-
-    @property
-    def wants_any(self) -> bool:
-        """Whether any event hook was given (``"headers"`` hooks aside)."""
-        return bool(self._kinds)
+        return kind in self._hooks
 
     @property
     def adds_headers(self) -> bool:
@@ -276,75 +255,66 @@ class HookRunner:
         return bool(self._headers_hooks)
 
     def headers_for(self, event: Event) -> dict[str, str] | None:
-        """Run the ``"headers"`` hooks for an attempt's ``request`` event, here and now,
-        and return the headers they ask to add (None when none do).
+        """Run the ``"headers"`` hooks for an attempt's ``request`` event and return the
+        headers they ask to add (None when none do).
 
-        The one place a hook runs on the call path, in the call's task and context (so it
-        sees the caller's current span, say): it must be quick. A hook returns a mapping
-        of header names to values, or None; the result is checked as ``default_headers``
-        are, and an unusable one, or an exception, is logged and adds nothing (the
-        attempt goes ahead). KeyboardInterrupt or SystemExit is re-raised in the event
-        loop, as from any other hook.
+        A hook returns a mapping of header names to values, or None; the result is
+        checked as ``default_headers`` are, and an unusable one, or an exception, is
+        logged and adds nothing (the attempt goes ahead).
         """
         added: dict[str, str] | None = None
         for hook in self._headers_hooks:
-            try:
-                result = hook(event)
-            except Exception:
-                logger.exception("headers hook %r failed", hook)
-                continue
-            except BaseException as exc:  # KeyboardInterrupt, SystemExit: to the loop
-                asyncio.get_running_loop().call_soon(_reraise, exc)
-                continue
-            if result is None:
-                continue
-            headers = _hook_headers(result, hook)
+            result = self._call(hook, event, "headers")
+            headers = None if result is None else _hook_headers(result, hook)
             if headers:
                 added = headers if added is None else {**added, **headers}
         return added
 
     def emit(self, event: Event) -> None:
-        """Hand ``event`` to its hooks without running any of them here."""
+        """Run ``event``'s hooks: a sync one now, an async one as a task."""
         if self._closed:
             return
-        for hook in self._async.get(event.kind, ()):
-            if len(self._tasks) >= MAX_HOOK_TASKS:
-                self._drop(f"{MAX_HOOK_TASKS} async hook tasks are still running")
-                continue
-            try:
-                self._spawn(hook(event))
-            except Exception:
-                logger.exception("event hook %r failed on a %s event", hook, event.kind)
-        if event.kind in self._sync:
-            if self._queue.qsize() >= MAX_PENDING_EVENTS:
-                self._drop(f"{MAX_PENDING_EVENTS} events wait for the sync hooks")
-                return
-            self._loop = asyncio.get_running_loop()
-            with self._lock:
-                self._queue.put((contextvars.copy_context(), event))
-                if self._thread is None:
-                    self._thread = threading.Thread(
-                        target=self._work, name="senselink-event-hooks", daemon=True
-                    )
-                    self._thread.start()
+        for hook in self._hooks.get(event.kind, ()):
+            result = self._call(hook, event, "event")
+            if inspect.isawaitable(result):  # an async hook (or a sync one returning one)
+                self._spawn(result)
+            elif isinstance(result, Mapping) and event.kind == "request":
+                self._tell_headers(hook)
 
-    def _drop(self, why: str) -> None:
+    def _call(self, hook: EventHook, event: Event, role: str) -> object:
+        """``hook(event)``; None when it raised (logged, or re-raised in the loop)."""
+        try:
+            return hook(event)
+        except Exception:
+            logger.exception("%s hook %r failed on a %s event", role, hook, event.kind)
+        except BaseException as exc:  # KeyboardInterrupt, SystemExit: to the loop
+            asyncio.get_running_loop().call_soon(_reraise, exc)
+        return None
+
+    def _tell_headers(self, hook: EventHook) -> None:
+        if not self._told_headers:
+            self._told_headers = True
+            logger.warning(
+                "event hook %r returned headers from a 'request' event; they are not sent. "
+                "Return them from a %r hook instead",
+                hook,
+                HEADERS_HOOK,
+            )
+
+    def _drop(self) -> None:
         self._dropped += 1
         if self._dropped == 1:
             logger.warning(
-                "event hooks fall behind: %s, so events are being dropped (a hook is slow "
-                "or never finishes)",
-                why,
+                "event hooks fall behind: %d async hook tasks are still running, so events "
+                "are being dropped (a hook is slow or never finishes)",
+                MAX_HOOK_TASKS,
             )
 
-    def _spawn(self, result: object) -> None:
-        if not inspect.isawaitable(result):
-            return
-        if self._closed or len(self._tasks) >= MAX_HOOK_TASKS:
+    def _spawn(self, result: Awaitable[Any]) -> None:
+        if len(self._tasks) >= MAX_HOOK_TASKS:
             if inspect.iscoroutine(result):
                 result.close()  # never started: no "never awaited" warning
-            if not self._closed:
-                self._drop(f"{MAX_HOOK_TASKS} async hook tasks are still running")
+            self._drop()
             return
         task = asyncio.ensure_future(result)
         self._tasks.add(task)
@@ -355,78 +325,10 @@ class HookRunner:
         if not task.cancelled() and task.exception() is not None:
             logger.error("an async event hook failed", exc_info=task.exception())
 
-    def _work(self) -> None:
-        """The sync-hook thread: run queued events' hooks in order until told to stop or
-        idle for a while."""
-        while True:
-            try:
-                item = self._queue.get(timeout=_IDLE_SECONDS)
-            except queue.Empty:
-                with self._lock:
-                    if self._queue.empty():
-                        self._thread = None
-                        return
-                continue
-            try:
-                if item is _STOP:
-                    return
-                context, event = item
-                for hook in self._sync.get(event.kind, ()):
-                    self._run_sync(context, hook, event)
-            finally:
-                self._queue.task_done()
-
-    def _run_sync(self, context: contextvars.Context, hook: EventHook, event: Event) -> None:
-        loop = self._loop
-        try:
-            result = context.run(hook, event)
-        except Exception:
-            logger.exception("event hook %r failed on a %s event", hook, event.kind)
-            return
-        except BaseException as exc:  # KeyboardInterrupt, SystemExit: to the loop
-            try:
-                assert loop is not None
-                loop.call_soon_threadsafe(_reraise, exc)
-            except (AssertionError, RuntimeError):  # the loop is gone: say so here
-                logger.critical(
-                    "event hook %r raised %s after its event loop closed",
-                    hook,
-                    type(exc).__name__,
-                )
-            return
-        if isinstance(result, Mapping) and event.kind == "request" and not self._told_headers:
-            self._told_headers = True
-            logger.warning(
-                "event hook %r returned headers from a 'request' event; they are not sent: "
-                "request hooks run off the call path. Return them from a %r hook instead",
-                hook,
-                HEADERS_HOOK,
-            )
-        if inspect.isawaitable(result) and loop is not None:
-            # A sync function that returned a coroutine: it runs in the loop.
-            with contextlib.suppress(RuntimeError):  # the loop is gone
-                loop.call_soon_threadsafe(self._spawn, result)
-
-    async def drain(self, timeout: float | None = None) -> bool:
-        """Wait until the sync hooks have run for every event so far; False on timeout."""
-        if self._thread is None or self._queue.unfinished_tasks == 0:
-            return True
-        try:
-            await asyncio.wait_for(asyncio.to_thread(self._queue.join), timeout)
-        except asyncio.TimeoutError:
-            return False
-        return True
-
     async def aclose(self) -> None:
+        """Start no hook from now on; cancel the async hooks still running (waiting up
+        to `HOOK_CLOSE_TIMEOUT` for them)."""
         self._closed = True
-        if not await self.drain(HOOK_CLOSE_TIMEOUT):
-            logger.warning(
-                "event hooks still running %.1fs after aclose(): left behind", HOOK_CLOSE_TIMEOUT
-            )
-        with self._lock:
-            if self._thread is not None:
-                self._queue.put(_STOP)
-                self._thread = None
         tasks = list(self._tasks)
         for task in tasks:
             task.cancel()

@@ -21,11 +21,10 @@ client's public event hooks::
 - The ``traceparent`` sent is the attempt span's, so the service's spans (if it
   traces) hang under the attempt that reached it.
 
-How it runs: spans are started, and ``traceparent`` made, by a ``"headers"`` hook, the
-one hook kind the client runs inline before each attempt (tens of microseconds). Status,
-errors and span ends come from the ``response``/``retry``/``end`` hooks, which run off the
-call path in the client's hook thread: a span ends when that thread handles the event,
-which a slow sync hook of yours on the same client can delay (the call, never).
+How it runs: inline, in the call's task, as the client runs every sync hook. Spans are
+started, and ``traceparent`` made, by a ``"headers"`` hook before each attempt; status,
+errors and span ends come from the ``response``/``retry``/``end`` hooks, so the spans
+end with the call.
 
 Only ``opentelemetry-api`` is needed; without an SDK configured the spans are no-ops.
 """
@@ -33,7 +32,6 @@ Only ``opentelemetry-api`` is needed; without an SDK configured the spans are no
 from __future__ import annotations
 
 import contextvars
-import threading
 from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
@@ -54,17 +52,15 @@ IMAGE_PATH = "/api/v1/plus/image/"
 
 
 class _Call:
-    """The spans of one call. Made inline by the headers hook (in the call's task) and
-    found by the off-path hooks through `_current`, whose value they see in the copy of
-    the call's context that each event carries."""
+    """The spans of one call. Made by the headers hook at the first attempt and found by
+    the other hooks through `_current`: all of them run in the call's task and context."""
 
-    __slots__ = ("attempts", "call", "ended", "lock")
+    __slots__ = ("attempts", "call", "ended")
 
     def __init__(self, call: Span) -> None:
         self.call = call
         self.attempts: dict[int, Span] = {}  # attempt number -> its span, until ended
         self.ended = False
-        self.lock = threading.Lock()  # the loop's thread adds attempts, the hook thread ends them
 
 
 #: The call running in this task (set by the inline headers hook at its first attempt).
@@ -146,8 +142,7 @@ class OpenTelemetry:
             kind=SpanKind.CLIENT,
             attributes=attributes,
         )
-        with state.lock:
-            state.attempts[event.attempt] = span
+        state.attempts[event.attempt] = span
         if not self._propagate:
             return None
         carrier: dict[str, str] = {}
@@ -165,7 +160,7 @@ class OpenTelemetry:
             f"senselink {name}", kind=SpanKind.INTERNAL, attributes=attributes
         )
 
-    # --- off the call path, in the client's hook thread --------------------------------
+    # --- inline too, in the call's task, after each answer and at the end ----------------
 
     def _response(self, event: Event) -> None:
         state = _current.get()
@@ -180,8 +175,7 @@ class OpenTelemetry:
         state = _current.get()
         if state is None:
             return
-        with state.lock:
-            span = state.attempts.pop(event.attempt, None)
+        span = state.attempts.pop(event.attempt, None)
         if span is not None:
             _fail(span, event.error_type or "error")
             span.end()
@@ -190,10 +184,9 @@ class OpenTelemetry:
         state = _current.get()
         if state is None or state.ended:  # no attempt was sent (or not traced)
             return
-        with state.lock:
-            state.ended = True
-            attempts = sorted(state.attempts.items())
-            state.attempts.clear()
+        state.ended = True
+        attempts = sorted(state.attempts.items())
+        state.attempts.clear()
         for _, span in attempts:
             if event.error_type is not None:
                 _fail(span, event.error_type)

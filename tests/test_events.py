@@ -13,7 +13,6 @@ import attrs
 import pytest
 
 from senselink_plus import (
-    Client,
     ConnectError,
     Event,
     HttpRequest,
@@ -32,11 +31,6 @@ EMPTY_PAGE = {"page_num": 1, "page_size": 100, "total": 0, "list": []}
 
 def all_hooks(events: list[Event]) -> dict[str, list[Callable[[Event], Any]]]:
     return {kind: [events.append] for kind in ("request", "response", "retry")}
-
-
-async def settled(client: Client) -> None:
-    """Wait until the sync hooks (in their own thread) have seen every event so far."""
-    assert await client._session._shared.hooks.drain(5)
 
 
 def others() -> set[asyncio.Task[Any]]:
@@ -70,7 +64,6 @@ async def test_request_response_and_retry_events_carry_the_call_facts(
     client = make_client(handler, event_hooks=all_hooks(events))
     page = await client.list_records(T0, T1, sn="GATE-1", size=50)
     assert page.total == 0
-    await settled(client)
 
     assert [(e.kind, e.attempt) for e in events] == [
         ("request", 1),
@@ -108,7 +101,6 @@ async def test_a_transport_failure_gives_a_retry_but_no_response_event(
     handler = script(fake_time, ConnectError("connection refused"), ok(EMPTY_PAGE))
     client = make_client(handler, event_hooks=all_hooks(events))
     await client.list_records(T0, T1)
-    await settled(client)
     assert [e.kind for e in events] == ["request", "retry", "request", "response"]
     retry = events[1]
     assert retry.status is None
@@ -123,7 +115,6 @@ async def test_the_last_failed_attempt_is_not_followed_by_a_retry_event(
     client = make_client(handler, event_hooks=all_hooks(events), retry=RetryPolicy(max_attempts=2))
     with pytest.raises(Exception, match="503"):
         await client.list_records(T0, T1)
-    await settled(client)
     assert [e.kind for e in events] == ["request", "response", "retry", "request", "response"]
 
 
@@ -134,7 +125,6 @@ async def test_only_the_kinds_asked_for_are_emitted(
     handler = script(fake_time, error(503, status=503), ok(EMPTY_PAGE))
     client = make_client(handler, event_hooks={"retry": [events.append]})
     await client.list_records(T0, T1)
-    await settled(client)
     assert [e.kind for e in events] == ["retry"]
 
 
@@ -142,7 +132,6 @@ async def test_events_are_frozen(make_client: MakeClient, fake_time: FakeTime) -
     events: list[Event] = []
     client = make_client(script(fake_time, ok(EMPTY_PAGE)), event_hooks=all_hooks(events))
     await client.list_records(T0, T1)
-    await settled(client)
     with pytest.raises(attrs.exceptions.FrozenInstanceError):
         events[0].status = 500  # type: ignore[misc]
 
@@ -163,7 +152,6 @@ async def test_no_event_holds_a_secret_a_sign_or_image_bytes(
     client = make_client(handler, event_hooks=all_hooks(events), retry=RetryPolicy(max_attempts=3))
     await client.create_record("GATE-1", JPEG, extend={"gate": "north"})
     assert await client.get_image("0" * 24) == JPEG
-    await settled(client)
     assert {e.method for e in events} == {"POST", "GET"}
     assert sum(e.kind == "retry" for e in events) == 3
 
@@ -198,7 +186,6 @@ async def test_a_failing_sync_hook_is_logged_and_does_not_break_the_call(
     )
     with caplog.at_level(logging.ERROR, logger="senselink_plus"):
         page = await client.list_records(T0, T1)
-        await settled(client)
     assert page.total == 0
     assert seen == ["request", "retry", "request"]  # the next hook still runs
     failures = [r for r in caplog.records if "event hook" in r.getMessage()]
@@ -248,6 +235,41 @@ async def test_a_slow_async_hook_does_not_delay_the_call_and_aclose_cancels_it(
     assert len(others()) == 2
     await client.aclose()
     assert sorted(cancelled) == ["request", "response"]
+    assert others() == set()
+
+
+async def test_a_sync_hook_runs_in_the_callers_task_before_the_call_returns(
+    make_client: MakeClient, fake_time: FakeTime
+) -> None:
+    seen: list[tuple[str, asyncio.Task[Any] | None, float]] = []
+
+    def hook(event: Event) -> None:
+        seen.append((event.kind, asyncio.current_task(), fake_time.now))
+
+    client = make_client(
+        script(fake_time, ok(EMPTY_PAGE)), event_hooks={"request": [hook], "response": [hook]}
+    )
+    call = asyncio.ensure_future(client.list_records(T0, T1))
+    await call
+    start = fake_time.now - 0.25  # the answer took 0.25 s of fake time
+    assert seen == [("request", call, start), ("response", call, start + 0.25)]
+
+
+async def test_a_sync_hook_that_returns_a_coroutine_has_it_run_as_a_task(
+    make_client: MakeClient, fake_time: FakeTime
+) -> None:
+    ran: list[str] = []
+
+    async def later(event: Event) -> None:
+        ran.append(event.kind)
+
+    client = make_client(
+        script(fake_time, ok(EMPTY_PAGE)), event_hooks={"response": [lambda event: later(event)]}
+    )
+    await client.list_records(T0, T1)
+    assert ran == []  # not inside the call
+    await asyncio.sleep(0)
+    assert ran == ["response"]
     assert others() == set()
 
 
@@ -317,7 +339,6 @@ async def test_hooks_may_be_any_iterable_of_callables(
         event_hooks={"request": (h for h in [events.append]), "response": ()},
     )
     await client.list_records(T0, T1)
-    await settled(client)
     assert [e.kind for e in events] == ["request"]
 
 
@@ -335,7 +356,6 @@ async def test_logging_hook_logs_retries_at_info_and_the_rest_at_debug(
 
     with caplog.at_level(logging.INFO, logger="senselink_plus"):
         await client.list_records(T0, T1)
-        await settled(client)
     from_hook = [r for r in caplog.records if r.funcName == "logging_hook"]
     assert [r.levelno for r in from_hook] == [logging.INFO]
     message = from_hook[0].getMessage()
@@ -347,7 +367,6 @@ async def test_logging_hook_logs_retries_at_info_and_the_rest_at_debug(
         await asyncio.sleep(0)
         client._session.transport.handler = script(fake_time, ok(EMPTY_PAGE))  # type: ignore[attr-defined]
         await client.list_records(T0, T1)
-        await settled(client)
     from_hook = [r for r in caplog.records if r.funcName == "logging_hook"]
     assert [r.levelno for r in from_hook] == [logging.DEBUG, logging.DEBUG]
     assert from_hook[0].getMessage() == f"GET {RECORD_PATH} attempt=1 sent"
