@@ -245,6 +245,10 @@ class HookRunner:
         self._dropped = 0  # events past MAX_HOOK_TASKS: one WARNING, and a count at aclose
         self._told_headers = False  # the WARNING about a request hook's headers: once
         self._closed = False  # no hook starts after aclose
+        # What the request path asks on every call, worked out once:
+        self.around_call = self.wants("start") or self.wants("end")
+        self.before_attempt = self.adds_headers or self.wants("request")
+        self.after_attempt = self.wants("response")
 
     def wants(self, kind: EventKind) -> bool:
         return kind in self._hooks

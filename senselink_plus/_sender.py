@@ -60,41 +60,35 @@ class Sender:
         deadline: float | None,
         started: float,
     ) -> HttpResponse:
-        """Attempt ``attempt`` of ``request``, with ``headers`` under its own; bounded by
-        its timeout and by ``deadline`` seconds from ``started`` (the call's start, on
-        ``timer``); `guard` closing interrupts it."""
+        """Attempt ``attempt`` of ``request``, with ``headers`` under its own, once the
+        rate limit and a concurrency slot allow it; bounded by its timeout and by
+        ``deadline`` seconds from ``started`` (the call's start, on ``timer``);
+        interrupted when ``guard`` closes."""
         if self.limiter is not None:
             await self.limiter.acquire()
         guard.check()
-        if self.semaphore is None:
-            return await self._send(request, attempt, headers, guard, deadline, started)
-        async with self.semaphore:
-            guard.check()
-            return await self._send(request, attempt, headers, guard, deadline, started)
-
-    async def _send(
-        self,
-        request: HttpRequest,
-        attempt: int,
-        headers: Mapping[str, str],
-        guard: CloseGuard,
-        deadline: float | None,
-        started: float,
-    ) -> HttpResponse:
-        signed = self._signed(request, attempt, headers)
-        sent = self.timer()
-        limit, on_timeout = _limit(request, deadline, sent - started)
-        sending = guard.run(self.transport.send(signed), request, sending=True)
+        semaphore = self.semaphore
+        if semaphore is not None:  # as `async with`, without two more coroutines a call
+            await semaphore.acquire()
         try:
-            response = await (sending if limit is None else asyncio.wait_for(sending, limit))
-        except asyncio.TimeoutError:  # caught before OSError: on 3.11+ it is one
-            raise RequestTimeout(on_timeout, request=request.info()) from None
-        except OSError as exc:  # a custom transport that lets a socket error through
-            raise TransportError(f"transport failure: {type(exc).__name__}: {exc}") from None
-        response = without_sign(response, _sign_of(signed))
-        self.server_clock.note(response.headers.get("date"))
-        self._received(request, response, attempt, self.timer() - sent)
-        return response
+            guard.check()
+            signed = self._signed(request, attempt, headers)
+            sent = self.timer()
+            limit, on_timeout = _limit(request, deadline, sent - started)
+            sending = guard.run(self.transport.send(signed), request, sending=True)
+            try:
+                response = await (sending if limit is None else asyncio.wait_for(sending, limit))
+            except asyncio.TimeoutError:  # caught before OSError: on 3.11+ it is one
+                raise RequestTimeout(on_timeout, request=request.info()) from None
+            except OSError as exc:  # a custom transport that lets a socket error through
+                raise TransportError(f"transport failure: {type(exc).__name__}: {exc}") from None
+            response = without_sign(response, _sign_of(signed))
+            self.server_clock.note(response.headers.get("date"))
+            self._received(request, response, attempt, self.timer() - sent)
+            return response
+        finally:
+            if semaphore is not None:
+                semaphore.release()
 
     def _signed(
         self, request: HttpRequest, attempt: int, headers: Mapping[str, str]
@@ -109,7 +103,7 @@ class Sender:
             headers={**headers, **request.headers} if headers else None,
         )
         hooks = self.hooks
-        if not (hooks.adds_headers or hooks.wants("request")):
+        if not hooks.before_attempt:
             return signed
         event = call_event("request", request, attempt)
         added = hooks.headers_for(event)
@@ -139,7 +133,7 @@ class Sender:
                 elapsed * 1000,
                 len(response.content),
             )
-        if self.hooks.wants("response"):
+        if self.hooks.after_attempt:
             headers = seen_headers(response.headers)
             self.hooks.emit(
                 call_event(

@@ -265,7 +265,7 @@ class Session:
         if self._timeout is not None:  # the session's timeout wins over the request's
             request = _with_timeout(request, self._timeout)
         hooks = self._shared.hooks
-        if hooks.wants("start") or hooks.wants("end"):  # else nobody listens: no wrapper
+        if hooks.around_call:  # else nobody listens: no wrapper
             with CallEvents(hooks, request, self._shared.timer) as call:
                 return await self._attempts(request, parser, call)
         return await self._attempts(request, parser, None)
