@@ -178,6 +178,33 @@ async def test_a_socket_error_from_a_transport_becomes_a_transport_error(
         await session.fetch(GET, content)
 
 
+async def test_a_concurrency_slot_is_given_back_however_an_attempt_ends(
+    fake_time: FakeTime,
+) -> None:
+    started = asyncio.Event()
+
+    class Mixed(FakeTransport):
+        async def send(self, request: HttpRequest) -> HttpResponse:
+            if len(self.sent) == 1:  # the second attempt hangs until cancelled
+                self.sent.append(request)
+                started.set()
+                await asyncio.Event().wait()
+            return await super().send(request)
+
+    transport = Mixed(OSError("reset"), HttpResponse(200, content=b"fine"))
+    session = make(transport, fake_time, max_concurrency=1, retry=RetryPolicy.none())
+    with pytest.raises(TransportError):
+        await session.fetch(GET, content)
+    hanging = asyncio.ensure_future(session.fetch(GET, content))
+    await asyncio.wait_for(started.wait(), 5)  # 5 s: a slot leaked by the failure
+    hanging.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await hanging
+    assert await asyncio.wait_for(session.fetch(GET, content), 5) == b"fine"  # 5 s: a leak
+    assert session._shared.semaphore is not None
+    assert not session._shared.semaphore.locked()
+
+
 # --- hooks -----------------------------------------------------------------------------
 
 
