@@ -376,7 +376,7 @@ SCRIPTS: list[tuple[HttpRequest, list[HttpResponse | Exception]]] = [
     (POST, [ConnectError("refused"), HttpResponse(200, content=b"made")]),
     (GET, [ConnectionResetError("reset"), HttpResponse(200, content=b"after")]),
     (POST, [ConnectionResetError("reset"), HttpResponse(200, content=b"x")]),
-    (GET, [TimeoutError("transport's own"), HttpResponse(200, content=b"late")]),
+    (GET, [asyncio.TimeoutError("transport's own"), HttpResponse(200, content=b"late")]),
 ]
 
 
@@ -407,7 +407,8 @@ async def test_hooks_observe_a_call_without_changing_its_outcome(
 async def test_a_timeout_error_from_the_transport_is_a_request_timeout(
     fake_time: FakeTime,
 ) -> None:
-    session = make(FakeTransport(TimeoutError("slow")), fake_time, retry=RetryPolicy.none())
+    # asyncio's: the built-in TimeoutError from 3.11 on, its own class on 3.10
+    session = make(FakeTransport(asyncio.TimeoutError("slow")), fake_time, retry=RetryPolicy.none())
     with pytest.raises(RequestTimeout, match="no answer in time"):
         await session.fetch(GET, content)
 
