@@ -17,7 +17,7 @@ from ._exceptions import ConnectError, RequestTimeout, TransportError
 from ._headers import seen_headers, without_sign
 from ._http import HttpRequest, HttpResponse, make_request
 from ._limits import RateLimiter
-from ._server_clock import ServerClock
+from ._server_date import ServerDate
 from ._transport import Transport
 from ._wire import ErrorCodes
 
@@ -48,7 +48,7 @@ class Sender:
     timer: Callable[[], float]
     sleep: Callable[[float], Awaitable[object]]
     rng: random.Random
-    server_clock: ServerClock
+    server_date: ServerDate
     loop: asyncio.AbstractEventLoop | None = None
 
     async def send(
@@ -83,7 +83,7 @@ class Sender:
             except OSError as exc:  # a custom transport that lets a socket error through
                 raise TransportError(f"transport failure: {type(exc).__name__}: {exc}") from None
             response = without_sign(response, _sign_of(signed))
-            self.server_clock.note(response.headers.get("date"))
+            self.server_date.note(response.headers.get("date"))
             self._received(request, response, attempt, self.timer() - sent)
             return response
         finally:

@@ -32,7 +32,7 @@ from ._http import HttpRequest, HttpResponse, make_request
 from ._limits import RateLimiter, make_semaphore
 from ._retry import RetryPolicy, Timeout, classify
 from ._sender import Sender
-from ._server_clock import ServerClock
+from ._server_date import ServerDate
 from ._transport import Transport
 from ._wire import DEFAULT_ERROR_CODES, ErrorCodes
 
@@ -119,7 +119,7 @@ class Session:
             timer,
             sleep,
             rng if rng is not None else random.Random(),
-            ServerClock(clock, timer),
+            ServerDate(clock, timer),
         )
         self._set_up(shared, retry, dict(headers or {}), timeout, owner=True)
         self._owns_transport = owns_transport
@@ -241,7 +241,7 @@ class Session:
         """The server's time now (its last ``Date`` header moved on by the local timer)
         and how far the local clock is off it (server minus local), in seconds; None
         until a response carried a usable ``Date``."""
-        return self._shared.server_clock.now()
+        return self._shared.server_date.now()
 
     async def wait(self, seconds: float) -> None:
         """Sleep ``seconds`` (the injected sleep); `aclose` ends the wait with

@@ -133,7 +133,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
         "_limits",
         "_auth",
         "_retry",
-        "_server_clock",
+        "_server_date",
     ),
     # the protocol: builders and parsers, wire format, events, output formats
     ("_wire", "_endpoints", "_events", "_output"),

@@ -146,7 +146,7 @@ async def test_clock_offset_moves_the_servers_date_stamps_and_auth_window(
             stored = emu.records[-1]
             assert stored["record_id"] == created.record_id
             assert stored["create_at"] == round((local + seconds) * 1000)
-            raw_date = client._session._shared.server_clock.raw
+            raw_date = client._session._shared.server_date.raw
             assert raw_date is not None
             assert email.utils.parsedate_to_datetime(raw_date).timestamp() == local + seconds
             server_now, skew = client._session.server_time()  # type: ignore[misc]

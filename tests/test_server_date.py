@@ -1,4 +1,4 @@
-"""`_server_clock.ServerClock`: the server's time from ``Date`` headers, on a fake clock."""
+"""`_server_date.ServerDate`: the server's time from ``Date`` headers, on a fake clock."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import email.utils
 
 import pytest
 
-from senselink_plus._server_clock import ServerClock, parse_http_date
+from senselink_plus._server_date import ServerDate, parse_http_date
 from tests.conftest import FakeTime
 
 
@@ -15,7 +15,7 @@ def date(epoch: float) -> str:
 
 
 def test_now_is_the_last_date_moved_on_by_the_local_timer(fake_time: FakeTime) -> None:
-    server = ServerClock(fake_time.clock, fake_time.timer)
+    server = ServerDate(fake_time.clock, fake_time.timer)
     assert server.now() is None
     server.note(date(fake_time.now + 90))
     fake_time.now += 5
@@ -23,7 +23,7 @@ def test_now_is_the_last_date_moved_on_by_the_local_timer(fake_time: FakeTime) -
 
 
 def test_a_value_is_read_once_and_its_first_reading_kept(fake_time: FakeTime) -> None:
-    server = ServerClock(fake_time.clock, fake_time.timer)
+    server = ServerDate(fake_time.clock, fake_time.timer)
     stamp = date(fake_time.now)
     server.note(stamp)
     fake_time.now += 0.7  # the same header a moment later: still the same second
@@ -36,7 +36,7 @@ def test_a_value_is_read_once_and_its_first_reading_kept(fake_time: FakeTime) ->
 
 @pytest.mark.parametrize("raw", [None, "", "yesterday-ish", "Sun, 99 Nov 1994 08:49:37 GMT"])
 def test_a_missing_or_unreadable_date_is_ignored(raw: str | None, fake_time: FakeTime) -> None:
-    server = ServerClock(fake_time.clock, fake_time.timer)
+    server = ServerDate(fake_time.clock, fake_time.timer)
     server.note(date(fake_time.now))
     before = (server.raw, server.now())
     server.note(raw)

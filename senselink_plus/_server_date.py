@@ -1,4 +1,4 @@
-"""`ServerClock`: the server's time, read from the ``Date`` header of its answers."""
+"""`ServerDate`: the server's time, read from the ``Date`` header of its answers."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import email.utils
 from collections.abc import Callable
 from datetime import timezone
 
-__all__ = ["ServerClock", "parse_http_date"]
+__all__ = ["ServerDate", "parse_http_date"]
 
 
 def parse_http_date(raw: str) -> float | None:
@@ -24,14 +24,14 @@ def parse_http_date(raw: str) -> float | None:
         return None
 
 
-class ServerClock:
+class ServerDate:
     """The server's time: its last ``Date`` header, moved on by the local timer.
 
     ``clock`` is local wall time, ``timer`` monotonic. The header changes once a second
     at most, so `note` parses a value only when it changed, and keeps the first reading
     of each (the closest to the second it names). A session and its copies share one.
 
-    >>> server = ServerClock(clock=lambda: 100.0, timer=lambda: 5.0)
+    >>> server = ServerDate(clock=lambda: 100.0, timer=lambda: 5.0)
     >>> server.note("Thu, 01 Jan 1970 00:02:00 GMT")
     >>> server.now()
     (120.0, 20.0)
