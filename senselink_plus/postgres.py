@@ -67,7 +67,11 @@ _MAX_NAME = 200
 #: A standby's first wait; it doubles up to ``standby_poll``.
 _FIRST_POLL = 0.05
 _TRY_LOCK = "SELECT pg_try_advisory_lock($1)"
-_FAILURES = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, asyncio.TimeoutError)
+#: asyncpg raises this (not an `InterfaceError`) for the next statement when the
+#: server's FATAL "terminating connection" reached an idle session before the socket
+#: closed: the session is gone, its connection not yet marked closed.
+_BROKEN = asyncpg.exceptions.InternalClientError
+_FAILURES = (asyncpg.PostgresError, asyncpg.InterfaceError, _BROKEN, OSError, asyncio.TimeoutError)
 
 
 class CheckpointUnavailableError(SenseLinkError):
@@ -572,7 +576,7 @@ class PostgresCheckpoint:
         try:
             return await asyncio.wait_for(getattr(conn, method)(sql, *args), self.dead_after)
         except _FAILURES as exc:
-            if isinstance(exc, asyncio.TimeoutError):
+            if isinstance(exc, (asyncio.TimeoutError, _BROKEN)):
                 # The session's fate is unknown: end it so the server frees the lease.
                 conn.terminate()
             self._raise_if_lost(conn, exc, ours=True)
@@ -603,6 +607,7 @@ class PostgresCheckpoint:
         lost = conn.is_closed() or isinstance(
             exc,
             (
+                _BROKEN,
                 asyncpg.exceptions.ConnectionDoesNotExistError,
                 asyncpg.exceptions.PostgresConnectionError,
                 asyncpg.exceptions.OperatorInterventionError,
