@@ -122,6 +122,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
         "_version",
         "_exceptions",
         "_checks",
+        "_dsn",
         "_http",
         "_timeutil",
         "_image",
