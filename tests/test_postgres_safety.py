@@ -319,6 +319,33 @@ async def test_a_holder_whose_idle_session_is_ended_saves_nothing_and_says_so(
         await proxy.close()
 
 
+async def test_a_session_ended_inside_your_transaction_is_a_lost_lease_and_commits_nothing(
+    postgres_dsn: str, admin: asyncpg.Connection, name: str
+) -> None:
+    """Your statement meets the ended session, and so does the rollback (asyncpg refuses
+    it before sending anything): `CheckpointLostError`, not asyncpg's error."""
+    holder = PostgresCheckpoint(postgres_dsn, name)
+    await holder.acquire()
+    await holder.save(STATE)
+
+    async def write_while_the_session_ends() -> None:
+        async with holder.transaction() as conn:
+            await holder.save_in(conn, {**STATE, "ids": [7]})
+            assert await admin.fetchval("SELECT pg_terminate_backend($1)", holder.backend_pid)
+            await conn.execute("SELECT 1")
+
+    with pytest.raises(CheckpointLostError, match="connection was lost"):
+        await write_while_the_session_ends()
+    assert holder.fence is None
+    await holder.release()
+    again = PostgresCheckpoint(postgres_dsn, name)
+    await again.acquire()
+    try:
+        assert await again.load() == STATE
+    finally:
+        await again.release()
+
+
 async def _until_reconnecting(sleeps: Sleeps, after: int) -> None:
     while True:
         await sleeps.until(len(sleeps.calls) + 1)
