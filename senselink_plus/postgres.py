@@ -46,11 +46,13 @@ except ImportError as exc:  # pragma: no cover - depends on the install
         'senselink_plus.postgres needs asyncpg: pip install "senselink-plus[postgres]"'
     ) from exc
 
+import attrs
 import orjson
 
 from ._checkpoint import CheckpointInUseError
+from ._checks import shown
 from ._dsn import UNPARSED_DSN as UNPARSED_DSN
-from ._dsn import HiddenDsn
+from ._dsn import HiddenDsn, to_dsn
 from ._dsn import redact_dsn as redact_dsn
 from ._exceptions import ValidationError
 from ._follow import state_covers
@@ -116,23 +118,50 @@ _CREATE_KEY = _lock_key("", "create table")
 covers = state_covers
 
 
-def _check_name(name: object) -> None:
-    """A watcher's name: printable, not blank, at most `_MAX_NAME` characters. A NUL
-    would end the connection's application_name in the startup packet and inject
-    settings of its own (search_path, say)."""
-    if (
-        not isinstance(name, str)
-        or not name.strip()
-        or len(name) > _MAX_NAME
-        or not name.isprintable()
-    ):
-        raise ValidationError(
-            f"name must be a non-empty printable string of at most {_MAX_NAME} "
-            "characters (no NUL, line breaks or control characters)",
-            field="name",
-        )
+# --- what the constructor accepts -----------------------------------------------------------
 
 
+def _must(ok: Callable[[Any], bool], rule: str) -> Callable[[Any, Any, Any], None]:
+    """An attrs validator: the value passes ``ok``, or a `ValidationError` names the
+    field, the ``rule`` and the value."""
+
+    def check(_: object, field: attrs.Attribute[Any], value: object) -> None:
+        if not ok(value):
+            message = f"{field.name} must be {rule}, not {shown(value)}"
+            raise ValidationError(message, field=field.name)
+
+    return check
+
+
+def _is_name(name: object) -> bool:
+    # A NUL would end the connection's application_name in the startup packet and
+    # inject settings of its own (search_path, say).
+    if not isinstance(name, str):
+        return False
+    return bool(name.strip()) and len(name) <= _MAX_NAME and name.isprintable()
+
+
+def _is_table(table: object) -> bool:
+    return isinstance(table, str) and all(_IDENT.fullmatch(p) for p in table.split(".", 1))
+
+
+def _is_seconds(low: float, high: float) -> Callable[[object], bool]:
+    return lambda value: (
+        isinstance(value, (int, float)) and not isinstance(value, bool) and low <= value <= high
+    )
+
+
+def _is_whole(low: int, high: int) -> Callable[[object], bool]:
+    return lambda value: type(value) is int and low <= value <= high
+
+
+def _or_asyncio_sleep(
+    sleep: Callable[[float], Awaitable[None]] | None,
+) -> Callable[[float], Awaitable[None]]:
+    return asyncio.sleep if sleep is None else sleep
+
+
+@attrs.define(eq=False, repr=False)
 class PostgresCheckpoint:
     """A watch checkpoint in a PostgreSQL table, row ``name``, with an exclusive lease:
     one watcher per name at a time, across processes and machines.
@@ -154,61 +183,49 @@ class PostgresCheckpoint:
     seconds to reach the database. ``sleep``: how a standby waits (for tests).
     """
 
-    def __init__(
-        self,
-        dsn: str,
-        name: str,
-        *,
-        table: str = DEFAULT_TABLE,
-        wait: bool = True,
-        standby_poll: float = 0.5,
-        dead_after: int = 10,
-        connect_timeout: float = 10.0,
-        sleep: Callable[[float], Awaitable[None]] | None = None,
-    ) -> None:
-        if not isinstance(dsn, str) or not dsn.strip():
-            raise ValidationError("dsn must be a PostgreSQL connection string", field="dsn")
-        _check_name(name)
-        if not isinstance(table, str) or not all(
-            _IDENT.fullmatch(part) for part in table.split(".", 1)
-        ):
-            raise ValidationError(
-                f"table must be an SQL identifier (optionally schema.table), not {table!r}",
-                field="table",
-            )
-        for field, value, low, high in (
-            ("standby_poll", standby_poll, 0.01, 60.0),
-            ("connect_timeout", connect_timeout, 0.1, 600.0),
-        ):
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
-                low <= value <= high
-            ):
-                raise ValidationError(f"{field} must be seconds from {low} to {high}", field=field)
-        if type(dead_after) is not int or not 2 <= dead_after <= 3600:
-            raise ValidationError(
-                "dead_after must be whole seconds from 2 to 3600", field="dead_after"
-            )
-        self.name = name
-        self.table = table
-        self.wait = bool(wait)
-        self.standby_poll = float(standby_poll)
-        self.dead_after = dead_after
-        self.connect_timeout = float(connect_timeout)
-        self._sleep = asyncio.sleep if sleep is None else sleep
-        self._dsn = HiddenDsn(dsn)
-        # The lease: its lock's key (from the table's oid: every spelling of the table
-        # takes the same lock), its session, and its fence.
-        self._key = 0
-        self._session: Session | None = None
-        self._fence = 0
-        # One statement stream per connection: saves and transactions take turns.
-        self._turn = asyncio.Lock()
-        self._open_tx: asyncpg.Connection | None = None
-        self._pending: Mapping[str, Any] | None = None
-        #: The last state committed by `save_in`; a plain `save` never goes behind it.
-        self._committed: Mapping[str, Any] | None = None
-        #: Seconds the last `acquire` waited as a standby.
-        self.waited: float = 0.0
+    _dsn: HiddenDsn = attrs.field(converter=to_dsn)
+    name: str = attrs.field(
+        validator=_must(
+            _is_name,
+            f"a non-empty printable string of at most {_MAX_NAME} characters "
+            "(no NUL, line breaks or control characters)",
+        )
+    )
+    table: str = attrs.field(
+        default=DEFAULT_TABLE,
+        kw_only=True,
+        validator=_must(_is_table, "an SQL identifier (optionally schema.table)"),
+    )
+    wait: bool = attrs.field(default=True, kw_only=True, converter=bool)
+    standby_poll: float = attrs.field(
+        default=0.5, kw_only=True, validator=_must(_is_seconds(0.01, 60), "seconds from 0.01 to 60")
+    )
+    dead_after: int = attrs.field(
+        default=10,
+        kw_only=True,
+        validator=_must(_is_whole(2, 3600), "whole seconds from 2 to 3600"),
+    )
+    connect_timeout: float = attrs.field(
+        default=10.0,
+        kw_only=True,
+        validator=_must(_is_seconds(0.1, 600), "seconds from 0.1 to 600"),
+    )
+    _sleep: Callable[[float], Awaitable[None]] = attrs.field(
+        default=None, kw_only=True, converter=_or_asyncio_sleep
+    )
+    #: Seconds the last `acquire` waited as a standby.
+    waited: float = attrs.field(default=0.0, init=False)
+    # The lease: its lock's key (from the table's oid: every spelling of the table takes
+    # the same lock), its session, and its fence.
+    _key: int = attrs.field(default=0, init=False)
+    _session: Session | None = attrs.field(default=None, init=False)
+    _fence: int = attrs.field(default=0, init=False)
+    # One statement stream per connection: saves and transactions take turns.
+    _turn: asyncio.Lock = attrs.field(factory=asyncio.Lock, init=False)
+    _open_tx: asyncpg.Connection | None = attrs.field(default=None, init=False)
+    _pending: Mapping[str, Any] | None = attrs.field(default=None, init=False)
+    #: The last state committed by `save_in`; a plain `save` never goes behind it.
+    _committed: Mapping[str, Any] | None = attrs.field(default=None, init=False)
 
     def __repr__(self) -> str:
         return (
