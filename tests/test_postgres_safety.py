@@ -257,6 +257,7 @@ async def test_a_standby_whose_idle_session_is_ended_reconnects(
     (socket_path,) = [path for path in sockets if not path.endswith(".lock")]
     proxy = _StallingProxy(socket_path)
     await proxy.start()
+    taking: asyncio.Future[None] | None = None
     try:
         dsn = f"postgresql://postgres@127.0.0.1:{proxy.port}/postgres"
         holder = PostgresCheckpoint(postgres_dsn, name)
@@ -281,7 +282,8 @@ async def test_a_standby_whose_idle_session_is_ended_reconnects(
         assert standby.fence == 2
         await standby.release()
     finally:
-        taking.cancel()
+        if taking is not None:
+            taking.cancel()
         await proxy.close()
 
 
