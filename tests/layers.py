@@ -122,6 +122,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
         "_version",
         "_exceptions",
         "_checks",
+        "_dsn",
         "_http",
         "_timeutil",
         "_image",
@@ -139,7 +140,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     # pure cores
     ("_walkorder", "_slice", "_slice_plan", "_horizon", "_yielded", "_paging", "_follow"),
     # the I/O edge
-    ("_transport", "_checkpoint", "_saving"),
+    ("_transport", "_checkpoint", "_saving", "_pgsession"),
     # the request loop
     ("_session",),
     # the drivers of the pure cores
