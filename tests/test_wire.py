@@ -378,6 +378,69 @@ def test_fast_path_records_match_init_records_field_for_field() -> None:
         assert attrs_module.evolve(fast, record_id=1) != made
 
 
+_EDGE_VALUES: list[Any] = [
+    None,
+    True,
+    0,
+    -1,
+    1,
+    1.0,
+    0.5,
+    2**62,
+    253_402_300_799_000,
+    "",
+    "x",
+    [],
+    {"a": 1},
+]
+#: WIRE_RECORD with one field left out, or set to each value above.
+_NEAR_WIRE_RECORDS = [{k: v for k, v in WIRE_RECORD.items() if k != key} for key in WIRE_RECORD] + [
+    {**WIRE_RECORD, key: value} for key in WIRE_RECORD for value in _EDGE_VALUES
+]
+
+
+def _read(listed: list[Any]) -> tuple[list[list[tuple[type, Any]]] | str, ...]:
+    """The records of a page holding ``listed``, and those records one by one through
+    the checked parser: each as typed values, or the error's text."""
+    listed = orjson.loads(orjson.dumps(listed))  # as the wire gives it (no inf or nan)
+    data = {"page_num": 1, "page_size": 100, "total": len(listed), "list": listed}
+    one_by_one: list[list[tuple[type, Any]]] | str = []
+    try:
+        for item in listed:
+            one_by_one.append(_typed(structure(item, Record, INFO, 200)))  # type: ignore[union-attr]
+    except ResponseError as exc:
+        one_by_one = str(exc)
+    try:
+        page: list[list[tuple[type, Any]]] | str = [
+            _typed(r) for r in structure(data, RecordPage, INFO, 200).records
+        ]
+    except ResponseError as exc:
+        page = str(exc)
+    return page, one_by_one
+
+
+# The page parser passes the usual shape by one expression and sends the rest to the
+# checked parser: whatever the shape, both must agree, value for value and type for type.
+
+
+@pytest.mark.parametrize("item", _NEAR_WIRE_RECORDS)
+def test_a_page_reads_a_record_as_the_checked_record_parser_does(item: dict[str, Any]) -> None:
+    page, one_by_one = _read([item])
+    assert page == one_by_one
+
+
+@given(st.lists(st.sampled_from(_NEAR_WIRE_RECORDS) | record_like, max_size=4))
+def test_a_page_reads_its_records_as_the_checked_record_parser_does(listed: list[Any]) -> None:
+    page, one_by_one = _read(listed)
+    assert page == one_by_one
+
+
+def _typed(record: Record) -> list[tuple[type, Any]]:
+    import attrs as attrs_module
+
+    return [(type(value), value) for value in attrs_module.astuple(record)]
+
+
 def test_importing_the_package_does_not_import_cattrs() -> None:
     import subprocess
     import sys
