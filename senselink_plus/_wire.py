@@ -459,28 +459,44 @@ def parse_envelope(
     """
     if 300 <= response.status <= 399:
         raise _redirect(response, asked)
-    ok_status = 200 <= response.status <= 299
+    body = _envelope(response, asked)
+    code = body.get("code", response.status)
+    if code == _OK:
+        if 200 <= response.status <= 299:
+            return body.get("data")
+        code = response.status  # an error status around a success envelope
+    raise _api_error(body, code, response, asked, codes, now)
+
+
+def _envelope(response: HttpResponse, asked: Asked) -> dict[str, Any]:
+    """The decoded envelope; ``{}`` for an error status that came without one."""
     try:
         body = orjson.loads(response.content)
     except orjson.JSONDecodeError:
         body = None
-    if type(body) is not dict or type(body.get("code")) is not int:
-        if ok_status:
-            raise ResponseError(
-                f"HTTP {response.status} without a JSON envelope "
-                f"({response.content_type or 'no content type'}, {len(response.content)} bytes)",
-                request=_info(asked),
-                status=response.status,
-            )
-        body = {}
-    code = body.get("code", response.status)
-    if ok_status and code == _OK:
-        return body.get("data")
-    if code == _OK:
-        code = response.status  # an error status around a success envelope
+    if type(body) is dict and type(body.get("code")) is int:
+        return body
+    if 200 <= response.status <= 299:
+        raise ResponseError(
+            f"HTTP {response.status} without a JSON envelope "
+            f"({response.content_type or 'no content type'}, {len(response.content)} bytes)",
+            request=_info(asked),
+            status=response.status,
+        )
+    return {}
+
+
+def _api_error(
+    body: dict[str, Any],
+    code: int,
+    response: HttpResponse,
+    asked: Asked,
+    codes: ErrorCodes,
+    now: float,
+) -> APIError:
     cls = error_class(code, response.status, codes)
     message = _text(body.get("message")) or _text(body.get("msg")) or "no message"
-    raise cls(
+    return cls(
         message,
         code=code,
         status=response.status,
