@@ -50,6 +50,28 @@ ENV_BASE_URL = "SENSELINK_BASE_URL"
 DEFAULT_MAX_CONCURRENCY = 16
 
 
+def _resolve_base_url(base_url: str | None, allow_insecure_http: bool) -> str:
+    url = base_url if base_url is not None else os.environ.get(ENV_BASE_URL) or DEFAULT_BASE_URL
+    return check_base_url(
+        url, allow_insecure_http=check_bool(allow_insecure_http, "allow_insecure_http")
+    )
+
+
+def _check_retry(retry: object) -> None:
+    if retry is not None and not isinstance(retry, RetryPolicy):
+        raise ValidationError("retry must be a RetryPolicy", field="retry")
+
+
+def _check_transport(transport: object) -> None:
+    if transport is not None and not (
+        callable(getattr(transport, "send", None)) and callable(getattr(transport, "aclose", None))
+    ):
+        raise ValidationError(
+            "transport must have async send(request) and aclose() (see Transport)",
+            field="transport",
+        )
+
+
 class Client:
     """An asyncio client for the SenseLink Cloud Authentication Record Plus API.
 
@@ -89,29 +111,21 @@ class Client:
         rng: random.Random | None = None,
     ) -> None:
         credentials = Credentials.resolve(app_key, app_secret)
-        url = base_url if base_url is not None else os.environ.get(ENV_BASE_URL) or DEFAULT_BASE_URL
-        self._base_url = check_base_url(
-            url, allow_insecure_http=check_bool(allow_insecure_http, "allow_insecure_http")
-        )
+        self._base_url = _resolve_base_url(base_url, allow_insecure_http)
         self._timeout = to_timeout(timeout) if timeout is not None else Timeout()
-        if retry is not None and not isinstance(retry, RetryPolicy):
-            raise ValidationError("retry must be a RetryPolicy", field="retry")
+        _check_retry(retry)
         check_int(max_response_bytes, "max_response_bytes", maximum=MAX_RESPONSE_LIMIT)
-        if transport is not None and not (
-            callable(getattr(transport, "send", None))
-            and callable(getattr(transport, "aclose", None))
-        ):
-            raise ValidationError(
-                "transport must have async send(request) and aclose() (see Transport)",
-                field="transport",
-            )
+        _check_transport(transport)
         extra = {} if default_headers is None else check_headers(default_headers, "default_headers")
+        owns_transport = transport is None
+        if transport is None:
+            transport = AiohttpTransport(
+                timeout=self._timeout, max_response_bytes=max_response_bytes
+            )
         self._session = Session(
             credentials,
-            transport
-            if transport is not None
-            else AiohttpTransport(timeout=self._timeout, max_response_bytes=max_response_bytes),
-            owns_transport=transport is None,
+            transport,
+            owns_transport=owns_transport,
             retry=retry,
             error_codes=error_codes,
             max_concurrency=max_concurrency,
@@ -120,7 +134,7 @@ class Client:
             headers={"user-agent": USER_AGENT, **extra},
             # A transport passed in knows nothing of this client's timeout: each request
             # then carries it (and the attempt is bounded by it).
-            timeout=self._timeout if transport is not None and timeout is not None else None,
+            timeout=self._timeout if not owns_transport and timeout is not None else None,
             clock=clock,
             timer=timer,
             sleep=sleep,
@@ -150,8 +164,7 @@ class Client:
         """
         self._session.check_open()
         new_timeout = None if timeout is None else to_timeout(timeout)
-        if retry is not None and not isinstance(retry, RetryPolicy):
-            raise ValidationError("retry must be a RetryPolicy", field="retry")
+        _check_retry(retry)
         extra = None if headers is None else check_headers(headers, "headers")
         clone = copy.copy(self)
         clone._session = self._session.derive(retry=retry, headers=extra, timeout=new_timeout)
