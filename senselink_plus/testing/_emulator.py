@@ -45,6 +45,22 @@ _MAX_BODY = 16 * 1024 * 1024
 _NOT_JSON = object()
 
 
+async def _read_body(request: web.Request) -> tuple[Any, bool]:
+    """A POST's decoded JSON body (`_NOT_JSON` when it is not JSON; None for a GET) and
+    whether it was over the size limit."""
+    if request.method != "POST":
+        return None, False
+    too_large = False
+    try:
+        raw = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        raw, too_large = b"", True
+    try:
+        return orjson.loads(raw), too_large
+    except orjson.JSONDecodeError:
+        return _NOT_JSON, too_large
+
+
 class Emulator:
     """A faithful in-memory stand-in for the SenseLink Plus cloud, served on localhost.
 
@@ -367,17 +383,7 @@ class Emulator:
 
     async def _respond(self, request: web.Request, route: str) -> web.StreamResponse:
         query = {key: request.query.getone(key) for key in request.query}
-        body: Any = None
-        too_large = False
-        if request.method == "POST":
-            try:
-                raw = await request.read()
-            except web.HTTPRequestEntityTooLarge:
-                raw, too_large = b"", True
-            try:
-                body = orjson.loads(raw)
-            except orjson.JSONDecodeError:
-                body = _NOT_JSON
+        body, too_large = await _read_body(request)
         auth_error = check_auth(
             query,
             app_key=self.app_key,
@@ -387,6 +393,42 @@ class Emulator:
         )
         # Faults fire before auth and validation, like a proxy in front of the service
         # failing; the request is still logged with its auth verdict.
+        delay, fault = self._take_faults(route)
+        self._log(request, route, query, body, auth_ok=auth_error is None, met=fault or delay)
+        if delay is not None and await self._stopped_during(delay.seconds):
+            return drop_connection(request)
+        if fault is not None and not (fault.kind == "drop" and fault.after_processing):
+            return fault_response(request, fault)
+        response = self._process(request, route, body, query, auth_error, too_large=too_large)
+        if fault is not None:  # a drop after processing: the work is done, the reply lost
+            return fault_response(request, fault)
+        return response
+
+    def _log(
+        self,
+        request: web.Request,
+        route: str,
+        query: dict[str, str],
+        body: Any,
+        *,
+        auth_ok: bool,
+        met: Fault | None,
+    ) -> None:
+        self._requests.append(
+            ReceivedRequest(
+                method=request.method,
+                path=request.path,
+                route=route,
+                query=query,
+                json=None if body is _NOT_JSON else redact_body(body),
+                auth_ok=auth_ok,
+                received_at=self.now(),
+                fault=None if met is None else met.kind,
+            )
+        )
+
+    def _take_faults(self, route: str) -> tuple[Fault | None, Fault | None]:
+        """The delay and the fault this request meets: queued ones first, else chaos's."""
         delay = self._faults.take(route, delay=True)
         fault = self._faults.take(route, delay=False)
         if fault is None and delay is None and self._chaos is not None:
@@ -395,34 +437,27 @@ class Emulator:
                 delay = drawn
             else:
                 fault = drawn
-        self._requests.append(
-            ReceivedRequest(
-                method=request.method,
-                path=request.path,
-                route=route,
-                query=query,
-                json=None if body is _NOT_JSON else redact_body(body),
-                auth_ok=auth_error is None,
-                received_at=self.now(),
-                fault=fault.kind if fault else ("delay" if delay else None),
-            )
-        )
-        if delay is not None and await self._stopped_during(delay.seconds):
-            return drop_connection(request)
-        if fault is not None and not (fault.kind == "drop" and fault.after_processing):
-            return fault_response(request, fault)
+        return delay, fault
+
+    def _process(
+        self,
+        request: web.Request,
+        route: str,
+        body: Any,
+        query: Mapping[str, str],
+        auth_error: str | None,
+        *,
+        too_large: bool,
+    ) -> web.Response:
+        """The answer the service gives once the request reaches it."""
         if auth_error is not None:
-            response = self._error(401, auth_error)
-        elif too_large:
-            response = self._error(30001, f"the request body is over {_MAX_BODY} bytes")
-        else:
-            try:
-                response = self._answer(request, route, body, query)
-            except ParamError as error:
-                response = self._error(error.code, error.desc)
-        if fault is not None:  # a drop after processing: the work is done, the reply lost
-            return fault_response(request, fault)
-        return response
+            return self._error(401, auth_error)
+        if too_large:
+            return self._error(30001, f"the request body is over {_MAX_BODY} bytes")
+        try:
+            return self._answer(request, route, body, query)
+        except ParamError as error:
+            return self._error(error.code, error.desc)
 
     def _answer(
         self, request: web.Request, route: str, body: Any, query: Mapping[str, str]
