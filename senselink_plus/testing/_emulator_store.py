@@ -64,6 +64,18 @@ class _Interned:
         return self._codes.get(value)
 
 
+def _seeded_matches(n: int, every: int, users: Sequence[int]) -> tuple[array[int], array[float]]:
+    """The user and score columns of ``n`` seeded records: every ``every``-th one matched
+    (the ``users`` taking turns), the others nobody (``every`` 0: none matched)."""
+    if not every:
+        return array("q", [_NO_USER]) * n, array("d", [UNMATCHED_SCORE]) * n
+    count = len(users)
+    return (
+        array("q", [users[(i // every) % count] if i % every == 0 else _NO_USER for i in range(n)]),
+        array("d", [MATCHED_SCORE if i % every == 0 else UNMATCHED_SCORE for i in range(n)]),
+    )
+
+
 class RecordStore:
     """Records as parallel columns; position ``i`` of every column is one record.
 
@@ -155,6 +167,34 @@ class RecordStore:
         users: Sequence[int],
     ) -> range:
         """Append ``n`` records spread evenly over ``[start_ms, start_ms + span_ms]``."""
+        self._check_seed(n, start_ms, span_ms, matched_every, sns, users)
+        first = self._next_id
+        if n == 0:
+            return range(first, first)
+        last = max(n - 1, 1)
+        created = array("q", [start_ms + span_ms * i // last for i in range(n)])
+        user_col, score_col = _seeded_matches(n, matched_every, users)
+        self._seed_devices(n, [self._sns.code(s) for s in sns])
+        self._ids.extend(range(first, first + n))
+        self._created.extend(created)
+        self._device_ts.extend(array("q", [c // 1000 for c in created]))
+        self._users.extend(user_col)
+        self._scores.extend(score_col)
+        self._tz.extend(array("i", [self._tzs.code(timezone)]) * n)
+        self._extend.extend([None] * n)
+        self._images.extend([None] * n)  # None: the shared SEED_IMAGE
+        self._next_id += n
+        return range(first, first + n)
+
+    def _check_seed(
+        self,
+        n: int,
+        start_ms: int,
+        span_ms: int,
+        matched_every: int,
+        sns: Sequence[str],
+        users: Sequence[int],
+    ) -> None:
         if n < 0 or span_ms < 0 or matched_every < 0 or not sns or not users:
             raise ValueError("seed needs n >= 0, span >= 0, matched_every >= 0 and an sn")
         if self._created and start_ms < self._created[-1]:
@@ -162,26 +202,12 @@ class RecordStore:
                 f"seed start ({start_ms} ms) is before the newest record's create_at "
                 f"({self._created[-1]} ms); records are stored in time order"
             )
-        first = self._next_id
-        if first + n - 1 > MAX_RECORD_ID:
+        if self._next_id + n - 1 > MAX_RECORD_ID:
             raise ValueError(f"seeding {n} records would pass record id {MAX_RECORD_ID}")
-        if n == 0:
-            return range(first, first)
-        last = max(n - 1, 1)
-        created = array("q", [start_ms + span_ms * i // last for i in range(n)])
-        k = matched_every
-        if k:
-            count = len(users)
-            user_col = array(
-                "q", [users[(i // k) % count] if i % k == 0 else _NO_USER for i in range(n)]
-            )
-            score_col = array(
-                "d", [MATCHED_SCORE if i % k == 0 else UNMATCHED_SCORE for i in range(n)]
-            )
-        else:
-            user_col = array("q", [_NO_USER]) * n
-            score_col = array("d", [UNMATCHED_SCORE]) * n
-        codes = [self._sns.code(s) for s in sns]
+
+    def _seed_devices(self, n: int, codes: list[int]) -> None:
+        """The sn column of ``n`` new records, the devices taking turns, and their
+        positions in the per-sn indexes."""
         start_abs = self._base + len(self._ids)
         if len(codes) == 1:
             self._sn.extend(array("i", codes) * n)
@@ -194,16 +220,6 @@ class RecordStore:
             column = self._by_sn.setdefault(code, array("q"))
             # sns may name one device twice; its positions must still come out sorted.
             column.extend(ranges[0] if len(ranges) == 1 else sorted(chain.from_iterable(ranges)))
-        self._ids.extend(range(first, first + n))
-        self._created.extend(created)
-        self._device_ts.extend(array("q", [c // 1000 for c in created]))
-        self._users.extend(user_col)
-        self._scores.extend(score_col)
-        self._tz.extend(array("i", [self._tzs.code(timezone)]) * n)
-        self._extend.extend([None] * n)
-        self._images.extend([None] * n)  # None: the shared SEED_IMAGE
-        self._next_id += n
-        return range(first, first + n)
 
     # -- reading ---------------------------------------------------------------------
 
