@@ -18,7 +18,8 @@ from pathlib import Path
 import pytest
 
 from senselink_plus import ValidationError
-from senselink_plus._cli import _client, _parser, main
+from senselink_plus._cli import _client, main
+from senselink_plus._cli_args import build_parser
 from senselink_plus.testing import sample_image
 from tests.test_cli import NOW, EmulatorThread, emulator, seed, window
 
@@ -106,10 +107,10 @@ def test_csv_export_has_created_at_beside_create_at(
 
 def test_allow_insecure_http() -> None:
     base = ["records", "--from", "x", "--to", "y", "--app-key", "k", "--app-secret", "s"]
-    plain = _parser().parse_args([*base, "--base-url", "http://10.1.2.3:8080"])
+    plain = build_parser().parse_args([*base, "--base-url", "http://10.1.2.3:8080"])
     with pytest.raises(ValidationError, match="http"):
         _client(plain)
-    allowed = _parser().parse_args(
+    allowed = build_parser().parse_args(
         [*base, "--base-url", "http://10.1.2.3:8080", "--allow-insecure-http"]
     )
     assert _client(allowed).base_url == "http://10.1.2.3:8080"
