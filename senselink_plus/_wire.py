@@ -259,7 +259,7 @@ def _records(items: list[Any]) -> tuple[Record, ...]:
             values = fields(obj) if type(obj) is dict else _checked_values(obj)
         except KeyError:  # an optional field left out (user_id when nobody matched)
             values = tuple(map(obj.get, _KEYS))
-        record_id, sn, image_id, create_at, user_id, score, device_timestamp, zone, extend = values
+        record_id, sn, image_id, create_at, user_id, score, device_ts, zone, extend = values
         if not (
             type(record_id) is int
             and type(sn) is str
@@ -268,21 +268,12 @@ def _records(items: list[Any]) -> tuple[Record, ...]:
             and 0 <= create_at <= latest
             and (user_id is None or type(user_id) is int)
             and (score is None or type(score) is float)  # orjson never makes inf/nan
-            and (device_timestamp is None or type(device_timestamp) is int)
+            and (device_ts is None or type(device_ts) is int)
             and (zone is None or type(zone) is str)
             and (extend is None or type(extend) is str)
         ):
-            (
-                record_id,
-                sn,
-                image_id,
-                create_at,
-                user_id,
-                score,
-                device_timestamp,
-                zone,
-                extend,
-            ) = _checked_values(obj)
+            values = _checked_values(obj)
+            record_id, sn, image_id, create_at, user_id, score, device_ts, zone, extend = values
         record = new(builder)
         record.record_id = record_id
         record.sn = sn
@@ -290,7 +281,7 @@ def _records(items: list[Any]) -> tuple[Record, ...]:
         record.create_at = create_at
         record.user_id = user_id
         record.verify_score = score
-        record.device_timestamp = device_timestamp
+        record.device_timestamp = device_ts
         record.timezone = zone
         record.extend = extend
         record.__class__ = record_type  # type: ignore[assignment]
