@@ -242,11 +242,11 @@ def _records(items: list[Any]) -> tuple[Record, ...]:
     """Every record of a page, checked (and converted where the spec allows)."""
     # The hot path of every listing (100 records a page), so it is written out flat, with
     # two speed tricks kept because each is worth far more than 3 % of `list_records`
-    # through MockTransport (bench.py case 3's measure, interleaved medians): without the
-    # one expression that passes the usual shape, every record through _checked_values,
-    # +67 %; Record's frozen __init__ instead of the _RecordBuilder swap, +43 %. That
-    # expression is the record validator: split into calls it would read no better and
-    # cost them on every record, so this function stays at cyclomatic rank C.
+    # through MockTransport (bench.py case 3's measure, medians of interleaved runs):
+    # without the one expression that passes the usual shape, every record through
+    # _checked_values, +67..72 %; Record's frozen __init__ instead of the _RecordBuilder
+    # swap, +43..47 %. That expression is the record validator: split into calls it would
+    # read no better and cost them on every record, so this function stays at rank C.
     built: list[Record] = []
     append = built.append
     new = object.__new__
