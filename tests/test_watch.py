@@ -381,56 +381,6 @@ def checkpoint(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
     return MemoryCheckpoint()
 
 
-@pytest.mark.parametrize("stop_after", [1, 7, 12])
-async def test_break_inside_async_with_acknowledges_the_record_handled(
-    emu: Emulator, make: ClientFactory, fake_time: Clock, checkpoint: Any, stop_after: int
-) -> None:
-    # Many records share a second, so the restart's first poll re-lists several of
-    # the delivered ones: they must be recognised from the saved ids.
-    history = store(emu, -600, n=12, span=3)
-    fresh: list[int] = []
-
-    async def produce(before: float, after: float) -> None:
-        fresh.extend(store_between(emu, before, after, 2))
-
-    client = make()
-    first: list[int] = []
-    async with client.watch(since=at(-900), checkpoint=checkpoint) as watch:
-        async for record in watch:
-            first.append(record.record_id)  # "processing" the record
-            if len(first) == stop_after:
-                break  # stop mid-stream, as a deploy would: the body ran, so it is done
-
-    fake_time.on_sleep = produce
-    second = ids(await take(client.watch(checkpoint=checkpoint), 12 - stop_after + 4))
-    assert first + second == history + fresh[:4]  # nothing skipped, nothing repeated
-
-
-class BodyFailed(Exception):
-    """The consumer's own error, raised while it handles a record."""
-
-
-async def test_an_exception_in_the_body_redelivers_the_record_in_hand_once(
-    emu: Emulator, make: ClientFactory, checkpoint: Any
-) -> None:
-    history = store(emu, -600, n=6, span=3)
-    client = make()
-    first: list[int] = []
-
-    async def consume() -> None:
-        async with client.watch(since=at(-900), checkpoint=checkpoint) as watch:
-            async for record in watch:
-                first.append(record.record_id)
-                if len(first) == 4:
-                    raise BodyFailed  # the 4th was not handled: it must come again
-
-    with pytest.raises(BodyFailed):
-        await consume()
-    second = ids(await take(client.watch(checkpoint=checkpoint), 3))
-    assert first == history[:4]
-    assert second == history[3:]  # the 4th once more, then on
-
-
 class CrashingCheckpoint(MemoryCheckpoint):
     """Counts what was delivered at each save; after ``crash()`` no save lands (kill -9)."""
 
