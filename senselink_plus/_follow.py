@@ -193,6 +193,21 @@ class Position:
         return cls(query, overlap, cursor=begin, floor=begin)
 
     @classmethod
+    def after(cls, query: Query, newest: Record, overlap: timedelta) -> Position:
+        """A watch beginning right after ``newest``, the newest record stored when it
+        began: no record up to it (its own second included) is delivered."""
+        begin = floor_second(newest.created_at)
+        # As after a restart: below the next second, ids up to newest's came before.
+        return cls(
+            query,
+            overlap,
+            cursor=begin,
+            floor=begin,
+            newest=begin + _SECOND,
+            watermark=newest.record_id,
+        )
+
+    @classmethod
     def from_state(cls, state: object, query: Query, overlap: timedelta, where: str) -> Position:
         """The position saved as ``state``; a `ValidationError` when it is unusable or
         belongs to another query."""

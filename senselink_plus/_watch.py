@@ -309,9 +309,13 @@ class _Follower:
             )
         return believed_now(now, local)
 
-    async def _probe(self) -> tuple[datetime, Record | None]:
+    async def _probe(self) -> Position:
         """Where a watch without ``since`` or a saved position starts: right after the
-        newest record stored (read from one small listing), else the server's now."""
+        newest record stored, read from one small listing of the half hour either side
+        of now (the cloud refuses clocks further off). When that listing is empty the
+        watch starts where it begins: nothing was stored from there on, so whatever
+        appears there later is new, whichever clock stamped it (a ``Date`` that runs
+        ahead of ``create_at`` hides nothing)."""
         session = self.session
         local = datetime.fromtimestamp(session.clock(), timezone.utc)
         session.check_open()
@@ -324,12 +328,11 @@ class _Follower:
             size=1,
         )
         page = await session.fetch(request, ep.parse_record_page)
-        now = self._server_now()
         if not page.records:
-            return now, None
+            return Position.fresh(self.query, local - _PROBE_SPAN, self.overlap)
         newest = page.records[0]
-        self.gap.note(now, newest.created_at)
-        return newest.created_at, newest
+        self.gap.note(self._server_now(), newest.created_at)
+        return Position.after(self.query, newest, self.overlap)
 
     def _pager(self, lo: datetime, hi: datetime) -> RecordPager:
         """One poll: the records of ``[lo, hi]``, oldest first, one call at a time."""
@@ -405,15 +408,12 @@ class _Follower:
         self.failed = None
         if self.position is None:
             try:
-                start, newest = await self._unless_stopped(self._probe())
+                self.position = await self._unless_stopped(self._probe())
             except _ENDS_WATCH:
                 raise
             except SenseLinkError as exc:
                 self.failed = exc
                 return None
-            self.position = Position.fresh(self.query, start, self.overlap)
-            if newest is not None:
-                self.position.take(newest)  # stored before the start: not this watch's
             # Saved at once, so a restart before the first record resumes from here
             # rather than from its own "now".
             await self.saves.now(changed=True)

@@ -167,7 +167,7 @@ async def test_starts_from_now_and_yields_new_records_oldest_first_across_polls(
 ) -> None:
     old = store(emu, -3 * 3600, n=20, span=3600)
     # Stored before the watch started, but inside the overlap of its first poll.
-    old += store(emu, -60) + store(emu, -1)
+    old += store(emu, -60) + store(emu, -1, n=3)  # the newest three share a second
     created: list[int] = []
 
     async def produce(before: float, after: float) -> None:
@@ -243,15 +243,17 @@ async def test_a_fresh_watch_with_a_checkpoint_saves_its_start_at_once(
     memory = MemoryCheckpoint()
     with pytest.raises(WatchStopped):
         await take(client.watch(poll_interval=10, checkpoint=memory), 1)  # nothing arrives
-    # The first save came before the first poll: where the watch began, server time.
-    assert datetime.fromisoformat(memory.saves[0]["cursor"]) == at(0)
-    assert datetime.fromisoformat(memory.saves[0]["floor"]) == at(0)
+    # The first save came before the first poll: where the watch began. Nothing is
+    # stored within half an hour, so it begins where its first look began.
+    assert datetime.fromisoformat(memory.saves[0]["cursor"]) == at(-1800)
+    assert datetime.fromisoformat(memory.saves[0]["floor"]) == at(-1800)
     fake_time.sleeps.clear()
+    began = fake_time.now - T0
     with pytest.raises(WatchStopped):
         await take(client.watch(poll_interval=10, checkpoint=path), 1)
     state = orjson.loads(path.read_bytes())
-    # Idle polls moved it on (to the last poll's end), never past the server's now.
-    assert at(0) <= datetime.fromisoformat(state["cursor"]) <= at(fake_time.now - T0)
+    # Never past the server's now.
+    assert at(began - 1800) <= datetime.fromisoformat(state["cursor"]) <= at(fake_time.now - T0)
     # Down for an hour; what was stored meanwhile comes on restart, not from a new "now".
     fake_time.on_sleep = None
     stored = store(emu, 600, n=4, span=1200)

@@ -448,9 +448,16 @@ def shifted_date(emu: Emulator, seconds: float) -> Callable[[HttpRequest], Any]:
 
 
 @pytest.mark.parametrize("ahead", [125, 600])
-@pytest.mark.parametrize("with_since", [False, True])
+@pytest.mark.parametrize(
+    "start",
+    [
+        "since",  # since= in the server's time
+        "after-a-record",  # no since: starts right after the newest record stored
+        "quiet",  # no since, and no record stored anywhere near now
+    ],
+)
 async def test_a_date_header_ahead_of_create_at_loses_nothing_and_warns_once(
-    clock: Clock, ahead: float, with_since: bool, caplog: pytest.LogCaptureFixture
+    clock: Clock, ahead: float, start: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     from senselink_plus.testing import MockTransport
 
@@ -462,8 +469,10 @@ async def test_a_date_header_ahead_of_create_at_loses_nothing_and_warns_once(
     ) as emu:
         handler = shifted_date(emu, ahead)
         server_now = datetime.fromtimestamp(emu.now(), timezone.utc)
-        # One record before the start: a watch without since starts right after it.
-        emu.seed(1, start=server_now - timedelta(minutes=10), span=timedelta(0), sn="GATE-1")
+        if start == "after-a-record":
+            emu.seed(1, start=server_now - timedelta(minutes=10), span=timedelta(0), sn="GATE-1")
+        else:  # long before: neither delivered nor seen by the watch's first look
+            emu.seed(1, start=server_now - timedelta(days=2), span=timedelta(0), sn="GATE-1")
         stored: list[int] = []
         rng = random.Random(5)
 
@@ -473,7 +482,7 @@ async def test_a_date_header_ahead_of_create_at_loses_nothing_and_warns_once(
                 stored.extend(emu.seed(1, start=when, span=timedelta(0), sn="GATE-1"))
 
         clock.on_sleep = arrive
-        since = server_now - timedelta(seconds=30) if with_since else None
+        since = server_now - timedelta(seconds=30) if start == "since" else None
         got: list[int] = []
         async with Client(
             APP_KEY,
