@@ -137,7 +137,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     # the protocol: builders and parsers, wire format, events, output formats
     ("_wire", "_endpoints", "_events", "_output"),
     # pure cores
-    ("_walkorder", "_slice", "_slice_plan", "_horizon", "_paging", "_follow"),
+    ("_walkorder", "_slice", "_slice_plan", "_horizon", "_paging", "_watchstate", "_follow"),
     # the I/O edge
     ("_transport", "_checkpoint", "_saving"),
     # the request loop
