@@ -137,9 +137,18 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     # the protocol: builders and parsers, wire format, events, output formats
     ("_wire", "_endpoints", "_events", "_output"),
     # pure cores
-    ("_walkorder", "_slice", "_slice_plan", "_horizon", "_paging", "_watchstate", "_follow"),
+    (
+        "_walkorder",
+        "_slice",
+        "_slice_plan",
+        "_horizon",
+        "_paging",
+        "_watchstate",
+        "_follow",
+        "_serverclock",
+    ),
     # the I/O edge
-    ("_transport", "_checkpoint", "_saving"),
+    ("_transport", "_checkpoint", "_saving", "_stopping"),
     # the request loop
     ("_session",),
     # the drivers of the pure cores
