@@ -120,6 +120,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     # values and rules, no I/O (_imagefit: a pure function, its Pillow import lazy)
     (
         "_version",
+        "_public",
         "_exceptions",
         "_checks",
         "_dsn",
