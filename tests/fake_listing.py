@@ -91,6 +91,7 @@ class Listing:
         return [i for i, at in zip(ids, times, strict=True) if self._matches(at, lo, hi)]
 
     def answer(self, request: PageRequest) -> RecordPage:
+        assert request.time_from < request.time_to, f"a window of no length: {request}"
         self.calls.append(request)
         ids, times = self.ids, self.times
         if self.stale and self._history:

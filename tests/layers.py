@@ -120,8 +120,10 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     # values and rules, no I/O (_imagefit: a pure function, its Pillow import lazy)
     (
         "_version",
+        "_public",
         "_exceptions",
         "_checks",
+        "_dsn",
         "_http",
         "_timeutil",
         "_image",
@@ -142,13 +144,14 @@ LAYERS: tuple[tuple[str, ...], ...] = (
         "_slice",
         "_slice_plan",
         "_horizon",
+        "_yielded",
         "_paging",
         "_watchstate",
         "_follow",
         "_serverclock",
     ),
     # the I/O edge
-    ("_transport", "_checkpoint", "_saving", "_stopping"),
+    ("_transport", "_checkpoint", "_saving", "_pgsession", "_stopping"),
     # the request loop
     ("_session",),
     # the drivers of the pure cores

@@ -101,6 +101,7 @@ def test_records_jsonl_over_several_days(
         "create_at",
         "created_at",
         "extend",
+        "matched",
     }
     for row in rows[:5]:  # ISO-8601 in UTC beside the raw value
         created = datetime.fromisoformat(row["created_at"].replace("Z", "+00:00"))

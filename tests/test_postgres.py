@@ -290,9 +290,10 @@ async def test_a_holder_that_lost_its_lock_cannot_save_even_if_it_locks_again(
 ) -> None:
     holder = PostgresCheckpoint(postgres_dsn, name)
     await holder.acquire()
-    assert holder._conn is not None
+    assert holder._session is not None
+    conn = holder._session.conn
     # A lock lost while the session lives (what a pooler in front of the server does).
-    await holder._conn.execute("SELECT pg_advisory_unlock($1)", holder._key)
+    await conn.execute("SELECT pg_advisory_unlock($1)", holder._key)
     with pytest.raises(CheckpointLostError, match="no longer holds the lease"):
         await holder.save(STATE)
 
@@ -301,7 +302,7 @@ async def test_a_holder_that_lost_its_lock_cannot_save_even_if_it_locks_again(
     await newer.save({**STATE, "ids": [5]})
     await newer.release()
     # The stale holder gets the lock back, but not the lease: the fence moved on.
-    assert await holder._conn.fetchval("SELECT pg_try_advisory_lock($1)", holder._key)
+    assert await conn.fetchval("SELECT pg_try_advisory_lock($1)", holder._key)
     with pytest.raises(CheckpointLostError, match=r"took the lease over \(fence 2, ours 1\)"):
         await holder.save(STATE)
     with pytest.raises(CheckpointLostError):
@@ -376,9 +377,9 @@ async def test_using_the_checkpoint_without_the_lease_is_refused(
         await checkpoint.save(STATE)
     await checkpoint.acquire()
     try:
-        assert checkpoint._conn is not None
+        assert checkpoint._session is not None
         with pytest.raises(ValidationError, match=r"open checkpoint\.transaction"):
-            await checkpoint.save_in(checkpoint._conn, STATE)
+            await checkpoint.save_in(checkpoint._session.conn, STATE)
         with pytest.raises(ValidationError, match=r"watch\.state"):
             async with checkpoint.transaction() as conn:
                 await checkpoint.save_in(conn, None)
