@@ -1,4 +1,4 @@
-"""Shared fixtures: a client on a MockTransport with fake time, and envelope helpers."""
+"""Shared fixtures: a client on a MockTransport with the fake clock, and envelope helpers."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import pytest
 
 from senselink_plus import Client, HttpRequest, HttpResponse
 from senselink_plus.testing._mock import MockTransport
+from tests.fake_clock import FakeClock
 
 #: The emulator tests' fixtures (session, api, make).
 pytest_plugins = ["tests.emulator_helpers"]
@@ -52,34 +53,20 @@ def error(
     )
 
 
-class FakeTime:
-    """A clock, a monotonic timer and a sleep that advance together without waiting."""
-
-    def __init__(self, start: float = 1_700_000_000.0) -> None:
-        self.now = start
-        self.sleeps: list[float] = []
-
-    def clock(self) -> float:
-        return self.now
-
-    def timer(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
+#: The name test modules of the session, events and watch used before the one fake clock.
+FakeTime = FakeClock
 
 
 @pytest.fixture
-def fake_time() -> FakeTime:
-    return FakeTime()
+def fake_time() -> FakeClock:
+    return FakeClock()
 
 
 MakeClient = Callable[..., Client]
 
 
 @pytest.fixture
-async def make_client(fake_time: FakeTime) -> AsyncIterator[MakeClient]:
+async def make_client(fake_time: FakeClock) -> AsyncIterator[MakeClient]:
     clients: list[Client] = []
 
     def make(handler: Callable[[HttpRequest], Any], **options: Any) -> Client:

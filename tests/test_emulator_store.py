@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 
 from senselink_plus.testing import Emulator
 from senselink_plus.testing._emulator_store import SEED_IMAGE
-from tests.emulator_helpers import JPEG, JPEG_B, JST, PNG, T0, Api, Factory, FakeClock, at
+from tests.emulator_helpers import JPEG, JPEG_B, JST, PNG, Api, Factory, at
+from tests.fake_clock import T0, FakeClock
 
 
 @pytest.mark.parametrize("image_id", ["0" * 24, "nothex" * 4, "abc"])

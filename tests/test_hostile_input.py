@@ -56,7 +56,8 @@ from senselink_plus._endpoints import IMAGE_PATH, RECORD_PATH
 from senselink_plus._models import MAX_EXTEND_BYTES, MAX_IMAGE_BYTES
 from senselink_plus._timeutil import real_span, shown
 from senselink_plus.testing import MockTransport
-from tests.conftest import APP_KEY, APP_SECRET, BASE_URL, JPEG, PNG, FakeTime, ok
+from tests.conftest import APP_KEY, APP_SECRET, BASE_URL, JPEG, PNG, ok
+from tests.fake_clock import FakeClock
 from tests.strategies import aware_datetimes, extend_strings, gmt_labels, image_ids, time_ranges
 
 UTC = timezone.utc
@@ -122,7 +123,7 @@ def _iso(text: str) -> datetime:
 
 
 def new_client(server: Server | None = None, **options: Any) -> Client:
-    time = FakeTime()
+    time = FakeClock()
     options.setdefault("retry", RetryPolicy.none())
     return Client(
         APP_KEY,
@@ -839,7 +840,7 @@ async def test_client_refuses_bad_options_before_any_call(options: dict[str, Any
     key = options.pop("app_key", APP_KEY)
     secret = options.pop("app_secret", APP_SECRET)
     options.setdefault("base_url", BASE_URL)
-    time = FakeTime()  # a rate limit or a retry must not really wait
+    time = FakeClock()  # a rate limit or a retry must not really wait
     options.setdefault("clock", time.clock)
     options.setdefault("timer", time.timer)
     options.setdefault("sleep", time.sleep)

@@ -45,7 +45,8 @@ from senselink_plus import (
 )
 from senselink_plus import _endpoints as ep
 from senselink_plus.testing import MockTransport
-from tests.conftest import APP_KEY, APP_SECRET, BASE_URL, JPEG, PNG, FakeTime
+from tests.conftest import APP_KEY, APP_SECRET, BASE_URL, JPEG, PNG
+from tests.fake_clock import FakeClock
 from tests.strategies import image_ids, wire_records
 
 UTC = timezone.utc
@@ -354,7 +355,7 @@ class Script:
 
 
 def client_for(
-    handler: Callable[[HttpRequest], HttpResponse], policy: RetryPolicy, time: FakeTime
+    handler: Callable[[HttpRequest], HttpResponse], policy: RetryPolicy, time: FakeClock
 ) -> Client:
     return Client(
         APP_KEY,
@@ -381,7 +382,7 @@ def check_error(exc: SenseLinkError, client: Client) -> None:
         assert sign not in text
 
 
-def check_waits(time: FakeTime, policy: RetryPolicy) -> None:
+def check_waits(time: FakeClock, policy: RetryPolicy) -> None:
     ceiling = max(policy.max_delay, policy.max_retry_after)
     for wait in time.sleeps:
         assert math.isfinite(wait)
@@ -405,8 +406,8 @@ def outcome_event(result: object) -> None:
 
 async def run(
     script: Script, policy: RetryPolicy, call: Callable[[Client], Any]
-) -> tuple[Client, FakeTime, Any]:
-    time = FakeTime()
+) -> tuple[Client, FakeClock, Any]:
+    time = FakeClock()
     async with client_for(script, policy, time) as client:
         try:
             result = await call(client)
@@ -581,7 +582,7 @@ async def test_watch_survives_any_answer(script: list[HttpResponse], policy: Ret
         return HttpResponse(200, {}, orjson.dumps({"code": 200, "message": "OK", "data": body}))
 
     server = Script(script)
-    time = FakeTime()
+    time = FakeClock()
     got: list[Record] = []
     async with client_for(handler, policy, time) as client:
         watch = client.watch(since=since, poll_interval=5)
@@ -721,7 +722,7 @@ async def test_watch_skips_records_outside_the_polled_window(stray: int) -> None
         body = {"page_num": 1, "page_size": 100, "total": len(rows), "list": rows}
         return HttpResponse(200, {}, orjson.dumps({"code": 200, "message": "OK", "data": body}))
 
-    async with client_for(handler, RetryPolicy.none(), FakeTime()) as client:
+    async with client_for(handler, RetryPolicy.none(), FakeClock()) as client:
         watch = client.watch(since=since, poll_interval=5)
         got = [await anext(watch), await anext(watch)]
         await watch.aclose()

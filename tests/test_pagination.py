@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from senselink_plus import Client, HttpRequest, HttpResponse, Order, ResponseError, ValidationError
 from senselink_plus.testing import MockTransport
 from tests.conftest import APP_KEY, APP_SECRET, ok
+from tests.fake_clock import FakeClock
 
 T0 = datetime(2024, 3, 1, tzinfo=timezone(timedelta(hours=9)))
 T0_MS = int(T0.timestamp() * 1000)
@@ -375,17 +376,17 @@ async def test_a_window_at_the_retention_edge_is_walked_without_stalling(
     """Records keep expiring from the start of the window while it is read."""
     from senselink_plus.testing import Emulator
 
-    now = [1_700_000_000.0]
-    start = datetime.fromtimestamp(now[0], timezone.utc) - timedelta(hours=10)
+    clock = FakeClock()
+    start = datetime.fromtimestamp(clock.now, timezone.utc) - timedelta(hours=10)
     per_second = 4000 / 2400  # 4,000 records over the window's first 40 minutes
 
     def advance(event: Any) -> None:
         if event.path.endswith("/record"):
-            now[0] += expiring_per_request / per_second
+            clock.advance(expiring_per_request / per_second)
 
-    async with Emulator(clock=lambda: now[0], retention=timedelta(hours=10)) as emu:
+    async with Emulator(clock=clock, retention=timedelta(hours=10)) as emu:
         emu.seed(4000, start=start + timedelta(seconds=30), span=timedelta(minutes=40))
-        async with emu.client(clock=lambda: now[0], event_hooks={"request": [advance]}) as client:
+        async with emu.client(clock=clock.clock, event_hooks={"request": [advance]}) as client:
             got = [
                 r.record_id
                 async for r in client.records(start, start + timedelta(hours=1), page_size=100)

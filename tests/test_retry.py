@@ -1,8 +1,7 @@
-"""Retry policy, timeouts, and the client-side rate and concurrency caps."""
+"""`_retry`: which errors are retried, the back-off policy and timeouts."""
 
 from __future__ import annotations
 
-import asyncio
 import math
 import random
 from typing import Any
@@ -32,7 +31,6 @@ from senselink_plus import (
     TransportError,
     ValidationError,
 )
-from senselink_plus._limits import RateLimiter, make_semaphore
 from senselink_plus._retry import Verdict, classify
 
 # --- classify --------------------------------------------------------------------------
@@ -241,97 +239,3 @@ def test_timeout_refuses_non_positive_or_non_numbers(field: str, bad: Any) -> No
     with pytest.raises(ValidationError, match="must be > 0 seconds") as info:
         Timeout(**{field: bad})
     assert info.value.field == field
-
-
-# --- RateLimiter -----------------------------------------------------------------------
-
-
-class FakeClock:
-    """A timer and a sleep that never wait: sleeping moves the clock forward."""
-
-    def __init__(self, start: float = 1000.0) -> None:
-        self.now = start
-        self.sleeps: list[float] = []
-
-    def timer(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
-
-
-async def test_sequential_starts_are_spaced_by_one_over_rate() -> None:
-    clock = FakeClock()
-    limiter = RateLimiter(4.0, timer=clock.timer, sleep=clock.sleep)
-    starts = []
-    for _ in range(5):
-        await limiter.acquire()
-        starts.append(clock.now)
-    assert starts == pytest.approx([1000.0, 1000.25, 1000.5, 1000.75, 1001.0])
-    assert clock.sleeps == pytest.approx([0.25] * 4)
-
-
-async def test_concurrent_callers_queue_in_call_order() -> None:
-    now = 50.0
-    requested: list[float] = []
-
-    async def record_sleep(seconds: float) -> None:
-        requested.append(seconds)  # the clock stands still: all callers arrive at once
-
-    limiter = RateLimiter(10.0, timer=lambda: now, sleep=record_sleep)
-    await asyncio.gather(*(limiter.acquire() for _ in range(5)))
-    assert requested == pytest.approx([0.1, 0.2, 0.3, 0.4])
-
-
-async def test_no_burst_credit_after_an_idle_spell() -> None:
-    clock = FakeClock()
-    limiter = RateLimiter(2.0, timer=clock.timer, sleep=clock.sleep)
-    await limiter.acquire()
-    clock.now += 60.0  # idle for a minute
-    await limiter.acquire()
-    assert clock.sleeps == []
-    await limiter.acquire()
-    assert clock.sleeps == pytest.approx([0.5])
-
-
-async def test_time_that_passed_counts_toward_the_gap() -> None:
-    clock = FakeClock()
-    limiter = RateLimiter(1.0, timer=clock.timer, sleep=clock.sleep)
-    await limiter.acquire()
-    clock.now += 0.75
-    await limiter.acquire()
-    assert clock.sleeps == pytest.approx([0.25])
-
-
-@pytest.mark.parametrize("rate", [0, -1.0, math.nan])
-def test_rate_must_be_positive(rate: float) -> None:
-    clock = FakeClock()
-    with pytest.raises(ValidationError, match="rate_limit") as info:
-        RateLimiter(rate, timer=clock.timer, sleep=clock.sleep)
-    assert info.value.field == "rate_limit"
-
-
-# --- make_semaphore --------------------------------------------------------------------
-
-
-def test_no_limit_means_no_semaphore() -> None:
-    assert make_semaphore(None) is None
-
-
-async def test_semaphore_admits_limit_holders() -> None:
-    semaphore = make_semaphore(2)
-    assert isinstance(semaphore, asyncio.Semaphore)
-    await semaphore.acquire()
-    assert not semaphore.locked()
-    await semaphore.acquire()
-    assert semaphore.locked()
-    semaphore.release()
-    semaphore.release()
-
-
-@pytest.mark.parametrize("limit", [0, -1, True, 1.5, "4"])
-def test_make_semaphore_refuses_bad_limits(limit: Any) -> None:
-    with pytest.raises(ValidationError, match="max_concurrency") as info:
-        make_semaphore(limit)
-    assert info.value.field == "max_concurrency"
