@@ -16,6 +16,7 @@ from senselink_plus import Client, HttpRequest, HttpResponse, Order, ResponseErr
 from senselink_plus.testing import MockTransport
 from tests.conftest import APP_KEY, APP_SECRET, ok
 from tests.fake_clock import FakeClock
+from tests.fake_listing import list_data, window_of
 
 T0 = datetime(2024, 3, 1, tzinfo=timezone(timedelta(hours=9)))
 T0_MS = int(T0.timestamp() * 1000)
@@ -36,7 +37,7 @@ def wire(record_id: int, create_at_ms: int, sn: str = "SN1") -> dict[str, Any]:
 
 
 class FakeServer:
-    """A list endpoint over an in-memory table, as the spec describes it."""
+    """A list endpoint over an in-memory table the test may edit, as the spec describes it."""
 
     def __init__(self, records: list[dict[str, Any]], cap: int = 100) -> None:
         self.records = sorted(records, key=lambda r: r["record_id"])
@@ -46,19 +47,9 @@ class FakeServer:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         q = dict(request.params)
         self.calls.append(q)
-        lo = int(datetime.fromisoformat(q["time_from"]).timestamp() * 1000)
-        hi = int(datetime.fromisoformat(q["time_to"]).timestamp() * 1000)
-        assert hi - lo <= 24 * 3600 * 1000
-        rows = [
-            r
-            for r in self.records
-            if lo <= r["create_at"] <= hi and ("sn" not in q or r["sn"] == q["sn"])
-        ]
-        if q["order"] == "0":
-            rows.reverse()
-        page, size = int(q["page"]), min(int(q["size"]), self.cap)
-        chunk = rows[(page - 1) * size : page * size]
-        return ok({"page_num": page, "page_size": size, "total": len(rows), "list": chunk})
+        lo, hi = window_of(q)
+        assert hi - lo <= 24 * 3600
+        return ok(list_data(self.records, q, cap=self.cap))
 
 
 def client_for(handler: Callable[[HttpRequest], HttpResponse | Awaitable[HttpResponse]]) -> Client:
