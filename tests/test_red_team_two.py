@@ -13,12 +13,9 @@ import io
 import json
 import logging
 import os
-import signal
 import socket
-import subprocess
 import sys
 import threading
-import time
 import traceback
 from collections.abc import Awaitable, Callable, Iterator
 from datetime import datetime, timedelta, timezone
@@ -57,8 +54,8 @@ from senselink_plus._files import write_atomically
 from senselink_plus._models import MAX_IMAGE_BYTES
 from senselink_plus._retry import classify
 from senselink_plus.testing import MockTransport
+from tests.cli_helpers import EmulatorThread, part_files, seed, window
 from tests.conftest import APP_KEY, APP_SECRET, JPEG, MakeClient, ok, transport_of
-from tests.test_cli import EmulatorThread, seed, window
 
 T0 = datetime(2024, 3, 1, tzinfo=timezone(timedelta(hours=9)))
 
@@ -546,19 +543,6 @@ def test_cli_upload_refuses_a_fifo_and_a_folder_without_blocking(
 # --- 8. CLI outputs and secrets ---------------------------------------------------------------
 
 
-@pytest.fixture
-def cli_emulator(monkeypatch: pytest.MonkeyPatch) -> Iterator[EmulatorThread]:
-    with EmulatorThread() as running:
-        monkeypatch.setenv("SENSELINK_BASE_URL", running.emu.base_url)
-        monkeypatch.setenv("SENSELINK_APP_KEY", running.emu.app_key)
-        monkeypatch.setenv("SENSELINK_APP_SECRET", running.emu.app_secret)
-        yield running
-
-
-def parts(folder: Path) -> list[str]:
-    return sorted(p.name for p in folder.iterdir() if p.name.endswith(".part"))
-
-
 OLD_EXPORT = '{"record_id": 1}\n' * 1000
 
 
@@ -571,7 +555,7 @@ def test_records_to_a_file_that_fails_leaves_the_file_as_it_was(
     assert cli_main(["records", *window(), "-o", str(target), "--app-secret", "wrong"]) == 1
     assert "AuthenticationError" in capsys.readouterr().err
     assert target.read_text() == OLD_EXPORT
-    assert parts(tmp_path) == []
+    assert part_files(tmp_path) == []
 
 
 def test_records_to_a_file_replaces_it_whole_and_keeps_its_mode(
@@ -586,43 +570,7 @@ def test_records_to_a_file_replaces_it_whole_and_keeps_its_mode(
     assert len(lines) == 50
     assert all(json.loads(line)["record_id"] for line in lines)
     assert target.stat().st_mode & 0o777 == 0o600
-    assert parts(tmp_path) == []
-
-
-@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
-def test_records_interrupted_by_sigint_leaves_the_file_and_no_part_file(
-    cli_emulator: EmulatorThread, tmp_path: Path
-) -> None:
-    seed(cli_emulator, 300)
-    cli_emulator.call(cli_emulator.emu.delay, "list", 30.0, times=100)  # cut short below
-    target = tmp_path / "export.jsonl"
-    target.write_text(OLD_EXPORT)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "senselink_plus", "records", *window(), "-o", str(target)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=os.environ.copy(),
-    )
-    try:
-        for _ in range(500):  # until the first page is asked for (at most 10 s)
-            if cli_emulator.call(lambda: len(cli_emulator.emu.requests)):
-                break
-            time.sleep(0.02)
-        else:
-            pytest.fail("the CLI never asked for a page")
-        assert parts(tmp_path)  # the output is being written beside the file
-        process.send_signal(signal.SIGINT)
-        _, err = process.communicate(timeout=10)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.communicate()
-    assert process.returncode == 130
-    assert target.read_text() == OLD_EXPORT
-    assert parts(tmp_path) == []
-    assert f"{target} left as it was" in err
-    assert "Traceback" not in err
+    assert part_files(tmp_path) == []
 
 
 def test_the_app_secret_can_come_from_a_file_or_stdin_and_argv_warns(
