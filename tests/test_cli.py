@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import logging
 import sys
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -292,3 +293,28 @@ def test_watch_ends_with_exit_1_and_one_line_when_the_secret_is_refused(
         )
         == 0
     )
+
+
+def test_the_app_secret_can_come_from_a_file_or_stdin_and_argv_warns(
+    cli_emulator: EmulatorThread,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    seed(cli_emulator, 5)
+    secret = cli_emulator.emu.app_secret
+    monkeypatch.delenv("SENSELINK_APP_SECRET")
+    secret_file = tmp_path / "secret"
+    secret_file.write_text(secret + "\n")
+    with caplog.at_level(logging.WARNING, logger="senselink_plus"):
+        assert main(["records", *window(), "--app-secret-file", str(secret_file)]) == 0
+        monkeypatch.setattr(sys, "stdin", io.StringIO(secret + "\n"))
+        assert main(["records", *window(), "--app-secret-file", "-"]) == 0
+        assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+        assert main(["records", *window(), "--app-secret", secret]) == 0
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1
+    assert "visible to every user" in warnings[0].getMessage()
+    both = ["records", *window(), "--app-secret", secret, "--app-secret-file", str(secret_file)]
+    assert main(both) == 2
+    assert main(["records", *window(), "--app-secret-file", str(tmp_path / "none")]) == 2

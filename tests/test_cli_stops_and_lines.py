@@ -1,10 +1,11 @@
-"""The CLI under signals and kills: Ctrl-C, SIGHUP and SIGQUIT stop ``records -o``
-cleanly (the file as it was, no ``.part`` left), and every output line is written in one
-call, so a kill between calls never leaves a torn line."""
+"""``records -o FILE`` replaces FILE whole, keeping its mode, only on success: an error,
+Ctrl-C, SIGHUP or SIGQUIT leave it as it was and no ``.part`` beside it. Every output
+line is written in one call, so a kill between calls never leaves a torn line."""
 
 from __future__ import annotations
 
 import io
+import json
 import signal
 import sys
 from pathlib import Path
@@ -77,3 +78,30 @@ def test_each_output_line_is_one_write_call(
     lines = [call for call in out.calls if call]
     assert len(lines) >= 30
     assert all(call.endswith("\n") and call.count("\n") == 1 for call in lines)
+
+
+def test_records_to_a_file_that_fails_leaves_the_file_as_it_was(
+    cli_emulator: EmulatorThread, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    seed(cli_emulator, 50)
+    target = tmp_path / "export.jsonl"
+    target.write_text(OLD_EXPORT)
+    assert cli_main(["records", *window(), "-o", str(target), "--app-secret", "wrong"]) == 1
+    assert "AuthenticationError" in capsys.readouterr().err
+    assert target.read_text() == OLD_EXPORT
+    assert part_files(tmp_path) == []
+
+
+def test_records_to_a_file_replaces_it_whole_and_keeps_its_mode(
+    cli_emulator: EmulatorThread, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    seed(cli_emulator, 50)
+    target = tmp_path / "export.jsonl"
+    target.write_text(OLD_EXPORT)
+    target.chmod(0o600)
+    assert cli_main(["records", *window(), "-o", str(target)]) == 0
+    lines = target.read_text().splitlines()
+    assert len(lines) == 50
+    assert all(json.loads(line)["record_id"] for line in lines)
+    assert target.stat().st_mode & 0o777 == 0o600
+    assert part_files(tmp_path) == []

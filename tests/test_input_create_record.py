@@ -26,7 +26,7 @@ from senselink_plus import (
 )
 from senselink_plus._models import MAX_EXTEND_BYTES, MAX_IMAGE_BYTES
 from senselink_plus._timeutil import shown
-from tests.conftest import JPEG, PNG
+from tests.conftest import JPEG, PNG, MakeClient, transport_of
 from tests.hostile import (
     BIG_INTS,
     EXTREME_TIMES,
@@ -349,3 +349,23 @@ async def test_unreadable_image_paths_are_validation_errors(path: Any) -> None:
     assert result.field == "image"
     text = str(result)
     assert "cannot read image" in text or "not a JPEG" in text or "not a regular file" in text
+
+
+@pytest.mark.parametrize(
+    ("extend", "where"),
+    [
+        ({"temp": float("nan")}, "extend['temp']"),
+        ({"temp": float("inf")}, "extend['temp']"),
+        ({"a": {"b": [1.0, float("-inf")]}}, "extend['a']['b'][1]"),
+        ({"a": ({"t": float("nan")},)}, "extend['a'][0]['t']"),
+    ],
+)
+async def test_nan_and_infinities_in_extend_are_refused_naming_the_key(
+    make_client: MakeClient, extend: dict[str, Any], where: str
+) -> None:
+    client = make_client(lambda request: pytest.fail("nothing may be sent"))
+    with pytest.raises(ValidationError) as caught:
+        await client.create_record("GATE-1", JPEG, extend=extend)
+    assert caught.value.field == "extend"
+    assert where in str(caught.value)
+    assert transport_of(client).requests == []
