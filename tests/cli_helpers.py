@@ -13,7 +13,7 @@ import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytest
 
@@ -72,6 +72,21 @@ def cli_emulator(monkeypatch: pytest.MonkeyPatch) -> Iterator[EmulatorThread]:
         monkeypatch.setenv("SENSELINK_APP_KEY", running.emu.app_key)
         monkeypatch.setenv("SENSELINK_APP_SECRET", running.emu.app_secret)
         yield running
+
+
+class Stop(NamedTuple):
+    """A signal (by name: not every platform has each), the exit code it ends the CLI
+    with, and how the CLI's last line names it."""
+
+    signame: str
+    code: int
+    why: str
+
+
+CTRL_C = Stop(signame="SIGINT", code=130, why="Ctrl-C")
+SIGTERM = Stop(signame="SIGTERM", code=143, why="SIGTERM")
+SIGHUP = Stop(signame="SIGHUP", code=129, why="SIGHUP")
+SIGQUIT = Stop(signame="SIGQUIT", code=131, why="SIGQUIT")
 
 
 def seed(emulator: EmulatorThread, n: int, days: int = 1) -> None:

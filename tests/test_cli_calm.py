@@ -17,7 +17,7 @@ import pytest
 from senselink_plus import ValidationError
 from senselink_plus._cli import _client, _parser, main
 from senselink_plus.testing import sample_image
-from tests.cli_helpers import NOW, EmulatorThread, seed, spawn, window
+from tests.cli_helpers import CTRL_C, NOW, SIGTERM, EmulatorThread, Stop, seed, spawn, window
 
 
 def test_records_into_a_closed_pipe_exits_quietly(cli_emulator: EmulatorThread) -> None:
@@ -33,12 +33,9 @@ def test_records_into_a_closed_pipe_exits_quietly(cli_emulator: EmulatorThread) 
     assert b"Exception ignored" not in err
 
 
-@pytest.mark.parametrize(
-    ("signum", "code", "name"),
-    [(signal.SIGTERM, 143, "SIGTERM"), (signal.SIGINT, 130, "Ctrl-C")],
-)
+@pytest.mark.parametrize(Stop._fields, [SIGTERM, CTRL_C])
 def test_watch_stops_cleanly_on_a_signal_and_keeps_its_checkpoint(
-    signum: int, code: int, name: str, cli_emulator: EmulatorThread, tmp_path: Path
+    signame: str, code: int, why: str, cli_emulator: EmulatorThread, tmp_path: Path
 ) -> None:
     seed(cli_emulator, 5)
     state = tmp_path / "state.json"
@@ -48,11 +45,11 @@ def test_watch_stops_cleanly_on_a_signal_and_keeps_its_checkpoint(
     )
     assert process.stdout is not None
     lines = [process.stdout.readline() for _ in range(5)]
-    process.send_signal(signum)
+    process.send_signal(getattr(signal, signame))
     _, err = process.communicate(timeout=30)
     assert process.returncode == code
     assert err.decode().splitlines() == [
-        f"senselink-plus: stopped by {name}; position saved in {state}"
+        f"senselink-plus: stopped by {why}; position saved in {state}"
     ]
     ids = [json.loads(line)["record_id"] for line in lines]
     assert ids == list(range(ids[0], ids[0] + 5))

@@ -14,8 +14,12 @@ import pytest
 
 from senselink_plus._cli import main as cli_main
 from tests.cli_helpers import (
+    CTRL_C,
     OLD_EXPORT,
+    SIGHUP,
+    SIGQUIT,
     EmulatorThread,
+    Stop,
     part_files,
     seed,
     spawn,
@@ -25,10 +29,7 @@ from tests.cli_helpers import (
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
-@pytest.mark.parametrize(
-    ("signame", "code", "why"),
-    [("SIGINT", 130, "Ctrl-C"), ("SIGHUP", 129, "SIGHUP"), ("SIGQUIT", 131, "SIGQUIT")],
-)
+@pytest.mark.parametrize(Stop._fields, [CTRL_C, SIGHUP, SIGQUIT])
 def test_records_stopped_by_a_signal_leaves_the_file_and_no_part_file(
     cli_emulator: EmulatorThread, tmp_path: Path, signame: str, code: int, why: str
 ) -> None:

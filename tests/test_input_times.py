@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
 import pytest
 
@@ -32,23 +33,35 @@ FALL_FIRST = datetime(2024, 10, 27, 2, 30, tzinfo=BERLIN)  # 02:30 CEST (+2), fo
 FALL_SECOND = datetime(2024, 10, 27, 2, 30, fold=1, tzinfo=BERLIN)  # 02:30 CET (+1)
 
 
+class Stamp(NamedTuple):
+    """A local time, and the unix seconds and zone label create_record sends for it."""
+
+    when: datetime
+    seconds: int
+    label: str
+
+
+def utc_seconds(*fields: int) -> int:
+    return int(datetime(*fields, tzinfo=UTC).timestamp())
+
+
 @pytest.mark.parametrize(
-    ("when", "seconds", "label"),
+    Stamp._fields,
     [
-        (FALL_FIRST, int(datetime(2024, 10, 27, 0, 30, tzinfo=UTC).timestamp()), "GMT+2:00"),
-        (FALL_SECOND, int(datetime(2024, 10, 27, 1, 30, tzinfo=UTC).timestamp()), "GMT+1:00"),
+        Stamp(when=FALL_FIRST, seconds=utc_seconds(2024, 10, 27, 0, 30), label="GMT+2:00"),
+        Stamp(when=FALL_SECOND, seconds=utc_seconds(2024, 10, 27, 1, 30), label="GMT+1:00"),
         # The gap's wall time reads with the offset before the jump (fold=0): 01:30 UTC.
-        (SPRING_GAP, int(datetime(2024, 3, 31, 1, 30, tzinfo=UTC).timestamp()), "GMT+1:00"),
-        (
-            datetime(2024, 3, 31, 3, 0, tzinfo=BERLIN),
-            int(datetime(2024, 3, 31, 1, 0, tzinfo=UTC).timestamp()),
-            "GMT+2:00",
+        Stamp(when=SPRING_GAP, seconds=utc_seconds(2024, 3, 31, 1, 30), label="GMT+1:00"),
+        Stamp(
+            when=datetime(2024, 3, 31, 3, 0, tzinfo=BERLIN),
+            seconds=utc_seconds(2024, 3, 31, 1, 0),
+            label="GMT+2:00",
         ),
-        (
+        Stamp(
             # Lord Howe falls back by 30 min, 02:00 -> 01:30: the second 01:45 is +10:30.
-            datetime(2024, 4, 7, 1, 45, fold=1, tzinfo=LORD_HOWE),
-            int(datetime(2024, 4, 6, 15, 15, tzinfo=UTC).timestamp()),
-            "GMT+10:30",
+            when=datetime(2024, 4, 7, 1, 45, fold=1, tzinfo=LORD_HOWE),
+            seconds=utc_seconds(2024, 4, 6, 15, 15),
+            label="GMT+10:30",
         ),
     ],
     ids=["fall-fold0", "fall-fold1", "spring-gap", "spring-after", "lord-howe"],
@@ -71,26 +84,30 @@ async def test_list_window_across_the_fall_back_hour_keeps_both_offsets() -> Non
     )
 
 
+class Window(NamedTuple):
+    """A list window, and whether list_records accepts it."""
+
+    start: datetime
+    end: datetime
+    accepted: bool
+
+
+def berlin(*fields: int) -> datetime:
+    return datetime(*fields, tzinfo=BERLIN)
+
+
 @pytest.mark.parametrize(
-    ("start", "end", "accepted"),
+    Window._fields,
     [
         # 24 wall-clock hours over spring-forward are 23 real hours: allowed.
-        (datetime(2024, 3, 30, 12, tzinfo=BERLIN), datetime(2024, 3, 31, 12, tzinfo=BERLIN), True),
+        Window(start=berlin(2024, 3, 30, 12), end=berlin(2024, 3, 31, 12), accepted=True),
         # ... over fall-back they are 25 real hours: refused, although the wall clock says 24.
-        (
-            datetime(2024, 10, 26, 12, tzinfo=BERLIN),
-            datetime(2024, 10, 27, 12, tzinfo=BERLIN),
-            False,
-        ),
-        (
-            datetime(2024, 10, 26, 13, tzinfo=BERLIN),
-            datetime(2024, 10, 27, 12, tzinfo=BERLIN),
-            True,
-        ),
+        Window(start=berlin(2024, 10, 26, 12), end=berlin(2024, 10, 27, 12), accepted=False),
+        Window(start=berlin(2024, 10, 26, 13), end=berlin(2024, 10, 27, 12), accepted=True),
         # The gap's 02:30 is 01:30 UTC, the same instant as 03:30 CEST: an empty window.
-        (SPRING_GAP, datetime(2024, 3, 31, 3, 30, tzinfo=BERLIN), False),
-        (FALL_FIRST, FALL_SECOND, True),
-        (FALL_SECOND, FALL_FIRST, False),
+        Window(start=SPRING_GAP, end=berlin(2024, 3, 31, 3, 30), accepted=False),
+        Window(start=FALL_FIRST, end=FALL_SECOND, accepted=True),
+        Window(start=FALL_SECOND, end=FALL_FIRST, accepted=False),
     ],
     ids=["spring-23h", "fall-25h", "fall-24h", "gap-empty", "fold0-to-fold1", "fold1-to-fold0"],
 )

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import traceback
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytest
 from aiohttp import web
@@ -73,18 +73,27 @@ def _status(status: int, body: bytes = b"", **headers: str) -> Any:
     return answer
 
 
-LEAKY_PATHS: dict[str, tuple[Any, dict[str, Any], type[BaseException]]] = {
-    "over-cap-declared": (_too_big_declared, {"max_response_bytes": 1000}, TransportError),
-    "over-cap-streamed": (_too_big_streamed, {"max_response_bytes": 1000}, TransportError),
-    "body-timeout": (_stall, {"timeout": Timeout(connect=2.0, total=0.1)}, RequestTimeout),
-    "deadline": (_stall, {"retry": RetryPolicy(deadline=0.1)}, RequestTimeout),
-    "truncated-body": (_truncate, {}, TransportError),
-    "dropped": (_drop, {}, TransportError),
-    "connect-refused": (None, {}, ConnectError),
-    "server-error": (_status(503, b'{"code": 503, "message": "busy"}'), {}, ServerError),
-    "auth": (_status(401, b'{"code": 401, "message": "bad sign"}'), {}, AuthenticationError),
-    "not-json": (_status(200, b"<html>"), {}, ResponseError),
-    "redirect-echoing-sign": (
+class Failure(NamedTuple):
+    """How the server fails a call (None: nothing listens), the client's options, and
+    the error the call raises."""
+
+    answer: Any
+    options: dict[str, Any]
+    expected: type[BaseException]
+
+
+FAILURES = {
+    "over-cap-declared": Failure(_too_big_declared, {"max_response_bytes": 1000}, TransportError),
+    "over-cap-streamed": Failure(_too_big_streamed, {"max_response_bytes": 1000}, TransportError),
+    "body-timeout": Failure(_stall, {"timeout": Timeout(connect=2.0, total=0.1)}, RequestTimeout),
+    "deadline": Failure(_stall, {"retry": RetryPolicy(deadline=0.1)}, RequestTimeout),
+    "truncated-body": Failure(_truncate, {}, TransportError),
+    "dropped": Failure(_drop, {}, TransportError),
+    "connect-refused": Failure(None, {}, ConnectError),
+    "server-error": Failure(_status(503, b'{"code": 503, "message": "busy"}'), {}, ServerError),
+    "auth": Failure(_status(401, b'{"code": 401, "message": "bad sign"}'), {}, AuthenticationError),
+    "not-json": Failure(_status(200, b"<html>"), {}, ResponseError),
+    "redirect-echoing-sign": Failure(
         _status(307, Location="https://127.0.0.1:9/x?{qs}", X_Echo="sign={qs}"),
         {},
         RedirectError,
@@ -92,18 +101,20 @@ LEAKY_PATHS: dict[str, tuple[Any, dict[str, Any], type[BaseException]]] = {
 }
 
 
-@pytest.mark.parametrize("path", LEAKY_PATHS)
+@pytest.mark.parametrize("path", FAILURES)
 @pytest.mark.parametrize("call", ["create", "list"])
 async def test_no_frame_on_any_error_traceback_holds_the_sign_or_secret(
     path: str, call: str
 ) -> None:
-    answer, options, expected = LEAKY_PATHS[path]
+    failure = FAILURES[path]
     async with LoopbackServer() as api:
-        if answer is not None:
-            api.answer = answer
-        base_url = api.base_url if answer is not None else f"http://127.0.0.1:{closed_port()}"
-        async with steady_client(base_url, **options) as client:
-            with pytest.raises(expected) as caught:
+        if failure.answer is not None:
+            api.answer = failure.answer
+            base_url = api.base_url
+        else:
+            base_url = f"http://127.0.0.1:{closed_port()}"
+        async with steady_client(base_url, **failure.options) as client:
+            with pytest.raises(failure.expected) as caught:
                 await make_call(client, call)
     error = caught.value
     text = "".join(
