@@ -698,10 +698,10 @@ async def test_record_times_at_the_edges_of_the_range_are_read(create_at: int) -
     "stray", [946_684_800_000, 253_370_678_400_000], ids=["year-2000", "year-9998"]
 )
 async def test_watch_skips_records_outside_the_polled_window(stray: int) -> None:
-    """Found by the fuzzing above: a poll answered with a record from outside the window
-    asked for. Before, once a record had moved watch past its start, an older stray was
-    delivered (older than ``since``), and a far-future one was delivered and moved the
-    cursor there, so every later record was skipped. Now a stray is skipped."""
+    """A poll answered with a record from outside the window asked for (as the fuzzing
+    above can): once a record has moved the watch past its start, an older stray would be
+    older than ``since``, and a far-future one would move the cursor there and skip every
+    later record. A stray is skipped, and the cursor holds."""
     since = T0 - timedelta(hours=1)
     polls: list[dict[str, str]] = []
 

@@ -11,7 +11,6 @@ import attrs
 import orjson
 import pytest
 from hypothesis import given
-from strategies import wire_record_lists, wire_records
 
 from senselink_plus import (
     FaceImage,
@@ -22,6 +21,7 @@ from senselink_plus import (
     ValidationError,
 )
 from senselink_plus._models import MAX_IMAGE_BYTES
+from tests.strategies import wire_record_lists, wire_records
 
 JPEG_HEAD = b"\xff\xd8\xff\xe0"
 PNG_HEAD = b"\x89PNG\r\n\x1a\n"

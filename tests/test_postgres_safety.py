@@ -291,8 +291,8 @@ async def test_a_holder_whose_idle_session_is_ended_saves_nothing_and_says_so(
     postgres_dsn: str, name: str
 ) -> None:
     """The same half-closed session under the holder: every call is a
-    `CheckpointLostError` (``load`` used to let asyncpg's raw ``InternalClientError``
-    escape)."""
+    `CheckpointLostError`, ``load`` included (asyncpg's raw ``InternalClientError`` never
+    escapes)."""
     folder = parse_qs(urlsplit(postgres_dsn).query)["host"][0]
     sockets = glob.glob(os.path.join(folder, ".s.PGSQL.*"))
     (socket_path,) = [path for path in sockets if not path.endswith(".lock")]
