@@ -22,6 +22,18 @@ APP_KEY = "test-app-key"
 APP_SECRET = "s3cr3t-app-secret-value"
 BASE_URL = "https://api.test"
 JPEG = b"\xff\xd8\xff\xe0" + b"\x00\x10JFIF" + bytes(32)
+#: One record as the service lists it (the spec's example values; ``create_at`` in ms).
+WIRE_RECORD: dict[str, Any] = {
+    "record_id": 1392523,
+    "sn": "SN1234012345123",
+    "image_id": "5fceef6e1ddb2800010d1409",
+    "user_id": 123,
+    "verify_score": 0.959,
+    "device_timestamp": 130000000,
+    "timezone": "GMT+9:00",
+    "create_at": 1700000000123,
+    "extend": '{"device_name":"x"}',
+}
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(32)
 
 

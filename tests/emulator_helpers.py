@@ -17,6 +17,7 @@ import pytest
 
 from senselink_plus._auth import compute_sign
 from senselink_plus.testing import Emulator
+from tests.conftest import WIRE_RECORD
 from tests.fake_clock import FakeClock
 
 B64 = base64.b64encode
@@ -26,17 +27,8 @@ RECORD = "/api/v1/plus/record"
 JPEG = b"\xff\xd8\xff\xe0" + b"face of alice"
 JPEG_B = b"\xff\xd8\xff\xe0" + b"face of bob"
 PNG = b"\x89PNG\r\n\x1a\n" + b"a png snapshot"
-RECORD_KEYS = [
-    "record_id",
-    "sn",
-    "image_id",
-    "user_id",
-    "verify_score",
-    "device_timestamp",
-    "timezone",
-    "create_at",
-    "extend",
-]
+#: A listed record's keys, in the order the service sends them.
+RECORD_KEYS = list(WIRE_RECORD)
 
 
 @attrs.frozen

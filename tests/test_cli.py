@@ -15,6 +15,7 @@ import pytest
 from senselink_plus._cli import main
 from senselink_plus.testing import sample_image
 from tests.cli_helpers import NOW, EmulatorThread, seed, window
+from tests.conftest import WIRE_RECORD
 
 
 def test_records_jsonl_over_several_days(
@@ -27,18 +28,7 @@ def test_records_jsonl_over_several_days(
     assert len(rows) == 700
     ids = [row["record_id"] for row in rows]
     assert ids == sorted(set(ids))
-    assert set(rows[0]) == {
-        "record_id",
-        "sn",
-        "image_id",
-        "user_id",
-        "verify_score",
-        "device_timestamp",
-        "timezone",
-        "create_at",
-        "created_at",
-        "extend",
-    }
+    assert set(rows[0]) == {*WIRE_RECORD, "created_at"}
     for row in rows[:5]:  # ISO-8601 in UTC beside the raw value
         created = datetime.fromisoformat(row["created_at"].replace("Z", "+00:00"))
         assert row["created_at"].endswith("Z")

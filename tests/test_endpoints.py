@@ -22,7 +22,7 @@ from senselink_plus import (
     ValidationError,
 )
 from senselink_plus import _endpoints as ep
-from tests.conftest import BASE_URL, JPEG, PNG, envelope, error, ok
+from tests.conftest import BASE_URL, JPEG, PNG, WIRE_RECORD, envelope, error, ok
 
 JST = timezone(timedelta(hours=9))
 NOW = datetime(2024, 5, 1, 12, 0, 0, tzinfo=JST)
@@ -250,17 +250,7 @@ class TestListRecords:
 
     def test_parse_page(self) -> None:
         request = ep.build_list_records(BASE_URL, T0, T0 + timedelta(hours=1))
-        record = {
-            "record_id": 1392523,
-            "sn": "SN1234012345123",
-            "image_id": "5fceef6e1ddb2800010d1409",
-            "user_id": 123,
-            "verify_score": 0.959,
-            "device_timestamp": 130000000,
-            "timezone": "GMT+9:00",
-            "create_at": 130000000,
-            "extend": '{"a":1}',
-        }
+        record = {**WIRE_RECORD, "create_at": 130000000, "extend": '{"a":1}'}
         page = ep.parse_record_page(
             ok({"page_num": 2, "page_size": 10, "total": 11, "list": [record]}), request
         )

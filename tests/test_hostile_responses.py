@@ -46,6 +46,7 @@ from senselink_plus import (
 from senselink_plus import _endpoints as ep
 from senselink_plus.testing import MockTransport
 from tests.conftest import APP_KEY, APP_SECRET, BASE_URL, JPEG, PNG
+from tests.conftest import WIRE_RECORD as SPEC_RECORD
 from tests.fake_clock import FakeClock
 from tests.strategies import image_ids, wire_records
 
@@ -95,17 +96,7 @@ json_values = st.recursive(
     max_leaves=8,
 )
 
-WIRE_RECORD: dict[str, Any] = {
-    "record_id": 1392523,
-    "sn": "SN1234012345123",
-    "image_id": "5fceef6e1ddb2800010d1409",
-    "user_id": 123,
-    "verify_score": 0.959,
-    "device_timestamp": 130000000,
-    "timezone": "GMT+9:00",
-    "create_at": T0_MS,
-    "extend": '{"device_name":"x"}',
-}
+WIRE_RECORD = {**SPEC_RECORD, "create_at": T0_MS}
 hostile_field = json_values | st.sampled_from(
     [2**62, -(2**62), 2**64 - 1, -1, 0, 10**11, 253402300799999, 1e308, -1e308, "", [], {}]
 )

@@ -11,7 +11,6 @@ import random
 import re
 import shutil
 import signal
-import socket
 import sys
 import tempfile
 import time
@@ -37,6 +36,7 @@ from senselink_plus.postgres import (
 )
 from senselink_plus.testing import Emulator
 from tests.fake_clock import FakeClock
+from tests.loopback import closed_port
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "ingest_to_postgres.py"
 T0 = 1_700_000_000.0
@@ -221,6 +221,17 @@ def test_covers_follows_the_watch_states_delivery_rule() -> None:
     assert not covers(nothing, old)
 
 
+async def took_over(standby: PostgresCheckpoint, taking: asyncio.Future[None]) -> None:
+    """The standby's ``acquire()`` (``taking``) ends under the second fence, and it reads
+    what the holder saved."""
+    await asyncio.wait_for(taking, 10)
+    try:
+        assert standby.fence == 2
+        assert await standby.load() == STATE
+    finally:
+        await standby.release()
+
+
 # --- the lease -----------------------------------------------------------------------------
 
 
@@ -242,12 +253,7 @@ async def test_one_holder_at_a_time_and_a_standby_takes_over_on_release(
         await holder.save(STATE)
     finally:
         await holder.release()
-    await asyncio.wait_for(taking, 10)
-    try:
-        assert standby.fence == 2
-        assert await standby.load() == STATE
-    finally:
-        await standby.release()
+    await took_over(standby, taking)
 
 
 async def test_a_dead_holder_is_fenced_and_its_standby_takes_over(
@@ -309,12 +315,6 @@ async def test_a_holder_that_lost_its_lock_cannot_save_even_if_it_locks_again(
 
 
 # --- faults --------------------------------------------------------------------------------
-
-
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 async def test_an_unreachable_database_is_a_typed_error_without_the_password(

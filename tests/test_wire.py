@@ -25,21 +25,9 @@ from senselink_plus import (
 from senselink_plus._exceptions import RequestInfo
 from senselink_plus._http import HttpResponse
 from senselink_plus._wire import error_class, parse_envelope, parse_retry_after, structure
-from tests.conftest import envelope, error, ok
+from tests.conftest import WIRE_RECORD, envelope, error, ok
 
 INFO = RequestInfo("GET", "/api/v1/plus/record", (("page", "1"),))
-
-WIRE_RECORD: dict[str, Any] = {
-    "record_id": 1392523,
-    "sn": "SN1234012345123",
-    "image_id": "5fceef6e1ddb2800010d1409",
-    "user_id": 123,
-    "verify_score": 0.959,
-    "device_timestamp": 130000000,
-    "timezone": "GMT+9:00",
-    "create_at": 1700000000123,
-    "extend": '{"device_name":"x"}',
-}
 
 
 class Mapped(NamedTuple):
