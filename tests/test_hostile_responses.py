@@ -651,36 +651,37 @@ async def test_image_bytes_labelled_json_or_an_html_page_are_errors(status: int)
         assert result.request.path == "/api/v1/plus/image/abc"
 
 
+def page_at(create_at: int) -> HttpResponse:
+    """A listing's answer: one page holding one record stamped ``create_at``."""
+    page = {
+        "page_num": 1,
+        "page_size": 10,
+        "total": 1,
+        "list": [{**WIRE_RECORD, "create_at": create_at}],
+    }
+    return HttpResponse(200, {}, orjson.dumps({"code": 200, "data": page}))
+
+
 @pytest.mark.parametrize(
     "create_at",
     [2**62, 2**64 - 1, -1, -(2**62), 253402300799999, 253370764800000],
     ids=["2^62", "u64-max", "negative", "-2^62", "9999-12-31", "9999-01-01"],
 )
 async def test_a_record_time_no_datetime_holds_is_a_response_error(create_at: int) -> None:
-    """Before: the page parsed, and Record.created_at (which watch reads) raised
-    ValueError or OverflowError."""
-    page = {
-        "page_num": 1,
-        "page_size": 10,
-        "total": 1,
-        "list": [{**WIRE_RECORD, "create_at": create_at}],
-    }
-    response = HttpResponse(200, {}, orjson.dumps({"code": 200, "data": page}))
-    result = await one_call(response, lambda c: c.list_records(T0, T0 + timedelta(hours=1)))
+    """The page is refused, never read into a Record whose created_at (which watch reads)
+    would raise ValueError or OverflowError."""
+    result = await one_call(
+        page_at(create_at), lambda c: c.list_records(T0, T0 + timedelta(hours=1))
+    )
     assert isinstance(result, ResponseError)
     assert "create_at" in str(result)
 
 
 @pytest.mark.parametrize("create_at", [0, 10**11 - 1, 10**11, 253370678400000])
 async def test_record_times_at_the_edges_of_the_range_are_read(create_at: int) -> None:
-    page = {
-        "page_num": 1,
-        "page_size": 10,
-        "total": 1,
-        "list": [{**WIRE_RECORD, "create_at": create_at}],
-    }
-    response = HttpResponse(200, {}, orjson.dumps({"code": 200, "data": page}))
-    result = await one_call(response, lambda c: c.list_records(T0, T0 + timedelta(hours=1)))
+    result = await one_call(
+        page_at(create_at), lambda c: c.list_records(T0, T0 + timedelta(hours=1))
+    )
     assert isinstance(result, RecordPage)
     check_record(result.records[0])
 
