@@ -41,8 +41,8 @@ class Stamp(NamedTuple):
     label: str
 
 
-def utc_seconds(*fields: int) -> int:
-    return int(datetime(*fields, tzinfo=UTC).timestamp())
+def utc_seconds(year: int, month: int, day: int, hour: int, minute: int = 0) -> int:
+    return int(datetime(year, month, day, hour, minute, tzinfo=UTC).timestamp())
 
 
 @pytest.mark.parametrize(
@@ -92,8 +92,8 @@ class Window(NamedTuple):
     accepted: bool
 
 
-def berlin(*fields: int) -> datetime:
-    return datetime(*fields, tzinfo=BERLIN)
+def berlin(year: int, month: int, day: int, hour: int, minute: int = 0) -> datetime:
+    return datetime(year, month, day, hour, minute, tzinfo=BERLIN)
 
 
 @pytest.mark.parametrize(
