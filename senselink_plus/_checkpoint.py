@@ -62,7 +62,7 @@ from ._files import (
     replace_with,
     write_atomically,
 )
-from ._follow import state_covers
+from ._watchstate import state_covers
 
 __all__ = [
     "Checkpoint",

@@ -349,7 +349,8 @@ class Client:
         page, each second while records flow, and at the end; a restart skips nothing
         and repeats at most the records delivered since the last save. A checkpoint
         belongs to one query and one watcher at a time. Without ``since`` or a saved
-        position it starts from the server's now.
+        position it starts right after the newest record stored (or, with none in
+        the 30 minutes either side of now, where that look began).
 
         A record is acknowledged (a restart does not repeat it) when you ask for the
         next one, when you leave ``async with client.watch(...) as watch:`` normally

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 import os
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 
 import attrs
@@ -209,6 +209,30 @@ class Record:
             return orjson.loads(self.extend)
         except orjson.JSONDecodeError as exc:
             raise ValueError(f"record {self.record_id}: extend is not JSON: {exc}") from None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The record as JSON-ready values: every wire field as sent, ``created_at``
+        beside ``create_at`` as ISO-8601 UTC to the millisecond, and ``matched``.
+
+        ``created_at`` has one format for every record (``2024-05-01T00:00:00.000Z``, a
+        whole second too), so a CSV column of it parses whole (``pandas.to_datetime``).
+
+        >>> record.to_dict()["created_at"]  # doctest: +SKIP
+        '2024-05-01T00:00:00.000Z'
+        """
+        out: dict[str, Any] = {}
+        for name in RECORD_FIELDS:
+            out[name] = getattr(self, name)
+            if name == "create_at":
+                out["created_at"] = utc_text(self.created_at)
+        out["matched"] = self.matched
+        return out
+
+
+def utc_text(moment: datetime) -> str:
+    """``moment`` as ISO-8601 in UTC, always to the millisecond, with a ``Z``."""
+    text = moment.astimezone(timezone.utc).isoformat(timespec="milliseconds")
+    return text.replace("+00:00", "Z")
 
 
 #: The wire fields of a record, in `Record`'s order (its slots).

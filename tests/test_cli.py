@@ -28,7 +28,7 @@ def test_records_jsonl_over_several_days(
     assert len(rows) == 700
     ids = [row["record_id"] for row in rows]
     assert ids == sorted(set(ids))
-    assert set(rows[0]) == {*WIRE_RECORD, "created_at"}
+    assert set(rows[0]) == {*WIRE_RECORD, "created_at", "matched"}
     for row in rows[:5]:  # ISO-8601 in UTC beside the raw value
         created = datetime.fromisoformat(row["created_at"].replace("Z", "+00:00"))
         assert row["created_at"].endswith("Z")

@@ -91,6 +91,17 @@ async def test_every_record_exactly_once_in_order(
     assert all(0 < int(call["size"]) <= max(page_size, 10) for call in server.calls)
 
 
+async def test_concurrency_is_capped_at_64_before_anything_is_sent() -> None:
+    server = FakeServer([wire(i, T0_MS + i * 1000) for i in range(3000)])
+    async with client_for(server) as client:
+        with pytest.raises(ValidationError, match=r"concurrency .* 1\.\.64") as info:
+            client.records(T0, T0 + timedelta(hours=2), concurrency=65)
+        assert info.value.field == "concurrency"
+        assert server.calls == []
+        got = await collect(client, T0, T0 + timedelta(hours=2), concurrency=64, page_size=10)
+    assert got == list(range(3000))
+
+
 async def test_a_90_day_range_is_walked_window_by_window() -> None:
     records = [wire(i, T0_MS + i * 3600_000) for i in range(90 * 24)]
     server = FakeServer(records)
