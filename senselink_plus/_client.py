@@ -83,10 +83,30 @@ class Client:
     ...     async for record in client.records(t0, t0 + timedelta(days=7)):
     ...         print(record.record_id, record.user_id)
 
-    ``timeout`` is a `Timeout` or a number of seconds (the total). Every request carries
-    ``User-Agent: senselink-plus/<version> python/<x.y> aiohttp/<version>`` and the
-    ``default_headers``. ``clock`` (wall time, for signing), ``timer`` (monotonic, for
-    deadlines), ``sleep`` and ``rng`` are injectable so tests run without real waits.
+    ``Client(app_key=None, app_secret=None, *, ...)`` takes, all optional:
+
+    - ``app_key``, ``app_secret``: what every request is signed with (else the
+      environment variables above; a missing one is a `ValidationError`).
+    - ``base_url``: the service's URL; plain ``http://`` is refused unless it points at
+      loopback or ``allow_insecure_http=True``.
+    - ``transport``: a `Transport` to send through. Default: an `AiohttpTransport` that
+      the client owns and closes; a transport passed in is never closed by the client.
+    - ``timeout``: a `Timeout` or a number of seconds (the total), per attempt
+      (default ``Timeout(connect=10.0, total=60.0)``).
+    - ``retry``: a `RetryPolicy` (default ``RetryPolicy()``; ``RetryPolicy.none()``
+      never retries).
+    - ``max_concurrency``: requests in flight across the client (default 16, None for
+      no cap); ``rate_limit``: request starts per second (default None, no cap).
+    - ``error_codes``: more envelope codes to map to error classes, e.g.
+      ``{40001: AuthenticationError}``.
+    - ``event_hooks``: hooks per event kind (``"start"``, ``"request"``,
+      ``"response"``, ``"retry"``, ``"end"``, ``"headers"``), see `Event`.
+    - ``max_response_bytes``: the largest response body the default transport accepts
+      (default 16 MiB).
+    - ``default_headers``: headers for every request. Every request also carries
+      ``User-Agent: senselink-plus/<version> python/<x.y> aiohttp/<version>``.
+    - ``clock`` (wall time, for signing), ``timer`` (monotonic, for deadlines),
+      ``sleep`` and ``rng``: injectable so tests run without real waits.
     """
 
     def __init__(
@@ -362,7 +382,8 @@ class Client:
         page, each second while records flow, and at the end; a restart skips nothing
         and repeats at most the records delivered since the last save. A checkpoint
         belongs to one query and one watcher at a time. Without ``since`` or a saved
-        position it starts from the server's now.
+        position it starts right after the newest record stored (or, with none in
+        the 30 minutes either side of now, where that look began).
 
         A record is acknowledged (a restart does not repeat it) when you ask for the
         next one, when you leave ``async with client.watch(...) as watch:`` normally

@@ -185,14 +185,13 @@ def split_time_range(
 ) -> list[tuple[datetime, datetime]]:
     """Split ``[start, end]`` into consecutive windows of at most ``span``.
 
-        Neighbours share their boundary instant (the server's filter includes both ends).
-        Each window keeps the time zone of ``start``.
+    Neighbours share their boundary instant (the server's filter includes both ends).
+    Each window keeps the time zone of ``start``.
 
-        >>> import time
-    from datetime import datetime, timedelta, timezone
-        >>> t0 = datetime(2024, 1, 1, tzinfo=timezone.utc)
-        >>> [(a.day, b.day) for a, b in split_time_range(t0, t0 + timedelta(days=2, hours=1))]
-        [(1, 2), (2, 3), (3, 3)]
+    >>> from datetime import datetime, timedelta, timezone
+    >>> t0 = datetime(2024, 1, 1, tzinfo=timezone.utc)
+    >>> [(a.day, b.day) for a, b in split_time_range(t0, t0 + timedelta(days=2, hours=1))]
+    [(1, 2), (2, 3), (3, 3)]
     """
     start = to_aware(start, "time_from")
     end = to_aware(end, "time_to")

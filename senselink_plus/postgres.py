@@ -59,6 +59,7 @@ from ._follow import state_covers
 from ._pgsession import CheckpointLostError as CheckpointLostError
 from ._pgsession import CheckpointUnavailableError as CheckpointUnavailableError
 from ._pgsession import Session, SessionLost, connect
+from ._public import rehome
 
 __all__ = ["CheckpointLostError", "CheckpointUnavailableError", "PostgresCheckpoint"]
 
@@ -466,3 +467,6 @@ class PostgresCheckpoint:
             raise CheckpointLostError(
                 f"checkpoint {self.where}: another watcher took the lease over; nothing is saved"
             )
+
+
+rehome(globals(), __all__, __name__)

@@ -120,6 +120,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     # values and rules, no I/O (_imagefit: a pure function, its Pillow import lazy)
     (
         "_version",
+        "_public",
         "_exceptions",
         "_checks",
         "_dsn",
@@ -138,9 +139,19 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     # the protocol: builders and parsers, wire format, events, output formats
     ("_wire", "_endpoints", "_events", "_output"),
     # pure cores
-    ("_walkorder", "_slice", "_slice_plan", "_horizon", "_yielded", "_paging", "_follow"),
+    (
+        "_walkorder",
+        "_slice",
+        "_slice_plan",
+        "_horizon",
+        "_yielded",
+        "_paging",
+        "_watchstate",
+        "_follow",
+        "_serverclock",
+    ),
     # the I/O edge
-    ("_transport", "_checkpoint", "_saving", "_pgsession"),
+    ("_transport", "_checkpoint", "_saving", "_pgsession", "_stopping"),
     # the request loop
     ("_session",),
     # the drivers of the pure cores

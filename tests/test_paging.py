@@ -11,7 +11,6 @@ import random
 
 import attrs
 import pytest
-from fake_listing import Churn, Listing, in_order, walk
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -28,6 +27,7 @@ from senselink_plus._paging import FAIL_LIMIT, PROBE_AFTER, PageRequest, Walk
 from senselink_plus._slice import Plan, Slice, place
 from senselink_plus._slice_plan import SlicePlanner
 from senselink_plus._walkorder import DAY, Axis, Key
+from tests.fake_listing import Churn, Listing, in_order, walk
 
 T0 = 1_700_000_000  # a whole second, unix time
 A, D = Order.ASCENDING, Order.DESCENDING

@@ -13,6 +13,7 @@ import logging
 import os
 import traceback
 import uuid
+from collections.abc import AsyncIterator
 from urllib.parse import parse_qs, urlsplit
 
 import asyncpg
@@ -25,14 +26,15 @@ from senselink_plus.postgres import (
     PostgresCheckpoint,
     redact_dsn,
 )
+from tests.loopback import closed_port
 from tests.test_postgres import (  # noqa: F401
     STATE,
     Sleeps,
     admin,
-    closed_port,
     name,
     postgres_dsn,
     postgres_server,
+    took_over,
 )
 
 SECRET = "Hunter2Secret"
@@ -186,12 +188,7 @@ async def test_a_standby_whose_session_ends_reconnects_and_takes_over(
         assert second != first
     finally:
         await holder.release()
-    await asyncio.wait_for(taking, 10)
-    try:
-        assert standby.fence == 2
-        assert await standby.load() == STATE
-    finally:
-        await standby.release()
+    await took_over(standby, taking)
 
 
 async def test_a_standby_outlives_a_database_stall_longer_than_dead_after(
@@ -199,13 +196,7 @@ async def test_a_standby_outlives_a_database_stall_longer_than_dead_after(
 ) -> None:
     """Through a loopback proxy that stops forwarding for longer than ``dead_after``:
     the standby's poll times out, it reconnects, and takes the lease once it is free."""
-    folder = parse_qs(urlsplit(postgres_dsn).query)["host"][0]  # the server's socket folder
-    sockets = glob.glob(os.path.join(folder, ".s.PGSQL.*"))
-    (socket_path,) = [path for path in sockets if not path.endswith(".lock")]
-    proxy = _StallingProxy(socket_path)
-    await proxy.start()
-    try:
-        dsn = f"postgresql://postgres@127.0.0.1:{proxy.port}/postgres"
+    async with stalling_proxy(postgres_dsn) as (proxy, dsn):
         holder = PostgresCheckpoint(postgres_dsn, name)
         await holder.acquire()
         sleeps = Sleeps()
@@ -224,8 +215,6 @@ async def test_a_standby_outlives_a_database_stall_longer_than_dead_after(
         await asyncio.wait_for(taking, 20)
         assert standby.fence is not None
         await standby.release()
-    finally:
-        await proxy.close()
 
 
 class _GatedSleeps(Sleeps):
@@ -249,57 +238,44 @@ async def test_a_standby_whose_idle_session_is_ended_reconnects(
     """The server ends the standby's session while it sleeps between polls, and the
     close reaches the client after the FATAL message: asyncpg then refuses the next
     statement with ``InternalClientError`` (its protocol is mid-error, the connection
-    not yet closed). The standby counts that as a lost session and reconnects (it used
-    to end ``acquire()`` with asyncpg's raw error: the intermittent "hang" of
-    ``test_a_standby_whose_session_ends_reconnects_and_takes_over``)."""
-    folder = parse_qs(urlsplit(postgres_dsn).query)["host"][0]
-    sockets = glob.glob(os.path.join(folder, ".s.PGSQL.*"))
-    (socket_path,) = [path for path in sockets if not path.endswith(".lock")]
-    proxy = _StallingProxy(socket_path)
-    await proxy.start()
+    not yet closed). The standby counts that as a lost session and reconnects: asyncpg's
+    raw error never ends ``acquire()``."""
     taking: asyncio.Future[None] | None = None
-    try:
-        dsn = f"postgresql://postgres@127.0.0.1:{proxy.port}/postgres"
-        holder = PostgresCheckpoint(postgres_dsn, name)
-        await holder.acquire()
-        sleeps = _GatedSleeps(hold_at=2)
-        standby = PostgresCheckpoint(dsn, name, dead_after=2, connect_timeout=2, sleep=sleeps)
-        taking = asyncio.ensure_future(standby.acquire())
+    async with stalling_proxy(postgres_dsn) as (proxy, dsn):
         try:
-            await sleeps.until(2)  # held in its second sleep, between two polls
-            await proxy.end_sessions()
-            await asyncio.sleep(0.2)  # the loopback delivers the FATAL to the idle client
-            with caplog.at_level(logging.WARNING, logger="senselink_plus"):
-                sleeps.gate.set()
-                polling = asyncio.ensure_future(sleeps.until(6))
-                await asyncio.wait([taking, polling], return_when=asyncio.FIRST_COMPLETED)
-                polling.cancel()
-            assert not taking.done(), taking.exception()
-            assert "session was lost; reconnecting" in caplog.text
+            holder = PostgresCheckpoint(postgres_dsn, name)
+            await holder.acquire()
+            sleeps = _GatedSleeps(hold_at=2)
+            standby = PostgresCheckpoint(dsn, name, dead_after=2, connect_timeout=2, sleep=sleeps)
+            taking = asyncio.ensure_future(standby.acquire())
+            try:
+                await sleeps.until(2)  # held in its second sleep, between two polls
+                await proxy.end_sessions()
+                await asyncio.sleep(0.2)  # the loopback delivers the FATAL to the idle client
+                with caplog.at_level(logging.WARNING, logger="senselink_plus"):
+                    sleeps.gate.set()
+                    polling = asyncio.ensure_future(sleeps.until(6))
+                    await asyncio.wait([taking, polling], return_when=asyncio.FIRST_COMPLETED)
+                    polling.cancel()
+                assert not taking.done(), taking.exception()
+                assert "session was lost; reconnecting" in caplog.text
+            finally:
+                await holder.release()
+            await asyncio.wait_for(taking, 10)
+            assert standby.fence == 2
+            await standby.release()
         finally:
-            await holder.release()
-        await asyncio.wait_for(taking, 10)
-        assert standby.fence == 2
-        await standby.release()
-    finally:
-        if taking is not None:
-            taking.cancel()
-        await proxy.close()
+            if taking is not None:
+                taking.cancel()
 
 
 async def test_a_holder_whose_idle_session_is_ended_saves_nothing_and_says_so(
     postgres_dsn: str, name: str
 ) -> None:
     """The same half-closed session under the holder: every call is a
-    `CheckpointLostError` (``load`` used to let asyncpg's raw ``InternalClientError``
-    escape)."""
-    folder = parse_qs(urlsplit(postgres_dsn).query)["host"][0]
-    sockets = glob.glob(os.path.join(folder, ".s.PGSQL.*"))
-    (socket_path,) = [path for path in sockets if not path.endswith(".lock")]
-    proxy = _StallingProxy(socket_path)
-    await proxy.start()
-    try:
-        dsn = f"postgresql://postgres@127.0.0.1:{proxy.port}/postgres"
+    `CheckpointLostError`, ``load`` included (asyncpg's raw ``InternalClientError`` never
+    escapes)."""
+    async with stalling_proxy(postgres_dsn) as (proxy, dsn):
         holder = PostgresCheckpoint(dsn, name)
         await holder.acquire()
         await proxy.end_sessions()
@@ -317,8 +293,6 @@ async def test_a_holder_whose_idle_session_is_ended_saves_nothing_and_says_so(
         await again.acquire()
         assert await again.load() is None
         await again.release()
-    finally:
-        await proxy.close()
 
 
 async def test_a_session_ended_inside_your_transaction_is_a_lost_lease_and_commits_nothing(
@@ -360,6 +334,20 @@ _TERMINATED = b"".join(
     [b"SFATAL\0", b"VFATAL\0", b"C57P01\0", b"Mterminating connection\0", b"\0"]
 )
 _FATAL_MESSAGE = b"E" + (len(_TERMINATED) + 4).to_bytes(4, "big") + _TERMINATED
+
+
+@contextlib.asynccontextmanager
+async def stalling_proxy(postgres_dsn: str) -> AsyncIterator[tuple[_StallingProxy, str]]:
+    """A `_StallingProxy` to the test server's socket, and a DSN that goes through it."""
+    folder = parse_qs(urlsplit(postgres_dsn).query)["host"][0]  # the server's socket folder
+    sockets = glob.glob(os.path.join(folder, ".s.PGSQL.*"))
+    (socket_path,) = [path for path in sockets if not path.endswith(".lock")]
+    proxy = _StallingProxy(socket_path)
+    await proxy.start()
+    try:
+        yield proxy, f"postgresql://postgres@127.0.0.1:{proxy.port}/postgres"
+    finally:
+        await proxy.close()
 
 
 class _StallingProxy:

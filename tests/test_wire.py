@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 import pytest
@@ -25,21 +25,25 @@ from senselink_plus import (
 from senselink_plus._exceptions import RequestInfo
 from senselink_plus._http import HttpResponse
 from senselink_plus._wire import error_class, parse_envelope, parse_retry_after, structure
-from tests.conftest import envelope, error, ok
+from tests.conftest import WIRE_RECORD, envelope, error, ok
 
 INFO = RequestInfo("GET", "/api/v1/plus/record", (("page", "1"),))
 
-WIRE_RECORD: dict[str, Any] = {
-    "record_id": 1392523,
-    "sn": "SN1234012345123",
-    "image_id": "5fceef6e1ddb2800010d1409",
-    "user_id": 123,
-    "verify_score": 0.959,
-    "device_timestamp": 130000000,
-    "timezone": "GMT+9:00",
-    "create_at": 1700000000123,
-    "extend": '{"device_name":"x"}',
-}
+
+class Mapped(NamedTuple):
+    """An envelope's code and the HTTP status around it, and the error class they make."""
+
+    code: int
+    status: int
+    cls: type
+
+
+class Bare(NamedTuple):
+    """An error status with a body that is no envelope, and the error class it makes."""
+
+    status: int
+    body: bytes
+    cls: type
 
 
 class TestEnvelope:
@@ -47,22 +51,22 @@ class TestEnvelope:
         assert parse_envelope(ok({"a": 1}), INFO) == {"a": 1}
 
     @pytest.mark.parametrize(
-        ("code", "status", "cls"),
+        Mapped._fields,
         [
-            (30001, 200, InvalidParameterError),
-            (30003, 200, NoFaceDetectedError),
-            (30001, 400, InvalidParameterError),
-            (401, 200, AuthenticationError),
-            (403, 200, AuthenticationError),
-            (404, 200, NotFoundError),
-            (429, 200, RateLimitError),
-            (500, 200, ServerError),
-            (503, 200, ServerError),
-            (99999, 200, APIError),
-            (99999, 401, AuthenticationError),
-            (99999, 429, RateLimitError),
-            (99999, 502, ServerError),
-            (99999, 400, APIError),
+            Mapped(code=30001, status=200, cls=InvalidParameterError),
+            Mapped(code=30003, status=200, cls=NoFaceDetectedError),
+            Mapped(code=30001, status=400, cls=InvalidParameterError),
+            Mapped(code=401, status=200, cls=AuthenticationError),
+            Mapped(code=403, status=200, cls=AuthenticationError),
+            Mapped(code=404, status=200, cls=NotFoundError),
+            Mapped(code=429, status=200, cls=RateLimitError),
+            Mapped(code=500, status=200, cls=ServerError),
+            Mapped(code=503, status=200, cls=ServerError),
+            Mapped(code=99999, status=200, cls=APIError),
+            Mapped(code=99999, status=401, cls=AuthenticationError),
+            Mapped(code=99999, status=429, cls=RateLimitError),
+            Mapped(code=99999, status=502, cls=ServerError),
+            Mapped(code=99999, status=400, cls=APIError),
         ],
     )
     def test_both_error_shapes_map_to_types(self, code: int, status: int, cls: type) -> None:
@@ -76,13 +80,13 @@ class TestEnvelope:
         assert "GET /api/v1/plus/record?page=1" in str(exc)
 
     @pytest.mark.parametrize(
-        ("status", "body", "cls"),
+        Bare._fields,
         [
-            (401, b"", AuthenticationError),
-            (404, b"<html>not found</html>", NotFoundError),
-            (429, b"slow down", RateLimitError),
-            (503, b"", ServerError),
-            (418, b"{}", APIError),
+            Bare(status=401, body=b"", cls=AuthenticationError),
+            Bare(status=404, body=b"<html>not found</html>", cls=NotFoundError),
+            Bare(status=429, body=b"slow down", cls=RateLimitError),
+            Bare(status=503, body=b"", cls=ServerError),
+            Bare(status=418, body=b"{}", cls=APIError),
         ],
     )
     def test_error_status_without_an_envelope(self, status: int, body: bytes, cls: type) -> None:

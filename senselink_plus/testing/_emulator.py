@@ -69,9 +69,26 @@ class Emulator:
     ...     async with emu.client() as client:
     ...         created = await client.create_record("SN1", face_jpeg)
 
-    ``clock_offset`` (a timedelta or seconds, settable later) runs the server's clock
-    ahead of ``clock`` (behind when negative), as a real server's may be: its ``Date``
-    header, ``create_at`` stamps, the signature time check and retention follow it.
+    Every argument is keyword-only and optional:
+
+    - ``host``, ``port``: where to listen (default ``127.0.0.1`` and a free port; see
+      `base_url` once started).
+    - ``app_key``, ``app_secret``: the credentials it accepts (`client` uses them).
+    - ``clock``: the wall time in Unix seconds (default `time.time`), for tests that
+      control time.
+    - ``clock_offset`` (a timedelta or seconds, settable later) runs the server's clock
+      ahead of ``clock`` (behind when negative), as a real server's may be: its ``Date``
+      header, ``create_at`` stamps, the signature time check and retention follow it.
+    - ``error_status``: the HTTP status of its error envelopes (default 200, as the
+      business errors of the cloud may come); None gives each error its natural status
+      (400 for 30001 and 30003; the code itself for 401, 404, 429, ...).
+    - ``retention``: how long records are kept (default 90 days, as the cloud's three
+      months).
+    - ``max_skew``: how far a request's signed timestamp may be from the server's clock
+      (default 30 minutes, as the cloud).
+    - ``first_record_id``: the first ``record_id`` given (default 1,000,000).
+    - ``request_log_size``: how many received requests `requests` keeps (default
+      10,000).
 
     >>> emu = Emulator(clock_offset=timedelta(minutes=-10))  # doctest: +SKIP
     """
