@@ -23,6 +23,7 @@ from ._checks import (
     check_bool,
     check_int,
 )
+from ._envopts import resolve_retry, resolve_timeout
 from ._events import EventHook
 from ._exceptions import (
     APIError,
@@ -75,8 +76,12 @@ def _check_transport(transport: object) -> None:
 class Client:
     """An asyncio client for the SenseLink Cloud Authentication Record Plus API.
 
-    Credentials fall back to ``SENSELINK_APP_KEY`` / ``SENSELINK_APP_SECRET`` and the
-    base URL to ``SENSELINK_BASE_URL`` (default ``https://link.japancv.co.jp``).
+    Credentials fall back to ``SENSELINK_APP_KEY`` / ``SENSELINK_APP_SECRET``, the
+    base URL to ``SENSELINK_BASE_URL`` (default ``https://link.japancv.co.jp``), the
+    timeout to ``SENSELINK_TIMEOUT`` (seconds, as ``timeout=n``) and the retry policy to
+    ``SENSELINK_MAX_RETRIES`` (retries after the first attempt: ``n`` is
+    ``RetryPolicy(max_attempts=n + 1)``). An argument wins over its variable; a bad value
+    in a variable it reads is a `ValidationError` naming the variable.
 
     >>> async with Client() as client:  # doctest: +SKIP
     ...     created = await client.create_record("JKQ00009234", "face.jpg")
@@ -91,10 +96,10 @@ class Client:
       loopback or ``allow_insecure_http=True``.
     - ``transport``: a `Transport` to send through. Default: an `AiohttpTransport` that
       the client owns and closes; a transport passed in is never closed by the client.
-    - ``timeout``: a `Timeout` or a number of seconds (the total), per attempt
-      (default ``Timeout(connect=10.0, total=60.0)``).
-    - ``retry``: a `RetryPolicy` (default ``RetryPolicy()``; ``RetryPolicy.none()``
-      never retries).
+    - ``timeout``: a `Timeout` or a number of seconds (the total), per attempt (else
+      ``$SENSELINK_TIMEOUT``, else ``Timeout(connect=10.0, total=60.0)``).
+    - ``retry``: a `RetryPolicy` (else ``$SENSELINK_MAX_RETRIES``, else
+      ``RetryPolicy()``; ``RetryPolicy.none()`` never retries).
     - ``max_concurrency``: requests in flight across the client (default 16, None for
       no cap); ``rate_limit``: request starts per second (default None, no cap).
     - ``error_codes``: more envelope codes to map to error classes, e.g.
@@ -132,8 +137,9 @@ class Client:
     ) -> None:
         credentials = Credentials.resolve(app_key, app_secret)
         self._base_url = _resolve_base_url(base_url, allow_insecure_http)
-        self._timeout = to_timeout(timeout) if timeout is not None else Timeout()
-        _check_retry(retry)
+        chosen_timeout = resolve_timeout(timeout)
+        self._timeout = chosen_timeout if chosen_timeout is not None else Timeout()
+        retry = resolve_retry(retry)
         check_int(max_response_bytes, "max_response_bytes", maximum=MAX_RESPONSE_LIMIT)
         _check_transport(transport)
         extra = {} if default_headers is None else check_headers(default_headers, "default_headers")
@@ -154,7 +160,7 @@ class Client:
             headers={"user-agent": USER_AGENT, **extra},
             # A transport passed in knows nothing of this client's timeout: each request
             # then carries it (and the attempt is bounded by it).
-            timeout=self._timeout if not owns_transport and timeout is not None else None,
+            timeout=chosen_timeout if not owns_transport else None,
             clock=clock,
             timer=timer,
             sleep=sleep,

@@ -132,6 +132,13 @@ class _SecretScanner(logging.Handler):
 
 
 @pytest.fixture(autouse=True)
+def no_option_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A developer's own SENSELINK_TIMEOUT / SENSELINK_MAX_RETRIES never reach a test."""
+    monkeypatch.delenv("SENSELINK_TIMEOUT", raising=False)
+    monkeypatch.delenv("SENSELINK_MAX_RETRIES", raising=False)
+
+
+@pytest.fixture(autouse=True)
 def no_secrets_in_logs() -> Iterator[None]:
     """At DEBUG level, no log line of any test may hold a secret, a sign or image data."""
     scanner = _SecretScanner()

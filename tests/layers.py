@@ -135,6 +135,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
         "_limits",
         "_auth",
         "_retry",
+        "_envopts",
     ),
     # the protocol: builders and parsers, wire format, events, output formats
     ("_wire", "_endpoints", "_events", "_output"),
