@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import argparse
 import logging
+import re
 import sys
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from ._exceptions import ValidationError
 from ._output import FORMATS
-from ._timeutil import to_aware
+from ._timeutil import EARLIEST, to_aware
 from ._version import __version__
 
 __all__ = ["EPILOG", "TIME_OPTIONS", "app_secret", "build_parser", "read_times"]
@@ -27,6 +28,7 @@ examples:
   senselink-plus emulator --port 8080 --seed 10000
   senselink-plus records --from 2024-05-01T00:00:00+09:00 --to 2024-05-08T00:00:00+09:00 \\
       --format csv --output week.csv
+  senselink-plus records --from 7d --to now --format csv -o week.csv
   senselink-plus upload --sn JKQ00009234 --extend '{"gate":"north"}' face1.jpg face2.png
   senselink-plus image 5fceef6e1ddb2800010d1409 -o snap.jpg
   senselink-plus watch --checkpoint state.json
@@ -37,12 +39,47 @@ examples:
 TIME_OPTIONS = {"time_from": "--from", "time_to": "--to", "since": "--since"}
 
 
-def _time_arg(text: str, option: str) -> datetime:
-    """An ISO-8601 time with a UTC offset (or Z) given to ``option``."""
+#: What a time option takes besides ISO-8601, for help texts and errors.
+TIME_HELP = "ISO-8601 with offset or Z, 'now', or a time ago: 7d, 12h, 30m, 1h30m (s m h d w)"
+_EXAMPLES = "2026-11-29T00:00:00+09:00, 2026-11-29T00:00:00Z, now, 7d, 12h or 30m"
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_AGO = re.compile(r"(?:\d{1,9}[smhdw])+")
+_AGO_PART = re.compile(r"(\d{1,9})([smhdw])")
+#: Looks like a time ago but is not one (``7M``, ``2y``, ``3 days``, ``-7d``).
+_AGO_LIKE = re.compile(r"[+-]?\d[\d.]*\s*[A-Za-z]+")
+
+
+def _ago(text: str, option: str, now: datetime) -> datetime | None:
+    """``now`` for ``now``; ``now`` less the span for ``7d``, ``1h30m``; else None."""
+    if text.lower() == "now":
+        return now
+    if not _AGO.fullmatch(text):
+        if _AGO_LIKE.fullmatch(text):
+            raise ValidationError(
+                f"{option} {text!r} is not a time ago: write whole numbers, each with a unit "
+                "of s, m, h, d or w (seconds to weeks), such as 7d, 12h, 30m or 1h30m",
+                field=option,
+            )
+        return None
+    seconds = sum(int(count) * _UNIT_SECONDS[unit] for count, unit in _AGO_PART.findall(text))
+    try:
+        return to_aware(now - timedelta(seconds=seconds), option)
+    except (OverflowError, ValidationError):
+        raise ValidationError(
+            f"{option} {text} reaches back too far (before {EARLIEST.date()})", field=option
+        ) from None
+
+
+def _time_arg(text: str, option: str, now: datetime) -> datetime:
+    """``text`` given to ``option``: an ISO-8601 time with a UTC offset (or Z), ``now``,
+    or a time ago (``7d``) before ``now``."""
+    stripped = text.strip()
+    relative = _ago(stripped, option, now)
+    if relative is not None:
+        return relative
     try:
         return to_aware(text, option)
     except ValidationError as exc:
-        stripped = text.strip()
         try:
             naive = datetime.fromisoformat(stripped).utcoffset() is None
         except ValueError:
@@ -55,18 +92,19 @@ def _time_arg(text: str, option: str) -> datetime:
             ) from None
         if "ISO-8601" in exc.message:
             raise ValidationError(
-                f"{option} {text!r} is not a time such as 2026-11-29T00:00:00+09:00 or "
-                "2026-11-29T00:00:00Z",
-                field=option,
+                f"{option} {text!r} is not a time such as {_EXAMPLES}", field=option
             ) from None
         raise
 
 
-def read_times(args: argparse.Namespace) -> None:
+def read_times(args: argparse.Namespace, now: datetime | None = None) -> None:
+    """Turn the time options' text into aware datetimes; ``now`` (default: the current
+    time, in UTC) is the one instant that ``now`` and every time ago count from."""
+    now = datetime.now(timezone.utc) if now is None else now
     for name, option in TIME_OPTIONS.items():
         value = getattr(args, name, None)
         if isinstance(value, str):
-            setattr(args, name, _time_arg(value, option))
+            setattr(args, name, _time_arg(value, option, now))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -140,14 +178,13 @@ def build_parser() -> argparse.ArgumentParser:
         parents=[common],
         help="list records of any time range",
         description="Stream every record stored in [--from, --to] (any length).",
-        epilog="example:\n  senselink-plus records --from 2024-05-01T00:00:00+09:00 "
-        "--to 2024-05-02T00:00:00+09:00 --format table",
+        epilog="examples:\n  senselink-plus records --from 2024-05-01T00:00:00+09:00 "
+        "--to 2024-05-02T00:00:00+09:00 --format table\n"
+        "  senselink-plus records --from 7d --to now -o week.jsonl",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    records.add_argument(
-        "--from", dest="time_from", required=True, help="ISO-8601 with offset or Z"
-    )
-    records.add_argument("--to", dest="time_to", required=True, help="ISO-8601 with offset or Z")
+    records.add_argument("--from", dest="time_from", required=True, help=TIME_HELP)
+    records.add_argument("--to", dest="time_to", required=True, help=TIME_HELP)
     records.add_argument("--sn", help="only this device")
     records.add_argument("--order", choices=("asc", "desc"), default="asc")
     records.add_argument("--format", choices=FORMATS, default="jsonl")
@@ -167,7 +204,7 @@ def build_parser() -> argparse.ArgumentParser:
     watch.add_argument("--sn", help="only this device")
     watch.add_argument("--checkpoint", type=Path, help="JSON file keeping the position")
     watch.add_argument("--interval", type=float, default=10.0, help="seconds between polls")
-    watch.add_argument("--since", help="start here (ISO-8601 with offset or Z) instead of now")
+    watch.add_argument("--since", help=f"start here instead of now: {TIME_HELP}")
     watch.add_argument("--format", choices=FORMATS, default="jsonl")
     watch.add_argument("--max-items", type=int, help="stop after this many records")
 
