@@ -31,6 +31,7 @@ from ._files import (
 from ._logging import log_to_stderr
 from ._models import FaceImage, Order, Record
 from ._output import RecordWriter
+from ._parquet import ParquetRecordWriter, require_pyarrow
 
 __all__ = ["main"]
 
@@ -49,8 +50,9 @@ def _client(args: argparse.Namespace) -> Client:
 
 
 @contextlib.contextmanager
-def _replacing(path: Path) -> Iterator[IO[str]]:
-    """A text file that replaces ``path`` only when the block succeeds.
+def _replacing(path: Path, *, binary: bool = False) -> Iterator[IO[Any]]:
+    """A file (text; bytes when ``binary``) that replaces ``path`` only when the block
+    succeeds.
 
     Until then ``path`` is untouched: the output goes to a temp file beside it (keeping
     ``path``'s permissions when it exists), removed on any failure or interrupt. A
@@ -59,13 +61,13 @@ def _replacing(path: Path) -> Iterator[IO[str]]:
     """
     real, through = output_target(check_target_path(path, "--output"), "--output")
     if through:
-        with os.fdopen(open_through(real), "w", encoding="utf-8", newline="") as out:
+        with _fdopen(open_through(real), binary) as out:
             yield out
         return
     target = real
     fd, tmp = create_temp_beside(target)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as out:
+        with _fdopen(fd, binary) as out:
             with contextlib.suppress(FileNotFoundError):
                 os.chmod(tmp, stat.S_IMODE(os.stat(target).st_mode))
             yield out
@@ -78,6 +80,12 @@ def _replacing(path: Path) -> Iterator[IO[str]]:
             file=sys.stderr,
         )
         raise
+
+
+def _fdopen(fd: int, binary: bool) -> IO[Any]:
+    if binary:
+        return os.fdopen(fd, "wb")
+    return os.fdopen(fd, "w", encoding="utf-8", newline="")
 
 
 class Progress:
@@ -113,9 +121,35 @@ class Progress:
         self._stream.flush()
 
 
+def _check_parquet(args: argparse.Namespace) -> None:
+    """Before any request: parquet needs a file to write and pyarrow to write it."""
+    if args.format != "parquet":
+        return
+    if args.output is None:
+        raise ValidationError(
+            "--format parquet writes a file: give -o FILE (e.g. -o records.parquet)",
+            field="--output",
+        )
+    require_pyarrow()
+
+
+def _open_writer(
+    stack: contextlib.ExitStack[Any], args: argparse.Namespace
+) -> RecordWriter | ParquetRecordWriter:
+    """The writer of ``--format`` on ``--output`` (or stdout). A file is replaced only
+    once every record is in: a failure or Ctrl-C leaves an existing one as it was."""
+    if args.format == "parquet":
+        parquet = ParquetRecordWriter(stack.enter_context(_replacing(args.output, binary=True)))
+        stack.callback(parquet.close)  # the footer, before the file is closed and renamed
+        return parquet
+    out: IO[str] = stack.enter_context(_replacing(args.output)) if args.output else sys.stdout
+    return RecordWriter(out, args.format)
+
+
 async def _records(args: argparse.Namespace) -> int:
     order = Order.ASCENDING if args.order == "asc" else Order.DESCENDING
     start, end = window_bounds(args.time_from, args.time_to)
+    _check_parquet(args)
     async with _client(args) as client:
         pager = client.records(
             start,
@@ -127,12 +161,7 @@ async def _records(args: argparse.Namespace) -> int:
         )
         progress = Progress(sys.stderr, start, end, order) if sys.stderr.isatty() else None
         with contextlib.ExitStack() as stack:
-            # A file is replaced only once every record is in: a failure or Ctrl-C
-            # leaves an existing one as it was.
-            out: IO[str] = (
-                stack.enter_context(_replacing(args.output)) if args.output else sys.stdout
-            )
-            writer = RecordWriter(out, args.format)
+            writer = _open_writer(stack, args)
             writer.header()
             async for record in pager:
                 writer.write(record)

@@ -28,7 +28,7 @@ examples:
   senselink-plus emulator --port 8080 --seed 10000
   senselink-plus records --from 2024-05-01T00:00:00+09:00 --to 2024-05-08T00:00:00+09:00 \\
       --format csv --output week.csv
-  senselink-plus records --from 7d --to now --format csv -o week.csv
+  senselink-plus records --from 7d --to now --format parquet -o week.parquet
   senselink-plus upload --sn JKQ00009234 --extend '{"gate":"north"}' face1.jpg face2.png
   senselink-plus image 5fceef6e1ddb2800010d1409 -o snap.jpg
   senselink-plus watch --checkpoint state.json
@@ -187,7 +187,12 @@ def build_parser() -> argparse.ArgumentParser:
     records.add_argument("--to", dest="time_to", required=True, help=TIME_HELP)
     records.add_argument("--sn", help="only this device")
     records.add_argument("--order", choices=("asc", "desc"), default="asc")
-    records.add_argument("--format", choices=FORMATS, default="jsonl")
+    records.add_argument(
+        "--format",
+        choices=(*FORMATS, "parquet"),
+        default="jsonl",
+        help="jsonl (default), csv, table, or parquet (a file: needs -o and pyarrow)",
+    )
     records.add_argument("--output", "-o", type=Path, help="file to write (default: stdout)")
     records.add_argument("--max-items", type=int)
     records.add_argument("--concurrency", type=int, default=4, help="pages in flight")

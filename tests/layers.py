@@ -138,7 +138,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
         "_envopts",
     ),
     # the protocol: builders and parsers, wire format, events, output formats
-    ("_wire", "_endpoints", "_events", "_output"),
+    ("_wire", "_endpoints", "_events", "_output", "_parquet"),
     # pure cores
     (
         "_walkorder",
