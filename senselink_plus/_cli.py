@@ -12,7 +12,7 @@ import stat
 import sys
 import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
 
@@ -273,31 +273,9 @@ async def _demo(args: argparse.Namespace) -> int:
 
 
 async def _emulator(args: argparse.Namespace) -> int:
-    from .testing import Emulator
+    from ._cli_emulator import run_emulator
 
-    emu = Emulator(host=args.host, port=args.port, app_key=args.app_key, app_secret=args.app_secret)
-    if args.seed:
-        now = datetime.now(timezone.utc)
-        emu.seed(args.seed, start=now - timedelta(hours=24), span=timedelta(hours=24))
-    async with emu:
-        print(f"SenseLink Plus emulator at {emu.base_url}", flush=True)
-        # A wildcard address serves every interface; clients here reach it on loopback.
-        reachable = emu.base_url.replace("://0.0.0.0:", "://127.0.0.1:").replace(
-            "://[::]:", "://[::1]:"
-        )
-        print(f"  export SENSELINK_BASE_URL={reachable}")
-        print(f"  export SENSELINK_APP_KEY={emu.app_key}")
-        print(f"  export SENSELINK_APP_SECRET={emu.app_secret}")
-        print(f"  {args.seed} records seeded; Ctrl-C stops it", flush=True)
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            # Not on Windows, where Ctrl-C arrives as KeyboardInterrupt instead.
-            with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.add_signal_handler(signum, stop.set)
-        await stop.wait()
-    print("emulator stopped", flush=True)
-    return EXIT_OK
+    return await run_emulator(args)
 
 
 #: Commands that stop cleanly on SIGTERM as on Ctrl-C (the emulator has its own handler).

@@ -158,7 +158,9 @@ def build_parser() -> argparse.ArgumentParser:
         "emulator",
         help="serve a local emulator of the API",
         description="Serve the emulator until Ctrl-C.",
-        epilog="example:\n  senselink-plus emulator --port 8080 --seed 100000",
+        epilog="examples:\n  senselink-plus emulator --port 8080 --seed 100000\n"
+        "  senselink-plus emulator --db emu.sqlite --enroll alice=alice.jpg "
+        "--enroll bob=bob.png",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     emu.add_argument("--host", default="127.0.0.1")
@@ -172,6 +174,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     emu.add_argument("--app-key", default="emulator-app-key")
     emu.add_argument("--app-secret", default="emulator-app-secret")
+    emu.add_argument(
+        "--enroll",
+        action="append",
+        default=[],
+        metavar="NAME=IMAGE",
+        help="enroll a face (repeatable): an upload of exactly IMAGE's bytes is matched to "
+        "NAME's user_id (NAME a whole number: that id; else 1, 2, ... in order)",
+    )
+    emu.add_argument(
+        "--db",
+        type=Path,
+        metavar="FILE",
+        help="keep records and snapshots in this SQLite file across restarts "
+        "(default: in memory)",
+    )
 
     records = sub.add_parser(
         "records",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import os
 import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
@@ -14,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from aiohttp import web
 
+from ._emulator_db import open_store
 from ._emulator_faults import CHAOS_KINDS, Chaos, Fault, FaultPlan, ReceivedRequest, redact_body
 from ._emulator_store import (
     MATCHED_SCORE,
@@ -89,6 +91,9 @@ class Emulator:
     - ``first_record_id``: the first ``record_id`` given (default 1,000,000).
     - ``request_log_size``: how many received requests `requests` keeps (default
       10,000).
+    - ``db``: a SQLite file that keeps the records and their snapshots across restarts
+      (default None: in memory only). An emulator on the same file lists what it
+      holds, with the same ids; enrollments are not kept.
 
     >>> emu = Emulator(clock_offset=timedelta(minutes=-10))  # doctest: +SKIP
     """
@@ -107,6 +112,7 @@ class Emulator:
         max_skew: timedelta = timedelta(minutes=30),
         first_record_id: int = 1_000_000,
         request_log_size: int = 10_000,
+        db: str | os.PathLike[str] | None = None,
     ) -> None:
         self.host = host
         self.port = port
@@ -116,10 +122,11 @@ class Emulator:
         self.clock_offset = clock_offset
         self.error_status = error_status
         self.max_skew = max_skew
-        self._store = RecordStore(
-            self._now_ms,
-            retention_ms=retention // timedelta(milliseconds=1),
-            first_record_id=first_record_id,
+        kept_ms = retention // timedelta(milliseconds=1)
+        self._store = (
+            RecordStore(self._now_ms, retention_ms=kept_ms, first_record_id=first_record_id)
+            if db is None
+            else open_store(db, self._now_ms, retention_ms=kept_ms, first_record_id=first_record_id)
         )
         self._faults = FaultPlan()
         self._chaos: Chaos | None = None

@@ -5,11 +5,11 @@ from __future__ import annotations
 import os
 from array import array
 from bisect import bisect_left, bisect_right
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from itertools import chain
 from typing import Any
 
-__all__ = ["SEED_IMAGE", "ImagesView", "RecordStore", "image_content_type"]
+__all__ = ["SEED_IMAGE", "ImagesView", "Journal", "RecordStore", "Row", "image_content_type"]
 
 #: An 8x8 mid-grey baseline JPEG (159 bytes) that every seeded record shares.
 SEED_IMAGE = b"".join(
@@ -39,6 +39,14 @@ _ID_BITS = 40
 MAX_RECORD_ID = 2**_ID_BITS - 1
 # Compacting shifts every column, so it waits until enough records have expired.
 _COMPACT_MIN = 1024
+
+
+#: One stored record as a journal gets it and `RecordStore.restore` takes it back:
+#: ``(record_id, create_at, device_timestamp, user_id, verify_score, sn, timezone,
+#: extend, image)``; ``image`` is None for a seeded record (it shares `SEED_IMAGE`).
+Row = tuple[int, int, int, int | None, float, str, str | None, str | None, bytes | None]
+#: Told of every record stored (by `RecordStore.append` and `seed`), in id order.
+Journal = Callable[[Iterable[Row]], None]
 
 
 def image_content_type(data: bytes) -> str:
@@ -94,6 +102,8 @@ class RecordStore:
         *,
         retention_ms: int,
         first_record_id: int = 1_000_000,
+        tag: str | None = None,
+        journal: Journal | None = None,
     ) -> None:
         if not 0 <= first_record_id <= MAX_RECORD_ID:
             raise ValueError(
@@ -104,7 +114,9 @@ class RecordStore:
         self._next_id = first_record_id
         # An image id looks like a MongoDB ObjectId: time, a per-emulator tag, then a
         # counter; here the counter is the record id, so lookup needs no second index.
-        self._tag = os.urandom(3).hex()
+        # A store restored from a file keeps the tag its image ids were given.
+        self._tag = os.urandom(3).hex() if tag is None else tag
+        self._journal = journal
         # Positions in the per-sn indexes are absolute: position - _base is the column
         # index, so dropping an expired prefix does not rewrite them.
         self._base = 0
@@ -142,6 +154,24 @@ class RecordStore:
         created = max(now, self._created[-1]) if self._created else now
         record_id = self._next_id
         self._next_id += 1
+        row = (record_id, created, device_timestamp, user_id, score, sn, timezone, extend, image)
+        self._put(row)
+        if self._journal is not None:
+            self._journal((row,))
+        return record_id, self._image_id(record_id, created)
+
+    def restore(self, rows: Iterable[Row]) -> None:
+        """Load the rows a journal was given (ascending ``record_id``) into an empty store;
+        new records continue after the last one."""
+        if self._ids:
+            raise ValueError("restore needs an empty store")
+        for row in rows:
+            self._put(row)
+        if self._ids:
+            self._next_id = max(self._next_id, self._ids[-1] + 1)
+
+    def _put(self, row: Row) -> None:
+        record_id, created, device_timestamp, user_id, score, sn, timezone, extend, image = row
         self._ids.append(record_id)
         self._created.append(created)
         self._device_ts.append(device_timestamp)
@@ -153,7 +183,6 @@ class RecordStore:
         self._extend.append(extend)
         self._images.append(image)
         self._by_sn.setdefault(code, array("q")).append(self._base + len(self._ids) - 1)
-        return record_id, self._image_id(record_id, created)
 
     def seed(
         self,
@@ -184,6 +213,8 @@ class RecordStore:
         self._extend.extend([None] * n)
         self._images.extend([None] * n)  # None: the shared SEED_IMAGE
         self._next_id += n
+        if self._journal is not None:
+            self._journal(self._rows(len(self._ids) - n, len(self._ids)))
         return range(first, first + n)
 
     def _check_seed(
@@ -302,6 +333,21 @@ class RecordStore:
         if self._image_id(record_id, self._created[index]) != image_id:
             return None
         return index
+
+    def _rows(self, start: int, stop: int) -> Iterator[Row]:
+        for i in range(start, stop):
+            user = self._users[i]
+            yield (
+                self._ids[i],
+                self._created[i],
+                self._device_ts[i],
+                None if user == _NO_USER else user,
+                self._scores[i],
+                self._sns.values[self._sn[i]] or "",
+                self._tzs.values[self._tz[i]],
+                self._extend[i],
+                self._images[i],
+            )
 
     def _record(self, i: int) -> dict[str, Any]:
         user = self._users[i]
