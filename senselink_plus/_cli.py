@@ -176,6 +176,7 @@ async def _records(args: argparse.Namespace) -> int:
 async def _watch(args: argparse.Namespace) -> int:
     if args.max_items is not None:
         check_int(args.max_items, "--max-items")
+    stopped: list[str] = []
     async with _client(args) as client:
         writer = RecordWriter(sys.stdout, args.format)
         writer.header()
@@ -184,7 +185,16 @@ async def _watch(args: argparse.Namespace) -> int:
         async with client.watch(
             sn=args.sn, since=args.since, poll_interval=args.interval, checkpoint=args.checkpoint
         ) as watch:
-            stopped = _stop_on_signals(watch.stop)
+            # The pattern the README gives a service: a stop signal calls watch.stop(),
+            # which ends the loop below at the next record boundary, after saving (the
+            # record written is acknowledged). `stopped` names the signal for the exit
+            # code. asyncio.run removes the handlers when it closes its loop.
+            loop = asyncio.get_running_loop()
+            for signum, why in _STOP_SIGNALS:
+                with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                    # Not on Windows (Ctrl-C is a KeyboardInterrupt there), nor off the
+                    # main thread.
+                    loop.add_signal_handler(signum, _stop_watch, watch.stop, why, stopped)
             async for record in watch:
                 writer.write(record)
                 sys.stdout.flush()
@@ -192,24 +202,14 @@ async def _watch(args: argparse.Namespace) -> int:
                     break
     if stopped:
         _stopped_line(args, stopped[0])
-        return EXIT_SIGTERM if stopped[0] == "SIGTERM" else EXIT_SIGINT
+        return _EXIT_BY_SIGNAL.get(stopped[0], EXIT_SIGINT)
     return EXIT_OK
 
 
-def _stop_on_signals(stop: Callable[[], None]) -> list[str]:
-    """SIGTERM and Ctrl-C call ``stop`` (a clean stop: the record written is kept);
-    the list returned names the signal once one came."""
-    loop = asyncio.get_running_loop()
-    stopped: list[str] = []
-
-    def on_signal(why: str) -> None:
-        stopped.append(why)
-        stop()
-
-    for signum, why in ((signal.SIGTERM, "SIGTERM"), (signal.SIGINT, "Ctrl-C")):
-        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-            loop.add_signal_handler(signum, on_signal, why)  # not on Windows
-    return stopped
+def _stop_watch(stop: Callable[[], None], why: str, stopped: list[str]) -> None:
+    """A stop signal came: note which, and call ``watch.stop``."""
+    stopped.append(why)
+    stop()
 
 
 async def _upload(args: argparse.Namespace) -> int:
@@ -278,7 +278,9 @@ async def _emulator(args: argparse.Namespace) -> int:
     return await run_emulator(args)
 
 
-#: Commands that stop cleanly on SIGTERM as on Ctrl-C (the emulator has its own handler).
+#: Commands that stop cleanly on SIGTERM, SIGHUP and SIGQUIT as on Ctrl-C, with a line
+#: naming the signal: records (`_stoppable` cancels it) and watch (whose own loop calls
+#: ``watch.stop()``). The emulator has its own handler.
 STOPPABLE = frozenset({"records", "watch"})
 
 
@@ -295,8 +297,9 @@ _EXIT_BY_SIGNAL = {"SIGTERM": EXIT_SIGTERM, "SIGHUP": 129, "SIGQUIT": 131}
 async def _stoppable(
     command: Callable[[argparse.Namespace], Awaitable[int]], args: argparse.Namespace
 ) -> int:
-    """Run ``command``; SIGTERM cancels it like Ctrl-C does, so it stops cleanly (the
-    output is flushed and closed, a watch checkpoint keeps the last record written)."""
+    """Run ``command`` (records); SIGTERM cancels it like Ctrl-C does, so it stops
+    cleanly (the output is flushed and closed, a partial file removed). The watch
+    command stops through ``watch.stop()`` instead (see `_watch`)."""
     task = asyncio.current_task()
     loop = asyncio.get_running_loop()
     stopped: list[str] = []
@@ -361,7 +364,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     command = COMMANDS[args.command]
     try:
         read_times(args)
-        if args.command in STOPPABLE:
+        if args.command == "records":
             return asyncio.run(_stoppable(command, args))
         return asyncio.run(command(args))
     except KeyboardInterrupt:
