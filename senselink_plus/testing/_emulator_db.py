@@ -62,8 +62,12 @@ class RecordFile:
 
     def _connect(self) -> closing[sqlite3.Connection]:
         conn = sqlite3.connect(self.path, isolation_level=None)
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=NORMAL")
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+        except BaseException:
+            conn.close()  # e.g. a file that is not a database: never left open
+            raise
         return closing(conn)
 
     @staticmethod
