@@ -20,6 +20,8 @@ def rehome(namespace: Mapping[str, object], names: Iterable[str], module: str) -
     """Set ``__module__`` of each class and function among ``names`` to ``module``."""
     for name in names:
         obj = namespace[name]
+        if isinstance(obj, types.GenericAlias):
+            continue  # a type alias (EventHook): Python 3.10 calls it a type, read-only
         if isinstance(obj, type):
             _resolve_annotations(obj)
             obj.__module__ = module

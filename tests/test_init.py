@@ -86,6 +86,17 @@ def test_every_public_class_and_function_names_its_public_home(name: str) -> Non
     assert getattr(slp, name).__module__ == "senselink_plus"
 
 
+def test_a_type_alias_is_left_as_it_is() -> None:
+    # Python 3.10 takes a generic alias for a type, whose __module__ is read-only.
+    from collections.abc import Callable
+
+    from senselink_plus._public import rehome
+
+    alias = Callable[[int], str]
+    rehome({"Alias": alias}, ["Alias"], "elsewhere")
+    assert alias.__module__ == "collections.abc"
+
+
 @pytest.mark.parametrize(
     "module", ["senselink_plus.testing", "senselink_plus.postgres", "senselink_plus.otel"]
 )
