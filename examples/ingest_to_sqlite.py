@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import signal
 import sqlite3
 import sys
 import tempfile
@@ -72,6 +73,11 @@ async def main(
         async with client.watch(
             since=since, checkpoint=checkpoint, poll_interval=poll_interval
         ) as watch, contextlib.aclosing(_until_idle(watch, idle_stop)) as records:
+            # SIGTERM (systemd, Docker, Kubernetes) or Ctrl-C: the record in hand is
+            # committed and acknowledged, the position saved, and the loop ends.
+            loop = asyncio.get_running_loop()
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(signum, watch.stop)
             async for record in records:
                 with db:  # one transaction per record: committed before the next is asked for
                     db.execute(

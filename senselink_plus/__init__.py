@@ -10,10 +10,10 @@ Set ``SENSELINK_LOG=debug`` (or ``info``, ``warning``) to log the SDK to stderr.
 import warnings
 from typing import Any
 
-from . import _logging
+from . import _logging, _public
 from ._checkpoint import Checkpoint, CheckpointInUseError, FileCheckpoint
 from ._client import Client
-from ._events import Event, logging_hook
+from ._events import Event, EventHook, logging_hook
 from ._exceptions import (
     APIError,
     AuthenticationError,
@@ -62,6 +62,7 @@ __all__ = [
     "ConnectError",
     "CreatedRecord",
     "Event",
+    "EventHook",
     "EventLoopError",
     "FaceImage",
     "FileCheckpoint",
@@ -91,6 +92,10 @@ __all__ = [
     "logging_hook",
     "split_time_range",
 ]
+
+# Tracebacks, reprs and help() name the public home of each class and function, not the
+# private module it is written in (senselink_plus.CheckpointInUseError, as users import it).
+_public.rehome(globals(), __all__, __name__)
 
 #: Names once exported here and kept importable, with a DeprecationWarning: where each
 #: lives now, and why it left the public surface.

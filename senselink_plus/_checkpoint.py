@@ -62,7 +62,7 @@ from ._files import (
     replace_with,
     write_atomically,
 )
-from ._follow import state_covers
+from ._watchstate import state_covers
 
 __all__ = [
     "Checkpoint",
@@ -86,6 +86,10 @@ class Checkpoint(Protocol):
     delivered since the last completed save (save ``watch.state`` with your own writes
     to repeat none).
 
+    A `typing.Protocol`, not a base class: nothing to construct or inherit. Pass such an
+    object as ``client.watch(checkpoint=...)``; `FileCheckpoint` and
+    ``senselink_plus.postgres.PostgresCheckpoint`` are the two that come with the SDK.
+
     >>> class Memory:
     ...     state = None
     ...     async def load(self): return self.state
@@ -103,6 +107,9 @@ class Checkpoint(Protocol):
 
 class CheckpointInUseError(SenseLinkError):
     """Another watcher holds this checkpoint (its lock or lease); nothing was read.
+
+    ``CheckpointInUseError(message)``, a `SenseLinkError`: the SDK's checkpoints raise it
+    from ``acquire()``, and so may a checkpoint of your own.
 
     >>> try:  # doctest: +SKIP
     ...     async for record in client.watch(checkpoint="state.json"): ...
@@ -156,6 +163,9 @@ def _close(fd: int | None) -> None:
 class FileCheckpoint:
     """A JSON checkpoint file, replaced atomically (temp file, fsync, rename) on save,
     and locked for one watcher at a time.
+
+    ``FileCheckpoint(path)``: ``path`` (a str or path-like) is the state file, written
+    at the first save. ``client.watch(checkpoint="state.json")`` makes one from a path.
 
     The lock is an advisory OS lock on two things, both by identity rather than by the
     path's spelling: the sidecar ``<real path>.lock`` (the state file's path with

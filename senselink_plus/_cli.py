@@ -12,11 +12,12 @@ import stat
 import sys
 import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
 
 from ._checks import check_int
+from ._cli_args import app_secret, build_parser, read_times
 from ._client import Client
 from ._endpoints import check_threshold, encode_extend, window_bounds
 from ._exceptions import SenseLinkError, ValidationError
@@ -29,9 +30,8 @@ from ._files import (
 )
 from ._logging import log_to_stderr
 from ._models import FaceImage, Order, Record
-from ._output import FORMATS, RecordWriter
-from ._timeutil import to_aware
-from ._version import __version__
+from ._output import RecordWriter
+from ._parquet import ParquetRecordWriter, require_pyarrow
 
 __all__ = ["main"]
 
@@ -39,244 +39,20 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 # 128 + the signal's number, as a shell reports a command a signal ended.
 EXIT_SIGINT, EXIT_SIGPIPE, EXIT_SIGTERM = 130, 141, 143
 
-logger = logging.getLogger("senselink_plus")
-
-EPILOG = """\
-credentials: --app-key and --app-secret-file (or $SENSELINK_APP_KEY/$SENSELINK_APP_SECRET);
-  --app-secret works too, but any user can read it in the process list.
-base URL: --base-url or $SENSELINK_BASE_URL (default https://link.japancv.co.jp).
-
-examples:
-  senselink-plus demo
-  senselink-plus emulator --port 8080 --seed 10000
-  senselink-plus records --from 2024-05-01T00:00:00+09:00 --to 2024-05-08T00:00:00+09:00 \\
-      --format csv --output week.csv
-  senselink-plus upload --sn JKQ00009234 --extend '{"gate":"north"}' face1.jpg face2.png
-  senselink-plus image 5fceef6e1ddb2800010d1409 -o snap.jpg
-  senselink-plus watch --checkpoint state.json
-"""
-
-
-#: The time options, by their attribute: read here so errors speak of the option.
-TIME_OPTIONS = {"time_from": "--from", "time_to": "--to", "since": "--since"}
-
-
-def _time_arg(text: str, option: str) -> datetime:
-    """An ISO-8601 time with a UTC offset (or Z) given to ``option``."""
-    try:
-        return to_aware(text, option)
-    except ValidationError as exc:
-        stripped = text.strip()
-        try:
-            naive = datetime.fromisoformat(stripped).utcoffset() is None
-        except ValueError:
-            naive = False
-        if naive:
-            raise ValidationError(
-                f"{option} {stripped} has no UTC offset: add +09:00 or Z "
-                f"(e.g. {stripped}+09:00 or {stripped}Z)",
-                field=option,
-            ) from None
-        if "ISO-8601" in exc.message:
-            raise ValidationError(
-                f"{option} {text!r} is not a time such as 2026-11-29T00:00:00+09:00 or "
-                "2026-11-29T00:00:00Z",
-                field=option,
-            ) from None
-        raise
-
-
-def _read_times(args: argparse.Namespace) -> None:
-    for name, option in TIME_OPTIONS.items():
-        value = getattr(args, name, None)
-        if isinstance(value, str):
-            setattr(args, name, _time_arg(value, option))
-
-
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="senselink-plus",
-        description="SenseLink Cloud Authentication Record Plus, from the command line.",
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    parser.add_argument(
-        "-v", "--verbose", action="count", default=0, help="log requests (-vv: debug) to stderr"
-    )
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument(
-        "-v",
-        "--verbose",
-        dest="sub_verbose",
-        action="count",
-        default=0,
-        help="log retries (-vv: every request) to stderr",
-    )
-    common.add_argument("--app-key", help="app key (default: $SENSELINK_APP_KEY)")
-    common.add_argument(
-        "--app-secret",
-        help="app secret (default: $SENSELINK_APP_SECRET); visible to every user in the "
-        "process list, so prefer --app-secret-file",
-    )
-    common.add_argument(
-        "--app-secret-file",
-        metavar="PATH",
-        help="read the app secret from the first line of PATH ('-': standard input)",
-    )
-    common.add_argument("--base-url", help="API base URL (default: $SENSELINK_BASE_URL)")
-    common.add_argument(
-        "--allow-insecure-http",
-        action="store_true",
-        help="allow a plain http:// base URL to a host other than this machine",
-    )
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    demo = sub.add_parser(
-        "demo",
-        help="run the whole flow against a built-in emulator (no credentials)",
-        description="Start an emulator in-process, upload sample faces from two devices, "
-        "list them, download a snapshot and show error handling.",
-    )
-    demo.add_argument("--out-dir", type=Path, help="where to save the snapshot (default: temp)")
-
-    emu = sub.add_parser(
-        "emulator",
-        help="serve a local emulator of the API",
-        description="Serve the emulator until Ctrl-C.",
-        epilog="example:\n  senselink-plus emulator --port 8080 --seed 100000",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    emu.add_argument("--host", default="127.0.0.1")
-    emu.add_argument("--port", type=int, default=8080, help="0 picks a free port")
-    emu.add_argument(
-        "--seed",
-        type=int,
-        default=0,
-        metavar="N",
-        help="pre-load N records spread over the last 24 hours",
-    )
-    emu.add_argument("--app-key", default="emulator-app-key")
-    emu.add_argument("--app-secret", default="emulator-app-secret")
-
-    records = sub.add_parser(
-        "records",
-        parents=[common],
-        help="list records of any time range",
-        description="Stream every record stored in [--from, --to] (any length).",
-        epilog="example:\n  senselink-plus records --from 2024-05-01T00:00:00+09:00 "
-        "--to 2024-05-02T00:00:00+09:00 --format table",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    records.add_argument(
-        "--from", dest="time_from", required=True, help="ISO-8601 with offset or Z"
-    )
-    records.add_argument("--to", dest="time_to", required=True, help="ISO-8601 with offset or Z")
-    records.add_argument("--sn", help="only this device")
-    records.add_argument("--order", choices=("asc", "desc"), default="asc")
-    records.add_argument("--format", choices=FORMATS, default="jsonl")
-    records.add_argument("--output", "-o", type=Path, help="file to write (default: stdout)")
-    records.add_argument("--max-items", type=int)
-    records.add_argument("--concurrency", type=int, default=4, help="pages in flight")
-
-    watch = sub.add_parser(
-        "watch",
-        parents=[common],
-        help="follow new records as they are stored",
-        description="Print new records as they are stored, oldest first, until Ctrl-C. "
-        "With --checkpoint, a restart resumes where it stopped.",
-        epilog="example:\n  senselink-plus watch --sn JKQ00009234 --checkpoint state.json",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    watch.add_argument("--sn", help="only this device")
-    watch.add_argument("--checkpoint", type=Path, help="JSON file keeping the position")
-    watch.add_argument("--interval", type=float, default=10.0, help="seconds between polls")
-    watch.add_argument("--since", help="start here (ISO-8601 with offset or Z) instead of now")
-    watch.add_argument("--format", choices=FORMATS, default="jsonl")
-    watch.add_argument("--max-items", type=int, help="stop after this many records")
-
-    upload = sub.add_parser(
-        "upload",
-        parents=[common],
-        help="upload face images as records",
-        description="Upload each IMAGE as a record; prints one line per image.",
-        epilog="example:\n  senselink-plus upload --sn JKQ00009234 --threshold 0.92 a.jpg b.png",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    upload.add_argument("--sn", required=True, help="device serial number")
-    upload.add_argument("--threshold", type=float)
-    upload.add_argument("--extend", help="JSON object stored with each record")
-    upload.add_argument("--concurrency", type=int, default=4)
-    upload.add_argument(
-        "--fit",
-        action="store_true",
-        help="re-encode photos over 1 MiB or not JPEG/PNG (needs senselink-plus[images])",
-    )
-    upload.add_argument("images", nargs="+", type=Path, metavar="IMAGE")
-
-    image = sub.add_parser(
-        "image",
-        parents=[common],
-        help="download a record's snapshot",
-        description="Download the snapshot IMAGE_ID to a file (or stdout).",
-        epilog="example:\n  senselink-plus image 5fceef6e1ddb2800010d1409 -o snap.jpg",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    image.add_argument("image_id")
-    image.add_argument("-o", "--output", type=Path, help="file to write (default: stdout)")
-    return parser
-
 
 def _client(args: argparse.Namespace) -> Client:
     return Client(
         args.app_key,
-        _app_secret(args),
+        app_secret(args),
         base_url=args.base_url,
         allow_insecure_http=args.allow_insecure_http,
     )
 
 
-#: The longest secret line read from --app-secret-file.
-_MAX_SECRET_LINE = 4096
-
-
-def _app_secret(args: argparse.Namespace) -> str | None:
-    """The secret from --app-secret-file, or --app-secret (with a warning), or None."""
-    path = getattr(args, "app_secret_file", None)
-    if path is None:
-        if args.app_secret is not None:
-            logger.warning(
-                "--app-secret on the command line is visible to every user of this machine "
-                "(ps, /proc); use --app-secret-file or $SENSELINK_APP_SECRET"
-            )
-        return args.app_secret  # type: ignore[no-any-return]
-    if args.app_secret is not None:
-        raise ValidationError(
-            "give --app-secret or --app-secret-file, not both", field="--app-secret-file"
-        )
-    try:
-        if path == "-":
-            line = sys.stdin.readline(_MAX_SECRET_LINE)
-        else:
-            # Read before any request; a FIFO (e.g. <(pass show ...)) is fine here.
-            with open(path, encoding="utf-8") as handle:
-                line = handle.readline(_MAX_SECRET_LINE)
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
-        raise ValidationError(
-            f"cannot read --app-secret-file {path!r}: {reason}", field="--app-secret-file"
-        ) from None
-    secret = line.rstrip("\r\n")
-    if not secret.strip():
-        raise ValidationError(
-            f"--app-secret-file {path!r} has an empty first line", field="--app-secret-file"
-        )
-    return secret
-
-
 @contextlib.contextmanager
-def _replacing(path: Path) -> Iterator[IO[str]]:
-    """A text file that replaces ``path`` only when the block succeeds.
+def _replacing(path: Path, *, binary: bool = False) -> Iterator[IO[Any]]:
+    """A file (text; bytes when ``binary``) that replaces ``path`` only when the block
+    succeeds.
 
     Until then ``path`` is untouched: the output goes to a temp file beside it (keeping
     ``path``'s permissions when it exists), removed on any failure or interrupt. A
@@ -285,13 +61,13 @@ def _replacing(path: Path) -> Iterator[IO[str]]:
     """
     real, through = output_target(check_target_path(path, "--output"), "--output")
     if through:
-        with os.fdopen(open_through(real), "w", encoding="utf-8", newline="") as out:
+        with _fdopen(open_through(real), binary) as out:
             yield out
         return
     target = real
     fd, tmp = create_temp_beside(target)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as out:
+        with _fdopen(fd, binary) as out:
             with contextlib.suppress(FileNotFoundError):
                 os.chmod(tmp, stat.S_IMODE(os.stat(target).st_mode))
             yield out
@@ -304,6 +80,12 @@ def _replacing(path: Path) -> Iterator[IO[str]]:
             file=sys.stderr,
         )
         raise
+
+
+def _fdopen(fd: int, binary: bool) -> IO[Any]:
+    if binary:
+        return os.fdopen(fd, "wb")
+    return os.fdopen(fd, "w", encoding="utf-8", newline="")
 
 
 class Progress:
@@ -339,9 +121,35 @@ class Progress:
         self._stream.flush()
 
 
+def _check_parquet(args: argparse.Namespace) -> None:
+    """Before any request: parquet needs a file to write and pyarrow to write it."""
+    if args.format != "parquet":
+        return
+    if args.output is None:
+        raise ValidationError(
+            "--format parquet writes a file: give -o FILE (e.g. -o records.parquet)",
+            field="--output",
+        )
+    require_pyarrow()
+
+
+def _open_writer(
+    stack: contextlib.ExitStack[Any], args: argparse.Namespace
+) -> RecordWriter | ParquetRecordWriter:
+    """The writer of ``--format`` on ``--output`` (or stdout). A file is replaced only
+    once every record is in: a failure or Ctrl-C leaves an existing one as it was."""
+    if args.format == "parquet":
+        parquet = ParquetRecordWriter(stack.enter_context(_replacing(args.output, binary=True)))
+        stack.callback(parquet.close)  # the footer, before the file is closed and renamed
+        return parquet
+    out: IO[str] = stack.enter_context(_replacing(args.output)) if args.output else sys.stdout
+    return RecordWriter(out, args.format)
+
+
 async def _records(args: argparse.Namespace) -> int:
     order = Order.ASCENDING if args.order == "asc" else Order.DESCENDING
     start, end = window_bounds(args.time_from, args.time_to)
+    _check_parquet(args)
     async with _client(args) as client:
         pager = client.records(
             start,
@@ -353,12 +161,7 @@ async def _records(args: argparse.Namespace) -> int:
         )
         progress = Progress(sys.stderr, start, end, order) if sys.stderr.isatty() else None
         with contextlib.ExitStack() as stack:
-            # A file is replaced only once every record is in: a failure or Ctrl-C
-            # leaves an existing one as it was.
-            out: IO[str] = (
-                stack.enter_context(_replacing(args.output)) if args.output else sys.stdout
-            )
-            writer = RecordWriter(out, args.format)
+            writer = _open_writer(stack, args)
             writer.header()
             async for record in pager:
                 writer.write(record)
@@ -373,6 +176,7 @@ async def _records(args: argparse.Namespace) -> int:
 async def _watch(args: argparse.Namespace) -> int:
     if args.max_items is not None:
         check_int(args.max_items, "--max-items")
+    stopped: list[str] = []
     async with _client(args) as client:
         writer = RecordWriter(sys.stdout, args.format)
         writer.header()
@@ -381,7 +185,16 @@ async def _watch(args: argparse.Namespace) -> int:
         async with client.watch(
             sn=args.sn, since=args.since, poll_interval=args.interval, checkpoint=args.checkpoint
         ) as watch:
-            stopped = _stop_on_signals(watch.stop)
+            # The pattern the README gives a service: a stop signal calls watch.stop(),
+            # which ends the loop below at the next record boundary, after saving (the
+            # record written is acknowledged). `stopped` names the signal for the exit
+            # code. asyncio.run removes the handlers when it closes its loop.
+            loop = asyncio.get_running_loop()
+            for signum, why in _STOP_SIGNALS:
+                with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                    # Not on Windows (Ctrl-C is a KeyboardInterrupt there), nor off the
+                    # main thread.
+                    loop.add_signal_handler(signum, _stop_watch, watch.stop, why, stopped)
             async for record in watch:
                 writer.write(record)
                 sys.stdout.flush()
@@ -389,24 +202,14 @@ async def _watch(args: argparse.Namespace) -> int:
                     break
     if stopped:
         _stopped_line(args, stopped[0])
-        return EXIT_SIGTERM if stopped[0] == "SIGTERM" else EXIT_SIGINT
+        return _EXIT_BY_SIGNAL.get(stopped[0], EXIT_SIGINT)
     return EXIT_OK
 
 
-def _stop_on_signals(stop: Callable[[], None]) -> list[str]:
-    """SIGTERM and Ctrl-C call ``stop`` (a clean stop: the record written is kept);
-    the list returned names the signal once one came."""
-    loop = asyncio.get_running_loop()
-    stopped: list[str] = []
-
-    def on_signal(why: str) -> None:
-        stopped.append(why)
-        stop()
-
-    for signum, why in ((signal.SIGTERM, "SIGTERM"), (signal.SIGINT, "Ctrl-C")):
-        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-            loop.add_signal_handler(signum, on_signal, why)  # not on Windows
-    return stopped
+def _stop_watch(stop: Callable[[], None], why: str, stopped: list[str]) -> None:
+    """A stop signal came: note which, and call ``watch.stop``."""
+    stopped.append(why)
+    stop()
 
 
 async def _upload(args: argparse.Namespace) -> int:
@@ -470,34 +273,14 @@ async def _demo(args: argparse.Namespace) -> int:
 
 
 async def _emulator(args: argparse.Namespace) -> int:
-    from .testing import Emulator
+    from ._cli_emulator import run_emulator
 
-    emu = Emulator(host=args.host, port=args.port, app_key=args.app_key, app_secret=args.app_secret)
-    if args.seed:
-        now = datetime.now(timezone.utc)
-        emu.seed(args.seed, start=now - timedelta(hours=24), span=timedelta(hours=24))
-    async with emu:
-        print(f"SenseLink Plus emulator at {emu.base_url}", flush=True)
-        # A wildcard address serves every interface; clients here reach it on loopback.
-        reachable = emu.base_url.replace("://0.0.0.0:", "://127.0.0.1:").replace(
-            "://[::]:", "://[::1]:"
-        )
-        print(f"  export SENSELINK_BASE_URL={reachable}")
-        print(f"  export SENSELINK_APP_KEY={emu.app_key}")
-        print(f"  export SENSELINK_APP_SECRET={emu.app_secret}")
-        print(f"  {args.seed} records seeded; Ctrl-C stops it", flush=True)
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            # Not on Windows, where Ctrl-C arrives as KeyboardInterrupt instead.
-            with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.add_signal_handler(signum, stop.set)
-        await stop.wait()
-    print("emulator stopped", flush=True)
-    return EXIT_OK
+    return await run_emulator(args)
 
 
-#: Commands that stop cleanly on SIGTERM as on Ctrl-C (the emulator has its own handler).
+#: Commands that stop cleanly on SIGTERM, SIGHUP and SIGQUIT as on Ctrl-C, with a line
+#: naming the signal: records (`_stoppable` cancels it) and watch (whose own loop calls
+#: ``watch.stop()``). The emulator has its own handler.
 STOPPABLE = frozenset({"records", "watch"})
 
 
@@ -514,8 +297,9 @@ _EXIT_BY_SIGNAL = {"SIGTERM": EXIT_SIGTERM, "SIGHUP": 129, "SIGQUIT": 131}
 async def _stoppable(
     command: Callable[[argparse.Namespace], Awaitable[int]], args: argparse.Namespace
 ) -> int:
-    """Run ``command``; SIGTERM cancels it like Ctrl-C does, so it stops cleanly (the
-    output is flushed and closed, a watch checkpoint keeps the last record written)."""
+    """Run ``command`` (records); SIGTERM cancels it like Ctrl-C does, so it stops
+    cleanly (the output is flushed and closed, a partial file removed). The watch
+    command stops through ``watch.stop()`` instead (see `_watch`)."""
     task = asyncio.current_task()
     loop = asyncio.get_running_loop()
     stopped: list[str] = []
@@ -573,14 +357,14 @@ COMMANDS = {
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit code (0 ok, 1 a call failed, 2 bad usage)."""
-    args = _parser().parse_args(argv)
+    args = build_parser().parse_args(argv)
     verbosity = args.verbose + getattr(args, "sub_verbose", 0)
     if verbosity:
         log_to_stderr(logging.DEBUG if verbosity > 1 else logging.INFO)
     command = COMMANDS[args.command]
     try:
-        _read_times(args)
-        if args.command in STOPPABLE:
+        read_times(args)
+        if args.command == "records":
             return asyncio.run(_stoppable(command, args))
         return asyncio.run(command(args))
     except KeyboardInterrupt:

@@ -23,6 +23,7 @@ from ._checks import (
     check_bool,
     check_int,
 )
+from ._envopts import resolve_retry, resolve_timeout
 from ._events import EventHook
 from ._exceptions import (
     APIError,
@@ -50,21 +51,67 @@ ENV_BASE_URL = "SENSELINK_BASE_URL"
 DEFAULT_MAX_CONCURRENCY = 16
 
 
+def _resolve_base_url(base_url: str | None, allow_insecure_http: bool) -> str:
+    url = base_url if base_url is not None else os.environ.get(ENV_BASE_URL) or DEFAULT_BASE_URL
+    return check_base_url(
+        url, allow_insecure_http=check_bool(allow_insecure_http, "allow_insecure_http")
+    )
+
+
+def _check_retry(retry: object) -> None:
+    if retry is not None and not isinstance(retry, RetryPolicy):
+        raise ValidationError("retry must be a RetryPolicy", field="retry")
+
+
+def _check_transport(transport: object) -> None:
+    if transport is not None and not (
+        callable(getattr(transport, "send", None)) and callable(getattr(transport, "aclose", None))
+    ):
+        raise ValidationError(
+            "transport must have async send(request) and aclose() (see Transport)",
+            field="transport",
+        )
+
+
 class Client:
     """An asyncio client for the SenseLink Cloud Authentication Record Plus API.
 
-    Credentials fall back to ``SENSELINK_APP_KEY`` / ``SENSELINK_APP_SECRET`` and the
-    base URL to ``SENSELINK_BASE_URL`` (default ``https://link.japancv.co.jp``).
+    Credentials fall back to ``SENSELINK_APP_KEY`` / ``SENSELINK_APP_SECRET``, the
+    base URL to ``SENSELINK_BASE_URL`` (default ``https://link.japancv.co.jp``), the
+    timeout to ``SENSELINK_TIMEOUT`` (seconds, as ``timeout=n``) and the retry policy to
+    ``SENSELINK_MAX_RETRIES`` (retries after the first attempt: ``n`` is
+    ``RetryPolicy(max_attempts=n + 1)``). An argument wins over its variable; a bad value
+    in a variable it reads is a `ValidationError` naming the variable.
 
     >>> async with Client() as client:  # doctest: +SKIP
     ...     created = await client.create_record("JKQ00009234", "face.jpg")
     ...     async for record in client.records(t0, t0 + timedelta(days=7)):
     ...         print(record.record_id, record.user_id)
 
-    ``timeout`` is a `Timeout` or a number of seconds (the total). Every request carries
-    ``User-Agent: senselink-plus/<version> python/<x.y> aiohttp/<version>`` and the
-    ``default_headers``. ``clock`` (wall time, for signing), ``timer`` (monotonic, for
-    deadlines), ``sleep`` and ``rng`` are injectable so tests run without real waits.
+    ``Client(app_key=None, app_secret=None, *, ...)`` takes, all optional:
+
+    - ``app_key``, ``app_secret``: what every request is signed with (else the
+      environment variables above; a missing one is a `ValidationError`).
+    - ``base_url``: the service's URL; plain ``http://`` is refused unless it points at
+      loopback or ``allow_insecure_http=True``.
+    - ``transport``: a `Transport` to send through. Default: an `AiohttpTransport` that
+      the client owns and closes; a transport passed in is never closed by the client.
+    - ``timeout``: a `Timeout` or a number of seconds (the total), per attempt (else
+      ``$SENSELINK_TIMEOUT``, else ``Timeout(connect=10.0, total=60.0)``).
+    - ``retry``: a `RetryPolicy` (else ``$SENSELINK_MAX_RETRIES``, else
+      ``RetryPolicy()``; ``RetryPolicy.none()`` never retries).
+    - ``max_concurrency``: requests in flight across the client (default 16, None for
+      no cap); ``rate_limit``: request starts per second (default None, no cap).
+    - ``error_codes``: more envelope codes to map to error classes, e.g.
+      ``{40001: AuthenticationError}``.
+    - ``event_hooks``: hooks per event kind (``"start"``, ``"request"``,
+      ``"response"``, ``"retry"``, ``"end"``, ``"headers"``), see `Event`.
+    - ``max_response_bytes``: the largest response body the default transport accepts
+      (default 16 MiB).
+    - ``default_headers``: headers for every request. Every request also carries
+      ``User-Agent: senselink-plus/<version> python/<x.y> aiohttp/<version>``.
+    - ``clock`` (wall time, for signing), ``timer`` (monotonic, for deadlines),
+      ``sleep`` and ``rng``: injectable so tests run without real waits.
     """
 
     def __init__(
@@ -89,29 +136,22 @@ class Client:
         rng: random.Random | None = None,
     ) -> None:
         credentials = Credentials.resolve(app_key, app_secret)
-        url = base_url if base_url is not None else os.environ.get(ENV_BASE_URL) or DEFAULT_BASE_URL
-        self._base_url = check_base_url(
-            url, allow_insecure_http=check_bool(allow_insecure_http, "allow_insecure_http")
-        )
-        self._timeout = to_timeout(timeout) if timeout is not None else Timeout()
-        if retry is not None and not isinstance(retry, RetryPolicy):
-            raise ValidationError("retry must be a RetryPolicy", field="retry")
+        self._base_url = _resolve_base_url(base_url, allow_insecure_http)
+        chosen_timeout = resolve_timeout(timeout)
+        self._timeout = chosen_timeout if chosen_timeout is not None else Timeout()
+        retry = resolve_retry(retry)
         check_int(max_response_bytes, "max_response_bytes", maximum=MAX_RESPONSE_LIMIT)
-        if transport is not None and not (
-            callable(getattr(transport, "send", None))
-            and callable(getattr(transport, "aclose", None))
-        ):
-            raise ValidationError(
-                "transport must have async send(request) and aclose() (see Transport)",
-                field="transport",
-            )
+        _check_transport(transport)
         extra = {} if default_headers is None else check_headers(default_headers, "default_headers")
+        owns_transport = transport is None
+        if transport is None:
+            transport = AiohttpTransport(
+                timeout=self._timeout, max_response_bytes=max_response_bytes
+            )
         self._session = Session(
             credentials,
-            transport
-            if transport is not None
-            else AiohttpTransport(timeout=self._timeout, max_response_bytes=max_response_bytes),
-            owns_transport=transport is None,
+            transport,
+            owns_transport=owns_transport,
             retry=retry,
             error_codes=error_codes,
             max_concurrency=max_concurrency,
@@ -120,7 +160,7 @@ class Client:
             headers={"user-agent": USER_AGENT, **extra},
             # A transport passed in knows nothing of this client's timeout: each request
             # then carries it (and the attempt is bounded by it).
-            timeout=self._timeout if transport is not None and timeout is not None else None,
+            timeout=chosen_timeout if not owns_transport else None,
             clock=clock,
             timer=timer,
             sleep=sleep,
@@ -150,8 +190,7 @@ class Client:
         """
         self._session.check_open()
         new_timeout = None if timeout is None else to_timeout(timeout)
-        if retry is not None and not isinstance(retry, RetryPolicy):
-            raise ValidationError("retry must be a RetryPolicy", field="retry")
+        _check_retry(retry)
         extra = None if headers is None else check_headers(headers, "headers")
         clone = copy.copy(self)
         clone._session = self._session.derive(retry=retry, headers=extra, timeout=new_timeout)
@@ -349,7 +388,8 @@ class Client:
         page, each second while records flow, and at the end; a restart skips nothing
         and repeats at most the records delivered since the last save. A checkpoint
         belongs to one query and one watcher at a time. Without ``since`` or a saved
-        position it starts from the server's now.
+        position it starts right after the newest record stored (or, with none in
+        the 30 minutes either side of now, where that look began).
 
         A record is acknowledged (a restart does not repeat it) when you ask for the
         next one, when you leave ``async with client.watch(...) as watch:`` normally

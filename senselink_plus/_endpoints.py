@@ -209,6 +209,11 @@ def _device_time(
     if isinstance(timestamp, datetime):
         aware = to_aware(timestamp, "timestamp")  # 1970 or later, so never negative
         return int(aware.timestamp()), timezone if timezone is not None else gmt_label(aware)
+    return _unix_seconds(timestamp), timezone
+
+
+def _unix_seconds(timestamp: object) -> int:
+    """An int ``timestamp`` as it is sent, once it is in the range the service reads."""
     if isinstance(timestamp, bool) or not isinstance(timestamp, int):
         raise ValidationError(
             f"timestamp must be an aware datetime or an int, not {type(timestamp).__name__}",
@@ -222,7 +227,7 @@ def _device_time(
         raise ValidationError(
             f"timestamp is {shown(timestamp)}; it must be <= {MAX_TIMESTAMP}", field="timestamp"
         )
-    return timestamp, timezone
+    return timestamp
 
 
 # --- create a record -----------------------------------------------------------------

@@ -11,8 +11,9 @@ driver in `_watch` only feeds it pages and the server's "now", and does the wait
 - Repeats inside the overlap are recognised from the ids delivered there (in memory)
   and, after a restart, from the saved state: the newest delivered record's second,
   the ids delivered within that second, and the highest id delivered (the listing is
-  ordered by ``record_id`` and new records arrive at its end). So the saved state is
-  O(records sharing the newest second), whatever the history.
+  ordered by ``record_id`` and new records arrive at its end). So the saved state
+  (`_watchstate`, re-exported here: `Query`, `state_covers`) is O(records sharing
+  the newest second), whatever the history.
 
 >>> query = Query.of("app-key", sn="GATE-1")
 >>> start = datetime(2024, 5, 1, tzinfo=timezone.utc)
@@ -24,20 +25,16 @@ True
 from __future__ import annotations
 
 import enum
-import hashlib
-import math
 import random
 from collections import deque
-from collections.abc import Mapping
 from datetime import datetime, timedelta, timezone
 from typing import Any
-
-import attrs
 
 from ._exceptions import APIError, AuthenticationError, SenseLinkError, ValidationError
 from ._models import Record
 from ._retry import backoff_delay
-from ._timeutil import ceil_second, floor_second, to_aware
+from ._timeutil import ceil_second, floor_second
+from ._watchstate import STATE_VERSION, Query, SavedState, state_covers
 
 __all__ = [
     "AUTH_FAILURE_LIMIT",
@@ -54,7 +51,6 @@ __all__ = [
     "state_covers",
 ]
 
-STATE_VERSION = 2
 #: The longest wait between failed polls, unless the server asks for longer.
 MAX_BACKOFF = 300.0
 #: The longest ``Retry-After`` honoured (a day): longer ones wait this long.
@@ -79,46 +75,6 @@ def believed_now(server: float | None, local: float) -> datetime:
     return datetime.fromtimestamp(now, timezone.utc)
 
 
-@attrs.frozen
-class Query:
-    """What a watch follows; a saved position belongs to exactly one.
-
-    ``app`` is a fingerprint of the app key (the key itself is not stored, and the
-    secret never is).
-
-    >>> Query.of("app-key", sn=None).describe()
-    'all devices, ascending, app key sha256:2924a27d7fc71537'
-    """
-
-    sn: str | None
-    app: str
-    order: str = "ascending"
-
-    @classmethod
-    def of(cls, app_key: str, *, sn: str | None) -> Query:
-        """The query of a watch over ``sn`` (None: every device) with ``app_key``."""
-        return cls(sn, hashlib.sha256(app_key.encode()).hexdigest()[:16])
-
-    def describe(self) -> str:
-        """A one-line description for messages."""
-        devices = "all devices" if self.sn is None else f"sn {self.sn!r}"
-        return f"{devices}, {self.order}, app key sha256:{self.app}"
-
-    def to_state(self) -> dict[str, Any]:
-        return {"sn": self.sn, "order": self.order, "app": self.app}
-
-    @classmethod
-    def from_state(cls, value: object) -> Query:
-        if not isinstance(value, Mapping):
-            raise TypeError("no query")
-        sn, app, order = value.get("sn"), value.get("app"), value.get("order")
-        if not (sn is None or isinstance(sn, str)) or not isinstance(app, str):
-            raise TypeError("query sn/app are not strings")
-        if not isinstance(order, str):
-            raise TypeError("query order is not a string")
-        return cls(sn, app, order)
-
-
 class Verdict(enum.Enum):
     """What a poll should do with a listed record."""
 
@@ -127,16 +83,6 @@ class Verdict(enum.Enum):
     #: Outside what the poll asked for: the server's error; taking it could move the
     #: cursor past records not yet seen.
     OUTSIDE = "outside"
-
-
-def _iso(moment: datetime | None) -> str | None:
-    return None if moment is None else moment.isoformat()
-
-
-def _utc(value: object, name: str) -> datetime:
-    if not isinstance(value, str):
-        raise TypeError(f"{name} is not an ISO-8601 string")
-    return to_aware(value, name).astimezone(timezone.utc)
 
 
 class Position:
@@ -193,49 +139,33 @@ class Position:
         return cls(query, overlap, cursor=begin, floor=begin)
 
     @classmethod
-    def from_state(cls, state: object, query: Query, overlap: timedelta, where: str) -> Position:
-        """The position saved as ``state``; a `ValidationError` when it is unusable or
-        belongs to another query."""
-        try:
-            if not isinstance(state, Mapping):
-                raise TypeError(f"expected a mapping, not {type(state).__name__}")
-            version = state.get("version")
-            if version != STATE_VERSION:
-                raise ValueError(
-                    f"unknown version {version!r} (this release reads {STATE_VERSION}; a "
-                    "state from an older release must be moved away, or pass since=)"
-                )
-            saved_query = Query.from_state(state.get("query"))
-            cursor = _utc(state.get("cursor"), "cursor")
-            floor = None if state.get("floor") is None else _utc(state["floor"], "floor")
-            newest = None if state.get("newest") is None else _utc(state["newest"], "newest")
-            raw_ids = state.get("ids")
-            if not isinstance(raw_ids, list) or not all(type(i) is int and i >= 0 for i in raw_ids):
-                raise TypeError("ids is not a list of record ids")
-            watermark = state.get("watermark")
-            if watermark is not None and (type(watermark) is not int or watermark < 0):
-                raise TypeError("watermark is not a record id")
-            if (newest is None) != (watermark is None):
-                raise ValueError("newest and watermark go together")
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ValidationError(
-                f"checkpoint {where} holds no usable watch state: {exc}", field="checkpoint"
-            ) from None
-        if saved_query != query:
-            raise ValidationError(
-                f"checkpoint {where} belongs to another watch: it follows "
-                f"{saved_query.describe()}, this watch follows {query.describe()}; give this "
-                "watch its own checkpoint",
-                field="checkpoint",
-            )
+    def after(cls, query: Query, newest: Record, overlap: timedelta) -> Position:
+        """A watch beginning right after ``newest``, the newest record stored when it
+        began: no record up to it (its own second included) is delivered."""
+        begin = floor_second(newest.created_at)
+        # As after a restart: below the next second, ids up to newest's came before.
         return cls(
             query,
             overlap,
-            cursor=cursor,
-            floor=floor,
-            newest=newest,
-            newest_ids=tuple(raw_ids),
-            watermark=watermark,
+            cursor=begin,
+            floor=begin,
+            newest=begin + _SECOND,
+            watermark=newest.record_id,
+        )
+
+    @classmethod
+    def from_state(cls, state: object, query: Query, overlap: timedelta, where: str) -> Position:
+        """The position saved as ``state``; a `ValidationError` when it is unusable or
+        belongs to another query."""
+        saved = SavedState.read(state, query, where)
+        return cls(
+            query,
+            overlap,
+            cursor=saved.cursor,
+            floor=saved.floor,
+            newest=saved.newest,
+            newest_ids=saved.ids,
+            watermark=saved.watermark,
         )
 
     # --- polls ---------------------------------------------------------------------
@@ -391,15 +321,7 @@ class Position:
         floor = self.floor
         if floor is None and self._origin is not None and cursor - self.overlap < self._origin:
             floor = self._origin  # a restart from here must not reach below the start
-        return {
-            "version": STATE_VERSION,
-            "query": self.query.to_state(),
-            "cursor": cursor.isoformat(),
-            "floor": _iso(floor),
-            "newest": _iso(newest),
-            "ids": list(ids),
-            "watermark": watermark,
-        }
+        return SavedState(self.query, cursor, floor, newest, tuple(ids), watermark).dump()
 
 
 def _fold(
@@ -413,36 +335,6 @@ def _fold(
     if floor_second(at) == floor_second(newest):
         return max(newest, at), [*ids, rid], watermark
     return newest, ids, watermark
-
-
-def _second(value: object) -> int | None:
-    if not isinstance(value, str):
-        return None
-    return math.floor(datetime.fromisoformat(value).timestamp())
-
-
-def state_covers(state: Mapping[str, Any], other: Mapping[str, Any]) -> bool:
-    """Whether ``state`` counts as acknowledged every record ``other`` does (by the
-    state's own rule: ids up to ``watermark`` before ``newest``'s second, plus ``ids``
-    of that second). A save that does not would move a saved position backwards.
-
-    >>> a = {"newest": "2024-05-01T00:00:01+00:00", "ids": [7], "watermark": 7}
-    >>> b = {"newest": "2024-05-01T00:00:01+00:00", "ids": [7, 8], "watermark": 8}
-    >>> state_covers(b, a), state_covers(a, b)
-    (True, False)
-    """
-    theirs = _second(other.get("newest"))
-    if theirs is None:
-        return True
-    ours = _second(state.get("newest"))
-    mark, their_mark = state.get("watermark"), other.get("watermark")
-    if ours is None or not isinstance(mark, int) or not isinstance(their_mark, int):
-        return False
-    if mark < their_mark or ours < theirs:
-        return False
-    if ours > theirs:
-        return True
-    return set(other.get("ids") or ()) <= set(state.get("ids") or ())
 
 
 class DateGap:

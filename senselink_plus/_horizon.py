@@ -47,7 +47,7 @@ class Horizon:
         """``(time_from, time_to)`` of the next probe (it is no longer due)."""
         self.due = False
         time_to = min(self._probe_end + 1, self.end)  # all of its last second
-        return max(time_to - DAY, self.seen.second), time_to
+        return min(max(time_to - DAY, self.seen.second), time_to - 1), time_to
 
     def probed(self, time_from: int, keys: Sequence[Key]) -> Key | None:
         """The probe from ``time_from`` found ``keys``: the key nothing past which

@@ -71,17 +71,7 @@ def fit_image(
     the face stays inside. ``what`` names the image in error messages.
     """
     require_pillow()
-    if not isinstance(data, (bytes, bytearray, memoryview)):
-        raise ValidationError(
-            f"{what} data must be bytes, not {type(data).__name__}", field="image"
-        )
-    data = bytes(data)
-    if rectangle is not None and not isinstance(rectangle, Rectangle):
-        raise ValidationError(
-            f"rectangle must be a Rectangle, not {type(rectangle).__name__}", field="rectangle"
-        )
-    if not data:
-        raise ValidationError(f"{what} is empty", field="image")
+    data = _checked_input(data, rectangle, what)
     if image_type(data) is not None and len(data) <= MAX_IMAGE_BYTES:
         return data, rectangle
 
@@ -89,9 +79,7 @@ def fit_image(
     if rectangle is not None:
         # Checked before the slow part: a box outside the picture is a caller's mistake.
         _place(rectangle, orientation, picture.size, picture.size)
-    icc = picture.info.get("icc_profile")
-    if not (isinstance(icc, bytes) and icc[16:20] == b"RGB " and len(icc) <= _MAX_ICC_BYTES):
-        icc = None  # a CMYK or grey profile would misdescribe the RGB pixels written
+    icc = _rgb_profile(picture)
     rgb = _to_rgb(picture)
     encoded, scaled = _shrink(rgb, icc, what)
     logger.debug(
@@ -106,6 +94,29 @@ def fit_image(
     )
     placed = None if rectangle is None else _place(rectangle, orientation, rgb.size, scaled)
     return encoded, placed
+
+
+def _checked_input(data: object, rectangle: object, what: str) -> bytes:
+    """``data`` as bytes, once it and ``rectangle`` have the types asked for."""
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise ValidationError(
+            f"{what} data must be bytes, not {type(data).__name__}", field="image"
+        )
+    if rectangle is not None and not isinstance(rectangle, Rectangle):
+        raise ValidationError(
+            f"rectangle must be a Rectangle, not {type(rectangle).__name__}", field="rectangle"
+        )
+    if not data:
+        raise ValidationError(f"{what} is empty", field="image")
+    return bytes(data)
+
+
+def _rgb_profile(picture: Image.Image) -> bytes | None:
+    """The picture's ICC profile when it is a small RGB one, else None."""
+    icc = picture.info.get("icc_profile")
+    if isinstance(icc, bytes) and icc[16:20] == b"RGB " and len(icc) <= _MAX_ICC_BYTES:
+        return icc
+    return None  # a CMYK or grey profile would misdescribe the RGB pixels written
 
 
 def _decode(data: bytes, what: str) -> tuple[Image.Image, int, str]:

@@ -16,7 +16,31 @@ LOGGER = "senselink_plus"
 
 
 class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
-    """Ours, so configuring twice replaces it instead of printing each line twice."""
+    """Ours, so configuring twice replaces it instead of printing each line twice.
+
+    It stands back for a line that another handler prints to the same stream (one the
+    application added beside it, or one the line propagates to, as
+    ``logging.basicConfig`` sets up): that line is printed once, in the application's
+    format. Handlers that write elsewhere (a file, a log shipper) do not count.
+    """
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if not self._printed_elsewhere(record):
+            super().emit(record)
+
+    def _printed_elsewhere(self, record: logging.LogRecord) -> bool:
+        logger: logging.Logger | None = logging.getLogger(record.name)
+        while logger is not None:
+            for handler in logger.handlers:
+                if (
+                    handler is not self
+                    and isinstance(handler, logging.StreamHandler)
+                    and handler.stream is self.stream
+                    and record.levelno >= handler.level
+                ):
+                    return True
+            logger = logger.parent if logger.propagate else None
+        return False
 
 
 def log_to_stderr(level: int) -> logging.Logger:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 import os
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 
 import attrs
@@ -35,7 +35,10 @@ MAX_EXTEND_BYTES = 1024
 
 
 class Order(enum.IntEnum):
-    """Sort order of a record listing, by ``record_id``."""
+    """Sort order of a record listing, by ``record_id``: ``Order.DESCENDING`` (0, the
+    server's default) or ``Order.ASCENDING`` (1, the SDK's default, stable while records
+    arrive). Calls also accept the plain ints; ``Order(1)`` is ``Order.ASCENDING``.
+    """
 
     DESCENDING = 0
     ASCENDING = 1
@@ -48,6 +51,11 @@ def _bytes_repr(data: bytes) -> str:
 @attrs.frozen
 class FaceImage:
     """A JPEG or PNG face photo of at most 1 MiB, checked when it is made.
+
+    ``FaceImage(data, rectangle=None)``: ``data`` is the image's bytes (at most
+    1,048,576, JPEG or PNG by its first bytes, else a `ValidationError`); ``rectangle``
+    an optional `Rectangle`, the region to search for the face. `from_path` reads a
+    file; `fit` re-encodes a photo that is too large or in another format.
 
     >>> FaceImage(b"\\xff\\xd8\\xff\\xe0" + bytes(16)).content_type
     'image/jpeg'
@@ -148,7 +156,11 @@ class FaceImage:
 
 @attrs.frozen
 class CreatedRecord:
-    """What `Client.create_record` returns: the new record's id and its snapshot's id."""
+    """What `Client.create_record` returns: the new record's id and its snapshot's id.
+
+    ``CreatedRecord(record_id, image_id)``: ``record_id`` (int) as in `Record`, and
+    ``image_id`` (str) for `Client.get_image`.
+    """
 
     record_id: int
     image_id: str
@@ -159,7 +171,21 @@ class Record:
     """One authentication record as the service lists it.
 
     The wire fields are kept as sent; ``created_at``, ``device_time``, ``extend_data``
-    and ``matched`` are typed views of them.
+    and ``matched`` are typed views of them. The SDK makes records from listings; to
+    build one yourself (in tests), ``Record(record_id, sn, image_id, create_at,
+    user_id=None, verify_score=None, device_timestamp=None, timezone=None,
+    extend=None)`` takes the wire fields:
+
+    - ``record_id`` (int): the record's id; listings are ordered by it.
+    - ``sn`` (str): the device's serial number.
+    - ``image_id`` (str): the snapshot's id, for `Client.get_image`.
+    - ``create_at`` (int): when the service stored it (Unix time; the unit is not
+      documented, see ``created_at``).
+    - ``user_id`` (int or None): the matched user; None when nobody matched.
+    - ``verify_score`` (float or None): the similarity of the match.
+    - ``device_timestamp`` (int or None), ``timezone`` (str or None, ``"GMT+9:00"``):
+      the device's own time of the snapshot.
+    - ``extend`` (str or None): the JSON string stored with the record.
     """
 
     record_id: int
@@ -210,6 +236,30 @@ class Record:
         except orjson.JSONDecodeError as exc:
             raise ValueError(f"record {self.record_id}: extend is not JSON: {exc}") from None
 
+    def to_dict(self) -> dict[str, Any]:
+        """The record as JSON-ready values: every wire field as sent, ``created_at``
+        beside ``create_at`` as ISO-8601 UTC to the millisecond, and ``matched``.
+
+        ``created_at`` has one format for every record (``2024-05-01T00:00:00.000Z``, a
+        whole second too), so a CSV column of it parses whole (``pandas.to_datetime``).
+
+        >>> record.to_dict()["created_at"]  # doctest: +SKIP
+        '2024-05-01T00:00:00.000Z'
+        """
+        out: dict[str, Any] = {}
+        for name in RECORD_FIELDS:
+            out[name] = getattr(self, name)
+            if name == "create_at":
+                out["created_at"] = utc_text(self.created_at)
+        out["matched"] = self.matched
+        return out
+
+
+def utc_text(moment: datetime) -> str:
+    """``moment`` as ISO-8601 in UTC, always to the millisecond, with a ``Z``."""
+    text = moment.astimezone(timezone.utc).isoformat(timespec="milliseconds")
+    return text.replace("+00:00", "Z")
+
 
 #: The wire fields of a record, in `Record`'s order (its slots).
 RECORD_FIELDS: tuple[str, ...] = tuple(field.name for field in attrs.fields(Record))
@@ -217,7 +267,13 @@ RECORD_FIELDS: tuple[str, ...] = tuple(field.name for field in attrs.fields(Reco
 
 @attrs.frozen
 class RecordPage:
-    """One page of a listing: ``records`` in the order the server sent them."""
+    """One page of a listing: ``records`` in the order the server sent them.
+
+    ``RecordPage(page_num, page_size, total, records=())``: the page number and size
+    the server answered with, its ``total`` count for the listing asked (servers count,
+    then select, so it may be stale), and a tuple of `Record`. ``len(page)`` is the
+    number of records.
+    """
 
     page_num: int
     page_size: int

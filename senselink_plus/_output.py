@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 from typing import IO, Any
 
-import attrs
 import orjson
 
 from ._models import RECORD_FIELDS, Record
@@ -13,20 +12,11 @@ from ._models import RECORD_FIELDS, Record
 __all__ = ["EXPORT_FIELDS", "FORMATS", "RecordWriter"]
 
 FORMATS = ("jsonl", "csv", "table")
-FIELDS = RECORD_FIELDS
-_AFTER = FIELDS.index("create_at") + 1
-#: What jsonl and csv exports carry: the wire fields, and ``created_at`` (ISO-8601, UTC)
-#: beside the raw ``create_at``.
-EXPORT_FIELDS = (*FIELDS[:_AFTER], "created_at", *FIELDS[_AFTER:])
-
-
-def _created_at(record: Record) -> str:
-    return record.created_at.isoformat().replace("+00:00", "Z")
-
-
-def _export_values(record: Record) -> tuple[object, ...]:
-    values = attrs.astuple(record, recurse=False)
-    return (*values[:_AFTER], _created_at(record), *values[_AFTER:])
+_AFTER = RECORD_FIELDS.index("create_at") + 1
+#: What jsonl and csv exports carry, as `Record.to_dict` gives them: the wire fields,
+#: ``created_at`` (ISO-8601 UTC to the millisecond) beside the raw ``create_at``, and
+#: ``matched``.
+EXPORT_FIELDS = (*RECORD_FIELDS[:_AFTER], "created_at", *RECORD_FIELDS[_AFTER:], "matched")
 
 
 _TABLE_COLUMNS: tuple[tuple[str, int], ...] = (
@@ -82,15 +72,12 @@ class RecordWriter:
         """Write one record."""
         self.count += 1
         if self._fmt == "jsonl":
-            values = _export_values(record)
             # One write a line: unbuffered (PYTHONUNBUFFERED=1), each write is a write()
             # call, and a kill between two would leave a torn line.
-            line = orjson.dumps(
-                dict(zip(EXPORT_FIELDS, values, strict=True)), option=orjson.OPT_APPEND_NEWLINE
-            )
+            line = orjson.dumps(record.to_dict(), option=orjson.OPT_APPEND_NEWLINE)
             self._out.write(line.decode())
         elif self._fmt == "csv":
-            self._csv.writerow(["" if v is None else v for v in _export_values(record)])
+            self._csv.writerow(["" if v is None else v for v in record.to_dict().values()])
         else:
             self._row(_table_cells(record))
 

@@ -35,9 +35,11 @@ from ._models import Order, Record, RecordPage
 from ._paging import PageRequest, Step, Walk
 from ._timeutil import to_wire_time
 
-__all__ = ["RecordPager"]
+__all__ = ["MAX_CONCURRENCY", "RecordPager"]
 
 _SECOND = timedelta(seconds=1)
+#: The most list calls one walk keeps in flight (it holds about 5 pages per call).
+MAX_CONCURRENCY = 64
 
 #: Sends one list call and parses its page (the client's request loop).
 FetchPage = Callable[[HttpRequest], Awaitable[RecordPage]]
@@ -52,9 +54,9 @@ class RecordPager:
     `RecordPage`s holding only records not yielded before. Any range length works: the
     walk reads it in time slices of at most 24 h, by keyset (each page starts at the
     second of the last record taken). With ``concurrency`` N, up to N slices near the
-    head of the walk are read at once; records still come in order and about 5 N pages
-    are held. ``concurrency=1`` sends each call only when the previous page has been
-    consumed. Breaking out of the loop cancels every call in flight.
+    head of the walk are read at once (N from 1 to `MAX_CONCURRENCY`, 64); records still
+    come in order and about 5 N pages are held. ``concurrency=1`` sends each call only
+    when the previous page has been consumed. Breaking out of the loop cancels every call in flight.
 
     >>> async for record in client.records(t0, t0 + timedelta(days=3)):  # doctest: +SKIP
     ...     print(record.record_id)
@@ -79,7 +81,7 @@ class RecordPager:
         self.sn = None if sn is None else ep.check_sn(sn)
         self.order = ep.check_order(order)
         self.page_size = ep.check_page_size(page_size, "page_size")
-        self.concurrency = check_int(concurrency, "concurrency")
+        self.concurrency = check_int(concurrency, "concurrency", maximum=MAX_CONCURRENCY)
         self.max_items = None if max_items is None else check_int(max_items, "max_items", minimum=0)
         self._start = int(start.timestamp())
         self._end = int(end.timestamp())

@@ -19,13 +19,11 @@ past the last, so none is yielded twice. ``total`` decides nothing.
 
 Bounds: every answer takes a record, ends a slice, walks on through one crowded second
 or fails its check; a slice raises `ResponseError` after `FAIL_LIMIT` + 1 failed checks
-in a row or `WALK_LIMIT` + 1 pages walking on, and slices last at least a second. An
-ascending walk of more than `PROBE_AFTER` calls asks for the newest record (descending
-pages of 1, from the range's end back, a day at a time, down to the newest record seen)
-and reads nothing past it, so a range that ends in the future is read up to what
-existed then, however fast records arrive. Up to ``concurrency`` calls are in flight,
-and the slices ahead of the one being yielded hold at most ``5 * concurrency`` pages (no
-read ahead is sent past ``4 * concurrency``).
+in a row or `WALK_LIMIT` + 1 pages walking on, and slices last at least a second. After
+`PROBE_AFTER` answers an ascending walk asks for the newest record and reads nothing
+past it (`_horizon`), so a range that ends in the future is read up to what existed
+then. Up to ``concurrency`` calls are in flight, and slices hold at most ``5 *
+concurrency`` pages (no read ahead is sent past ``4 * concurrency``).
 """
 
 from __future__ import annotations
@@ -35,34 +33,14 @@ import collections
 import attrs
 
 from ._endpoints import MAX_PAGE_SIZE
-from ._exceptions import ResponseError
 from ._horizon import PROBE_AFTER, Horizon
 from ._models import Order, RecordPage
-from ._slice import FAIL_LIMIT, WALK_LIMIT, Plan, Slice, Taken
+from ._slice import FAIL_LIMIT, WALK_LIMIT, Plan, Slice
 from ._slice_plan import SlicePlanner
-from ._walkorder import BIG, Axis, Key
+from ._walkorder import BIG, Axis, Key, PageRequest
+from ._yielded import Step, Yielded
 
 __all__ = ["FAIL_LIMIT", "PROBE_AFTER", "WALK_LIMIT", "PageRequest", "Step", "Walk"]
-
-
-@attrs.frozen
-class PageRequest:
-    """One list call: ``page`` of ``size`` over ``[time_from, time_to]`` (unix s)."""
-
-    seq: int
-    time_from: int
-    time_to: int
-    page: int
-    size: int
-    order: Order
-
-
-@attrs.frozen
-class Step:
-    """After one answer: yield ``pages`` in order; back off ``backoff`` attempts' worth."""
-
-    pages: tuple[RecordPage, ...] = ()
-    backoff: int = 0
 
 
 @attrs.define(eq=False)
@@ -94,7 +72,7 @@ class Walk:
         self.axis = Axis(order, start, end)
         self.page_size = page_size
         self.concurrency = concurrency
-        self.max_items = max_items
+        self.out = Yielded(self.axis, max_items)
         self.parts: collections.deque[_Part] = collections.deque()
         #: Walk seconds no slice holds yet: cut into windows as they are needed.
         self._rest: tuple[int, int] | None = (self.axis.first, self.axis.last)
@@ -102,17 +80,13 @@ class Walk:
         self.planner = SlicePlanner(page_size)
         self.flight: dict[int, tuple[_Part | None, Plan]] = {}
         self.largest = MAX_PAGE_SIZE  # the largest page the server serves
-        self.emitted = 0
         self._seq = 0
-        self._last_rid = -BIG  # of the last record yielded, along the walk
         probing = self.axis.ascending and max_items is None  # else the walk is bounded
         self.horizon = Horizon(start, end) if probing else None
 
     @property
     def done(self) -> bool:
-        if self.max_items is not None and self.emitted >= self.max_items:
-            return True
-        return not self.parts and self._rest is None
+        return self.out.full or (not self.parts and self._rest is None)
 
     # --- what to send ------------------------------------------------------------------
 
@@ -162,12 +136,12 @@ class Walk:
         are not expected to hold all that is still wanted."""
         if sum(len(part.held) for part in self.parts) >= 4 * self.concurrency:
             return False
-        return self.max_items is None or self._wants_more(self.max_items)
+        wanted = self.out.wanted()
+        return wanted is None or self._wants_more(wanted)
 
-    def _wants_more(self, max_items: int) -> bool:
+    def _wants_more(self, wanted: int) -> bool:
         if not self.planner.known:
             return not self.flight  # one call at a time until an answer tells the density
-        wanted = max_items - self.emitted
         wanted -= sum(len(page) for part in self.parts for page in part.held)
         started = (part.slice for part in self.parts if part.started and not part.slice.done)
         expected = sum(self.planner.expected(s.last - s.mark.second + 1) for s in started)
@@ -181,12 +155,9 @@ class Walk:
             self._cut(index, whole.mark.second + seconds - 1)
 
     def _cut(self, index: int, last: int) -> None:
-        whole = self.parts[index].slice
-        if last >= whole.last:
-            return
-        rest = Slice(last + 1, whole.end, Key(last + 1, -BIG))
-        whole.end = Key(last, BIG)
-        self.parts.insert(index + 1, _Part(rest))
+        rest = self.parts[index].slice.cut(last)
+        if rest is not None:
+            self.parts.insert(index + 1, _Part(rest))
 
     def _start(self, part: _Part) -> PageRequest:
         whole = part.slice
@@ -198,9 +169,10 @@ class Walk:
                 if whole.last - whole.first + 1 > seconds * 3 // 2:
                     self._cut(self.parts.index(part), whole.first + seconds - 1)
         size = min(self.page_size, self.largest)
-        if self.max_items is not None and part is self.parts[0]:
+        wanted = self.out.wanted()
+        if wanted is not None and part is self.parts[0]:
             # What is still wanted, and one more: a keyset page starts with the mark.
-            size = min(size, self.max_items - self.emitted + 1)
+            size = min(size, wanted + 1)
         plan = whole.plan(size, self.largest)
         part.reading = True
         time_from, time_to = self.axis.bounds(plan.listing, whole.last)
@@ -224,18 +196,7 @@ class Walk:
     def feed(self, request: PageRequest, page: RecordPage) -> Step:
         """Take the answer to ``request`` (sent by `sends`, answered in any order)."""
         part, plan = self.flight.pop(request.seq)
-        if len(page.records) > request.size:
-            raise ResponseError(
-                f"asked for {request.size} records, the page holds {len(page.records)}"
-            )
-        # A record outside the window asked for is not in that listing: never taken,
-        # and the page is read as if it were not there.
-        records, keys = self.axis.checked(
-            page.records,
-            request.time_from,
-            request.time_to,
-            reverse=request.order is not self.axis.order,
-        )
+        records, keys = self.axis.checked(request, page.records)
         strays = len(page.records) - len(records)
         if part is None:
             assert self.horizon is not None
@@ -247,7 +208,6 @@ class Walk:
             self.horizon.answered(keys)
         part.reading = False
         whole = part.slice
-        before = whole.mark.second
         served = plan.size
         if 0 < page.page_size < served:  # the server capped the size: it says so
             served = self.largest = page.page_size
@@ -256,16 +216,9 @@ class Walk:
         if taken.stop > taken.start:
             found = records[taken.start : taken.stop]
             part.held.append(RecordPage(page.page_num, page.page_size, page.total, found))
-        self._learn(part, taken, before)
+        if taken.seconds:
+            self.planner.observe(taken.stop - taken.start, taken.seconds, full=not taken.done)
         return Step(self._flush(), max(0, whole.failures - 1))
-
-    def _learn(self, part: _Part, taken: Taken, before: int) -> None:
-        whole = part.slice
-        found = taken.stop - taken.start
-        if taken.done:
-            self.planner.observe(found, whole.last - before + 1)
-        elif found:
-            self.planner.observe(found, whole.mark.second - before + 1)
 
     def _cap(self, newest: Key) -> None:
         """Nothing past ``newest`` existed when the probe was answered: read no further."""
@@ -274,17 +227,14 @@ class Walk:
             first, last = self._rest
             self._rest = (first, min(last, newest.second)) if first <= newest.second else None
         for part in self.parts:
-            whole = part.slice
-            whole.end = min(whole.end, newest)
-            if not part.reading and (whole.first > whole.end.second or whole.mark >= whole.end):
-                whole.done = True
+            part.slice.cap(newest, reading=part.reading)
 
     def _flush(self) -> tuple[RecordPage, ...]:
         """Yield what the slices at the head hold, in order; drop the slices read out."""
         out: list[RecordPage] = []
         while self.parts and not self.done:
             head = self.parts[0]
-            out.extend(self._emit(page) for page in head.held)
+            out.extend(self.out.emit(page) for page in head.held)
             head.held.clear()
             if not head.slice.done:
                 break
@@ -292,21 +242,3 @@ class Walk:
                 self.planner.finished(head.pages)
             self.parts.popleft()
         return tuple(page for page in out if page.records)
-
-    def _emit(self, page: RecordPage) -> RecordPage:
-        records = page.records
-        if self.max_items is not None:
-            records = records[: max(0, self.max_items - self.emitted)]
-        if not records:
-            return RecordPage(page.page_num, page.page_size, page.total, ())
-        first, last = self.axis.key(records[0]).rid, self.axis.key(records[-1]).rid
-        if first <= self._last_rid:
-            raise ResponseError(
-                f"record {records[0].record_id} comes again, or out of order, although the "
-                "walk has passed it: the server's create_at disagrees with its order"
-            )
-        self._last_rid = last
-        self.emitted += len(records)
-        if len(records) != len(page.records):
-            return RecordPage(page.page_num, page.page_size, page.total, records)
-        return page

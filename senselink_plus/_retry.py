@@ -60,6 +60,11 @@ class Timeout:
     """Per-attempt time limits in seconds: ``connect`` to open a connection, ``total`` for
     the whole exchange.
 
+    ``Timeout(connect=10.0, total=60.0)``: both positive numbers of seconds. Wherever a
+    ``timeout`` is taken, a plain number ``n`` means ``Timeout(connect=min(10, n),
+    total=n)``. A bound on a whole call, retries included, is `RetryPolicy`'s
+    ``deadline``.
+
     >>> Timeout(connect=5.0, total=30.0)
     Timeout(connect=5.0, total=30.0)
     """
@@ -131,9 +136,19 @@ def classify(error: SenseLinkError, *, idempotent: bool) -> Verdict:
 class RetryPolicy:
     """How failed attempts are retried: capped exponential backoff with jitter.
 
-    ``max_attempts`` counts the first try. A ``Retry-After`` up to ``max_retry_after``
-    seconds is honoured; a longer one raises at once. ``deadline`` (seconds) bounds a
-    whole call, retries and waits included.
+    ``RetryPolicy(max_attempts=3, initial_delay=0.5, max_delay=8.0,
+    max_retry_after=60.0, deadline=None)``, all in seconds but the count:
+
+    - ``max_attempts`` counts the first try (1: never retry, as `none` gives).
+    - ``initial_delay`` is the first back-off ceiling, doubled each attempt up to
+      ``max_delay``; each wait is between half that ceiling and all of it (jitter).
+    - A ``Retry-After`` up to ``max_retry_after`` seconds is honoured; a longer one
+      raises `RateLimitError` at once.
+    - ``deadline`` (None: none) bounds a whole call, retries and waits included.
+
+    Which failures are retried is not configurable: it is what is safe (GET calls on
+    transport errors, unreadable answers, 408, 429, 5xx and rate-limit or server-error
+    envelopes; uploads only when the request provably did not reach the server).
 
     >>> RetryPolicy(max_attempts=5, deadline=30.0).max_attempts
     5

@@ -9,7 +9,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from ._checkpoint import Checkpoint, checkpoint_call
-from ._follow import state_covers
+from ._watchstate import state_covers
 
 __all__ = ["SAVE_EVERY", "Saves"]
 

@@ -29,7 +29,9 @@ class ServerDate:
 
     ``clock`` is local wall time, ``timer`` monotonic. The header changes once a second
     at most, so `note` parses a value only when it changed, and keeps the first reading
-    of each (the closest to the second it names). A session and its copies share one.
+    of each (the closest to the second it names). A session and its copies share one;
+    a watch reads it through `Session.server_time` (its own view of the server's time,
+    with skew warnings, is `_serverclock.ServerClock`).
 
     >>> server = ServerDate(clock=lambda: 100.0, timer=lambda: 5.0)
     >>> server.note("Thu, 01 Jan 1970 00:02:00 GMT")

@@ -72,6 +72,10 @@ class Taken:
     done: bool = False
     #: The page failed its check and was not used.
     failed: bool = False
+    #: The walk seconds the records taken cover, for the density (0: nothing to learn):
+    #: from the first taken to the last on a full page (time before the first may be
+    #: empty), from the mark to the slice's end on its last page.
+    seconds: int = 0
 
 
 def place(position: int, largest: int, margin: int = 1) -> tuple[int, int] | None:
@@ -113,6 +117,22 @@ class Slice:
     def last(self) -> int:
         return self.end.second
 
+    def cut(self, last: int) -> Slice | None:
+        """End this slice at walk second ``last``; the slice of what lay past it (None:
+        nothing did)."""
+        if last >= self.last:
+            return None
+        rest = Slice(last + 1, self.end, Key(last + 1, -BIG))
+        self.end = Key(last, BIG)
+        return rest
+
+    def cap(self, newest: Key, *, reading: bool) -> None:
+        """Nothing past ``newest`` is read; a slice not ``reading`` with nothing left
+        before it is done."""
+        self.end = min(self.end, newest)
+        if not reading and (self.first > self.last or self.mark >= self.end):
+            self.done = True
+
     def plan(self, size: int, largest: int) -> Plan:
         """The next page to read: keyset of ``size``, or positional up to ``largest``."""
         anchor = self.anchor
@@ -143,10 +163,10 @@ class Slice:
             self.failures = self.walked = 0
         if stop < len(keys) or len(keys) < size:
             self.done = True
-            return Taken(start, stop, done=True)
+            return Taken(start, stop, done=True, seconds=self.last - mark.second + 1)
         if stop > start:
             self.anchor = self._after_taking(plan, keys)
-            return Taken(start, stop)
+            return Taken(start, stop, seconds=self.mark.second - keys[start].second + 1)
         return self._walk_on(plan, keys)
 
     def _after_taking(self, plan: Plan, keys: Sequence[Key]) -> Anchor | None:

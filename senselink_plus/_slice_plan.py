@@ -4,15 +4,20 @@ A slice is read one page at a time, so slices are what runs in parallel. Each ne
 is sized to hold about `TARGET_PAGES` pages: long enough that the partly filled page
 that ends a slice costs little, short enough that ``concurrency`` of them near the head
 of the walk keep the calls busy while holding few pages. The density is records per
-second over the last `MEMORY` pages. The fill (the share of `TARGET_PAGES` aimed at)
+second over the last `MEMORY` pages; a page's worth is what the full pages of late
+brought that was new (a keyset page re-reads its first second). The fill (the share of
+`TARGET_PAGES` aimed at)
 adapts: a slice that needs more pages than aimed at lowers it, one that fits raises it
 a little, so evenly spaced records fill slices to the brim and bursty ones leave room.
 Sizes only affect how many calls a walk costs, never what it yields.
 
 >>> planner = SlicePlanner(page_size=100)
 >>> planner.observe(records=100, seconds=50)  # 2 records a second
->>> planner.seconds()  # 4 pages of 100 at a fill of 0.9
-180
+>>> planner.seconds()  # 4 pages of 100 at a fill of 0.95
+190
+>>> planner.observe(records=98, seconds=49, full=True)  # full pages bring 98 new ones
+>>> planner.seconds()  # 4 pages of 98 at a fill of 0.95, at 198 records in 99 s
+186
 """
 
 from __future__ import annotations
@@ -27,8 +32,8 @@ __all__ = ["MEMORY", "TARGET_PAGES", "SlicePlanner"]
 TARGET_PAGES = 4
 #: Recent pages the density is measured over.
 MEMORY = 8
-_FILL_START, _FILL_MIN, _FILL_MAX = 0.9, 0.5, 0.98
-_FILL_DOWN, _FILL_UP = 0.05, 0.005
+_FILL_START, _FILL_MIN, _FILL_MAX = 0.95, 0.5, 0.995
+_FILL_DOWN, _FILL_UP = 0.05, 0.01
 
 
 class SlicePlanner:
@@ -40,13 +45,17 @@ class SlicePlanner:
         self._seen: collections.deque[tuple[int, int]] = collections.deque(maxlen=MEMORY)
         self._records = 0
         self._seconds = 0
+        self._worth: collections.deque[int] = collections.deque(maxlen=MEMORY)
 
     @property
     def known(self) -> bool:
         return bool(self._seen)
 
-    def observe(self, records: int, seconds: int) -> None:
-        """A page covered ``seconds`` of walk time and held ``records`` new ones there."""
+    def observe(self, records: int, seconds: int, *, full: bool = False) -> None:
+        """A page covered ``seconds`` of walk time and held ``records`` new ones there
+        (``full``: the page was full, so ``records`` is what a page is worth)."""
+        if full:
+            self._worth.append(records)
         if len(self._seen) == MEMORY:
             old_records, old_seconds = self._seen[0]
             self._records -= old_records
@@ -68,7 +77,8 @@ class SlicePlanner:
             return None
         if self._records == 0:
             return DAY
-        wanted = TARGET_PAGES * self.page_size * self.fill
+        worth = sum(self._worth) / len(self._worth) if self._worth else self.page_size
+        wanted = TARGET_PAGES * worth * self.fill
         return max(1, min(DAY, int(wanted * self._seconds / self._records)))
 
     def expected(self, seconds: int) -> int:

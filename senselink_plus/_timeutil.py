@@ -43,22 +43,37 @@ def to_aware(value: datetime | str, field: str) -> datetime:
     if type(value) is datetime and type(value.tzinfo) is timezone and EARLIEST <= value < LATEST:
         return value
     if isinstance(value, str):
-        text = value.strip()
-        if text.endswith(("Z", "z")):
-            text = text[:-1] + "+00:00"
-        try:
-            parsed = datetime.fromisoformat(text)
-        except ValueError:
-            raise ValidationError(
-                f"{field} {value!r} is not an ISO-8601 time (e.g. 2022-12-11T00:00:00+09:00)",
-                field=field,
-            ) from None
-        value = parsed
+        value = _from_iso(value, field)
     elif not isinstance(value, datetime):
         raise ValidationError(
             f"{field} must be an aware datetime or an ISO-8601 string, not {type(value).__name__}",
             field=field,
         )
+    _check_zone(value, field)
+    if not EARLIEST <= value < LATEST:
+        raise ValidationError(
+            f"{field} {value.isoformat()} is out of range: times must be from "
+            f"{EARLIEST.isoformat()} up to {LATEST.isoformat()}",
+            field=field,
+        )
+    return value
+
+
+def _from_iso(value: str, field: str) -> datetime:
+    text = value.strip()
+    if text.endswith(("Z", "z")):
+        text = text[:-1] + "+00:00"
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        raise ValidationError(
+            f"{field} {value!r} is not an ISO-8601 time (e.g. 2022-12-11T00:00:00+09:00)",
+            field=field,
+        ) from None
+
+
+def _check_zone(value: datetime, field: str) -> None:
+    """Refuse a naive datetime, or one whose tzinfo does not answer."""
     try:
         offset = value.utcoffset()
     except (TypeError, ValueError) as exc:  # a tzinfo that does not work
@@ -69,13 +84,6 @@ def to_aware(value: datetime | str, field: str) -> datetime:
             "(e.g. datetime.now(timezone.utc)) so no zone is guessed",
             field=field,
         )
-    if not EARLIEST <= value < LATEST:
-        raise ValidationError(
-            f"{field} {value.isoformat()} is out of range: times must be from "
-            f"{EARLIEST.isoformat()} up to {LATEST.isoformat()}",
-            field=field,
-        )
-    return value
 
 
 def floor_second(value: datetime) -> datetime:
@@ -177,14 +185,13 @@ def split_time_range(
 ) -> list[tuple[datetime, datetime]]:
     """Split ``[start, end]`` into consecutive windows of at most ``span``.
 
-        Neighbours share their boundary instant (the server's filter includes both ends).
-        Each window keeps the time zone of ``start``.
+    Neighbours share their boundary instant (the server's filter includes both ends).
+    Each window keeps the time zone of ``start``.
 
-        >>> import time
-    from datetime import datetime, timedelta, timezone
-        >>> t0 = datetime(2024, 1, 1, tzinfo=timezone.utc)
-        >>> [(a.day, b.day) for a, b in split_time_range(t0, t0 + timedelta(days=2, hours=1))]
-        [(1, 2), (2, 3), (3, 3)]
+    >>> from datetime import datetime, timedelta, timezone
+    >>> t0 = datetime(2024, 1, 1, tzinfo=timezone.utc)
+    >>> [(a.day, b.day) for a, b in split_time_range(t0, t0 + timedelta(days=2, hours=1))]
+    [(1, 2), (2, 3), (3, 3)]
     """
     start = to_aware(start, "time_from")
     end = to_aware(end, "time_to")

@@ -32,7 +32,9 @@ class Transport(Protocol):
     """Send one request and return its response, or raise a `TransportError`.
 
     A transport never retries, signs or parses: the client does. Any object with these
-    two methods works (``senselink_plus.testing.MockTransport`` is one).
+    two methods works (``senselink_plus.testing.MockTransport`` is one): a
+    `typing.Protocol`, nothing to construct or inherit. Pass it as
+    ``Client(transport=...)``; the client never closes a transport passed in.
     """
 
     async def send(self, request: HttpRequest) -> HttpResponse:
@@ -47,11 +49,20 @@ class Transport(Protocol):
 class AiohttpTransport:
     """The default transport, on an `aiohttp.ClientSession`.
 
-    Bodies over ``max_response_bytes`` (default 16 MiB) fail as a `TransportError`.
-    ``timeout`` (a `Timeout` or seconds) applies to every request, unless the request
-    carries its own (``HttpRequest.timeout``).
-    Without ``session`` it makes its own inside the running event loop on first use and
-    closes it in `aclose`. A session passed in is the caller's: it is never closed here.
+    ``AiohttpTransport(session=None, *, timeout=None, ssl_context=None,
+    max_response_bytes=16 MiB)``:
+
+    - ``session``: an `aiohttp.ClientSession` of yours. Without one it makes its own
+      inside the running event loop on first use and closes it in `aclose`. A session
+      passed in is the caller's: it is never closed here.
+    - ``timeout`` (a `Timeout` or seconds; default ``Timeout()``) applies to every
+      request, unless the request carries its own (``HttpRequest.timeout``).
+    - ``ssl_context``: the `ssl.SSLContext` for the session it makes (default: aiohttp's
+      verified default). A session passed in keeps its own TLS settings.
+    - ``max_response_bytes``: bodies over it fail as a `TransportError`.
+
+    Redirects are never followed (a 3xx is handed to the client, which raises
+    `RedirectError`).
 
     >>> async with aiohttp.ClientSession() as session:  # doctest: +SKIP
     ...     client = Client(transport=AiohttpTransport(session))

@@ -23,7 +23,7 @@ from ._exceptions import ResponseError
 from ._models import Order, Record
 from ._timeutil import wire_second
 
-__all__ = ["BIG", "DAY", "Axis", "Key"]
+__all__ = ["BIG", "DAY", "Axis", "Key", "PageRequest"]
 
 #: Beyond any record_id: ``Key(s, -BIG)`` sits before every record of walk second ``s``,
 #: ``Key(s, BIG)`` after every one.
@@ -37,6 +37,19 @@ class Key(NamedTuple):
 
     second: int
     rid: int
+
+
+@attrs.frozen
+class PageRequest:
+    """One list call, in real unix seconds: ``page`` of ``size`` over ``[time_from,
+    time_to]`` in ``order``; ``seq`` tells the walk's calls apart."""
+
+    seq: int
+    time_from: int
+    time_to: int
+    page: int
+    size: int
+    order: Order
 
 
 @attrs.frozen
@@ -64,26 +77,30 @@ class Axis:
         one's second, so keys never go back along the walk."""
         if seconds is None:
             seconds = [wire_second(record.create_at) for record in records]
-        sign = 1 if self.ascending else -1
-        keys = []
-        top = -BIG
-        for record, second in zip(records, seconds, strict=True):
-            top = max(top, sign * second)
-            keys.append(Key(top, sign * record.record_id))
-        return keys
+        if self.ascending:
+            tops = itertools.accumulate(seconds, max)
+            rids = [record.record_id for record in records]
+        else:
+            tops = itertools.accumulate((-second for second in seconds), max)
+            rids = [-record.record_id for record in records]
+        return list(map(Key._make, zip(tops, rids, strict=True)))
 
     def checked(
-        self, records: tuple[Record, ...], time_from: int, time_to: int, *, reverse: bool
+        self, request: PageRequest, records: tuple[Record, ...]
     ) -> tuple[tuple[Record, ...], list[Key]]:
-        """The records of a page that lie in ``[time_from, time_to]`` (real seconds: one
-        outside is not in the listing asked for) and their keys in walk order
-        (``reverse``: the page was read the other way); `ResponseError` if they are not
-        in ``record_id`` order or repeat one."""
+        """The records of the page answered to ``request`` that lie in its window, and
+        their keys in walk order. A record outside the window is not in the listing
+        asked for: it is dropped, and the page read as if it were not there.
+        `ResponseError` if the page holds more than asked, or its records are not in
+        ``record_id`` order or repeat one."""
+        if len(records) > request.size:
+            raise ResponseError(f"asked for {request.size} records, the page holds {len(records)}")
+        time_from, time_to = request.time_from, request.time_to
         seconds = [wire_second(record.create_at) for record in records]
         if seconds and (min(seconds) < time_from or max(seconds) > time_to):
             records, seconds = _inside(records, seconds, time_from, time_to)
         keys = self.keys(records, seconds)
-        if reverse:
+        if request.order is not self.order:
             keys.reverse()
         for a, b in itertools.pairwise(keys):
             if b.rid <= a.rid:
@@ -99,11 +116,16 @@ class Axis:
 
         The far bound reaches one second past ``last`` (capped at the range's end): a
         server that compares milliseconds includes ``last``'s whole second only so. What
-        that second brings lies past the slice and is not taken from this listing.
+        that second brings lies past the slice and is not taken from this listing. A
+        window of no length is never sent (the SDK refuses one from its users too); it
+        widens by a second instead: ascending, back into a second already passed;
+        descending, below the slice (records there lie past it and are not taken).
         """
         if self.ascending:
-            return listing, min(last + 1, self.end)
-        return -last, min(1 - listing, self.end)
+            time_to = min(last + 1, self.end)
+            return min(listing, time_to - 1), time_to
+        time_to = min(1 - listing, self.end)
+        return min(-last, time_to - 1), time_to
 
     @property
     def first(self) -> int:

@@ -1,18 +1,17 @@
 """`Client.watch`: the async driver that follows new records. It does the I/O (polls,
-sleeps, checkpoint calls); every decision is `_follow`'s, and the checkpoint protocol
-is `_checkpoint`'s."""
+sleeps, checkpoint calls); every decision is `_follow`'s, the server's clock is
+`_serverclock`'s, saving is `_saving`'s, a stop request is `_stopping`'s, and the
+checkpoint protocol is `_checkpoint`'s."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import inspect
 import logging
 import os
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Mapping
 from datetime import datetime, timedelta, timezone
 from types import TracebackType
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 
 from . import _endpoints as ep
 from ._checkpoint import Checkpoint, as_checkpoint, checkpoint_call
@@ -24,20 +23,14 @@ from ._exceptions import (
     SenseLinkError,
     ValidationError,
 )
-from ._follow import (
-    MAX_SKEW,
-    DateGap,
-    PollFailures,
-    Position,
-    Query,
-    Verdict,
-    believed_now,
-)
+from ._follow import PollFailures, Position, Query, Verdict
 from ._http import HttpRequest
 from ._models import Order, Record, RecordPage
 from ._pagination import RecordPager
 from ._saving import Saves
+from ._serverclock import ServerClock
 from ._session import Session
+from ._stopping import Stopped, StopRequest
 from ._timeutil import MAX_WINDOW, to_aware
 
 __all__ = ["Watch", "watch_records"]
@@ -47,10 +40,6 @@ logger = logging.getLogger("senselink_plus")
 #: Errors no later poll would do better on: they end the watch instead of a retry.
 _ENDS_WATCH = (ValidationError, ClientClosedError, EventLoopError, RedirectError)
 
-T = TypeVar("T")
-
-#: Local and server clocks further apart than this (seconds) are worth a warning.
-SKEW_WARNING = 60.0
 #: The start probe looks this far either side of the local clock.
 _PROBE_SPAN = timedelta(minutes=30)
 
@@ -124,7 +113,7 @@ class Watch:
         >>> loop = asyncio.get_running_loop()  # doctest: +SKIP
         >>> loop.add_signal_handler(signal.SIGTERM, watch.stop)  # doctest: +SKIP
         """
-        self._follower.stop()
+        self._follower.stop.request()
 
     async def aclose(self) -> None:
         """Close: the acknowledged position is saved, the lock released."""
@@ -180,10 +169,6 @@ def watch_records(
     return Watch(follower)
 
 
-class _Stopping(Exception):
-    """`Watch.stop` was called while the watch waited: the iteration ends."""
-
-
 async def _next_page(pages: AsyncIterator[RecordPage]) -> RecordPage | None:
     try:
         return await anext(pages)
@@ -214,15 +199,10 @@ class _Follower:
         self.explicit = explicit
         self.position: Position | None = None
         self.saves = Saves(store, session.timer, self._acknowledged)
-        self.gap = DateGap()
-        #: The server's time a poll last read complete to (None before one did).
-        self.read_to: datetime | None = None
+        self.clock = ServerClock(session.clock, session.server_time)
+        self.stop = StopRequest()
         self.failed: SenseLinkError | None = None
-        self.stopping = False
         self.ended = False
-        self.woken: asyncio.Future[None] | None = None
-        self.loop: asyncio.AbstractEventLoop | None = None
-        self.warned_skew = self.warned_late = False
 
     # --- what the consumer calls ------------------------------------------------------
 
@@ -257,61 +237,15 @@ class _Follower:
             self.position.ack_all()
             self.saves.dirty = True  # saved as the watch closes
 
-    def stop(self) -> None:
-        self.stopping = True
-        loop = self.loop
-        if loop is not None:
-            with contextlib.suppress(RuntimeError):  # the loop is closed: nothing waits
-                loop.call_soon_threadsafe(self._wake)
+    # --- where it starts, what a poll reads -------------------------------------------
 
-    def _wake(self) -> None:
-        woken = self.woken
-        if woken is not None and not woken.done():
-            woken.set_result(None)
-
-    async def _unless_stopped(self, step: Awaitable[T]) -> T:
-        """Await ``step``, or end the watch (`_Stopping`) if `stop` comes first."""
-        woken = self.woken
-        if self.stopping or woken is None:
-            if inspect.iscoroutine(step):
-                step.close()
-            raise _Stopping
-        task = asyncio.ensure_future(step)
-        try:
-            await asyncio.wait((task, woken), return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            if not task.done():
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-        if task.cancelled():
-            raise _Stopping
-        return task.result()
-
-    # --- server time -----------------------------------------------------------------
-
-    def _server_now(self) -> datetime:
-        """The server's now: its last ``Date`` moved on by the local timer (the local
-        clock only when no response carried a ``Date``)."""
-        local = self.session.clock()
-        reading = self.session.server_time()
-        if reading is None:
-            return believed_now(None, local)
-        now, skew = reading
-        if abs(skew) > SKEW_WARNING and not self.warned_skew:
-            self.warned_skew = True
-            logger.warning(
-                "watch: the local clock is %+.0f s off the server's (from its Date header); %s",
-                -skew,
-                "the watch follows the server's time"
-                if abs(skew) <= MAX_SKEW
-                else f"over {MAX_SKEW:.0f} s is not the server's clock, so the local one is used",
-            )
-        return believed_now(now, local)
-
-    async def _probe(self) -> tuple[datetime, Record | None]:
+    async def _probe(self) -> Position:
         """Where a watch without ``since`` or a saved position starts: right after the
-        newest record stored (read from one small listing), else the server's now."""
+        newest record stored, read from one small listing of the half hour either side
+        of now (the cloud refuses clocks further off). When that listing is empty the
+        watch starts where it begins: nothing was stored from there on, so whatever
+        appears there later is new, whichever clock stamped it (a ``Date`` that runs
+        ahead of ``create_at`` hides nothing)."""
         session = self.session
         local = datetime.fromtimestamp(session.clock(), timezone.utc)
         session.check_open()
@@ -324,12 +258,11 @@ class _Follower:
             size=1,
         )
         page = await session.fetch(request, ep.parse_record_page)
-        now = self._server_now()
         if not page.records:
-            return now, None
+            return Position.fresh(self.query, local - _PROBE_SPAN, self.overlap)
         newest = page.records[0]
-        self.gap.note(now, newest.created_at)
-        return newest.created_at, newest
+        self.clock.listed(newest.created_at)
+        return Position.after(self.query, newest, self.overlap)
 
     def _pager(self, lo: datetime, hi: datetime) -> RecordPager:
         """One poll: the records of ``[lo, hi]``, oldest first, one call at a time."""
@@ -353,8 +286,7 @@ class _Follower:
     # --- the loop: begin, poll, after a poll, after a failure, finish -------------------
 
     async def run(self) -> AsyncGenerator[Record, None]:
-        self.loop = asyncio.get_running_loop()
-        self.woken = self.loop.create_future()
+        self.stop.bind()
         ending: BaseException | None = None
         try:
             await self._begin()
@@ -373,7 +305,7 @@ class _Follower:
                     await self._after_poll(window[1])
                 else:
                     await self._after_failure(failures)
-        except _Stopping:
+        except Stopped:
             return
         except BaseException as exc:
             ending = exc
@@ -388,7 +320,7 @@ class _Follower:
         if store is not None:
             acquire = getattr(store, "acquire", None)
             if acquire is not None:
-                await self._unless_stopped(checkpoint_call(acquire()))
+                await self.stop.unless_stopped(checkpoint_call(acquire()))
                 self.saves.acquired = True
             state = await checkpoint_call(store.load())
             self.saves.known(state)
@@ -405,19 +337,16 @@ class _Follower:
         self.failed = None
         if self.position is None:
             try:
-                start, newest = await self._unless_stopped(self._probe())
+                self.position = await self.stop.unless_stopped(self._probe())
             except _ENDS_WATCH:
                 raise
             except SenseLinkError as exc:
                 self.failed = exc
                 return None
-            self.position = Position.fresh(self.query, start, self.overlap)
-            if newest is not None:
-                self.position.take(newest)  # stored before the start: not this watch's
             # Saved at once, so a restart before the first record resumes from here
             # rather than from its own "now".
             await self.saves.now(changed=True)
-        return self.position.window(self._server_now())
+        return self.position.window(self.clock.now())
 
     async def _listed(self, lo: datetime, hi: datetime) -> AsyncGenerator[Record, None]:
         """The new records of one poll of ``(lo, hi)``, each delivered as it is yielded.
@@ -428,7 +357,7 @@ class _Follower:
         async with contextlib.aclosing(self._pager(lo, hi).pages()) as pages:  # type: ignore[type-var]
             while True:
                 try:
-                    page = await self._unless_stopped(_next_page(pages))
+                    page = await self.stop.unless_stopped(_next_page(pages))
                 except _ENDS_WATCH:
                     raise
                 except SenseLinkError as exc:
@@ -437,7 +366,7 @@ class _Follower:
                 if page is None:
                     return
                 if page.records:
-                    self.gap.note(self._server_now(), max(r.created_at for r in page.records))
+                    self.clock.listed(max(r.created_at for r in page.records))
                 for record in page.records:
                     if self._is_new(position, record, lo, hi):
                         position.deliver(record)
@@ -455,33 +384,8 @@ class _Follower:
                 hi.isoformat(),
             )
         elif verdict is Verdict.NEW:
-            self._check_late(position, record)
+            self.clock.check_late(position, record)
         return verdict is Verdict.NEW
-
-    def _check_late(self, position: Position, record: Record) -> None:
-        """A new record stamped further behind the last poll's ``Date`` than the overlap:
-        the ``Date`` runs ahead of ``create_at``'s clock (or commits are that late).
-        Widen the overlap so the next one is found too, and say so once."""
-        read_to = self.read_to
-        if read_to is None:
-            return
-        late = read_to - record.created_at
-        if late <= position.overlap:
-            return
-        wider = min(2 * late, MAX_WINDOW / 2)
-        position.widen(wider)
-        if not self.warned_late:
-            self.warned_late = True
-            logger.warning(
-                "watch: record %d is stamped %.0f s before the server's Date of the poll "
-                "before it, more than the overlap (%.0f s): the Date header runs ahead of "
-                "the clock that stamps create_at (or commits are that late); the overlap "
-                "is widened to %.0f s",
-                record.record_id,
-                late.total_seconds(),
-                self.overlap.total_seconds(),
-                position.overlap.total_seconds(),
-            )
 
     def _moved_on(self) -> bool:
         """The consumer asked for the next record; True when the watch should stop."""
@@ -489,20 +393,17 @@ class _Follower:
         if not self.explicit and position is not None and position.unacknowledged:
             position.ack_all()
             self.saves.changed()
-        return self.stopping
+        return self.stop.requested
 
     async def _after_poll(self, hi: datetime) -> None:
         """A poll read all of ``(lo, hi)``: move an idle position (in ``create_at``'s
         clock: the ``Date`` less how far it may run ahead), save when due, sleep."""
         position = self.position
         assert position is not None
-        # Complete up to hi, or up to the server's now if that is earlier (hi came from
-        # the local clock when no Date had been seen yet).
-        self.read_to = read_to = min(hi, self._server_now())
-        if position.polled(read_to - self.gap.lead()):
+        if position.polled(self.clock.read_complete(hi)):
             self.saves.dirty = True
         await self.saves.if_due()
-        await self._unless_stopped(self.session.wait(self.interval))
+        await self.stop.unless_stopped(self.session.wait(self.interval))
 
     async def _after_failure(self, failures: PollFailures) -> None:
         """A poll failed: back off, or end the watch when failures say so."""
@@ -524,7 +425,7 @@ class _Follower:
             failed,
             delay,
         )
-        await self._unless_stopped(self.session.wait(delay))
+        await self.stop.unless_stopped(self.session.wait(delay))
 
     async def _finish(self, ending: BaseException | None) -> None:
         self.ended = True

@@ -38,7 +38,6 @@ import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
-from urllib.parse import urlsplit
 
 try:
     import asyncpg
@@ -47,17 +46,22 @@ except ImportError as exc:  # pragma: no cover - depends on the install
         'senselink_plus.postgres needs asyncpg: pip install "senselink-plus[postgres]"'
     ) from exc
 
+import attrs
 import orjson
 
 from ._checkpoint import CheckpointInUseError
-from ._exceptions import SenseLinkError, ValidationError
+from ._checks import shown
+from ._dsn import UNPARSED_DSN as UNPARSED_DSN
+from ._dsn import HiddenDsn, to_dsn
+from ._dsn import redact_dsn as redact_dsn
+from ._exceptions import ValidationError
 from ._follow import state_covers
+from ._pgsession import CheckpointLostError as CheckpointLostError
+from ._pgsession import CheckpointUnavailableError as CheckpointUnavailableError
+from ._pgsession import Session, SessionLost, connect
+from ._public import rehome
 
-__all__ = [
-    "CheckpointLostError",
-    "CheckpointUnavailableError",
-    "PostgresCheckpoint",
-]
+__all__ = ["CheckpointLostError", "CheckpointUnavailableError", "PostgresCheckpoint"]
 
 logger = logging.getLogger("senselink_plus")
 
@@ -66,109 +70,40 @@ _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 _MAX_NAME = 200
 #: A standby's first wait; it doubles up to ``standby_poll``.
 _FIRST_POLL = 0.05
+
+# --- every statement the checkpoint sends ------------------------------------------------
+# ``{table}`` is the table's name (an SQL identifier, checked at construction); every
+# value is a parameter.
+
+#: Serialises creating the table: workers starting together must not race.
+_CREATE_LOCK = "SELECT pg_advisory_xact_lock($1)"
+_CREATE_TABLE = (
+    "CREATE TABLE IF NOT EXISTS {table} (name text PRIMARY KEY, state jsonb, "
+    "fence bigint NOT NULL DEFAULT 0, saved_at timestamptz)"
+)
+#: The lease is keyed on the table itself (its oid), whatever its spelling.
+_TABLE_OID = "SELECT to_regclass($1)::oid"
+#: The lease lives as long as its session: an idle_session_timeout (PostgreSQL 14+)
+#: set for the role or database must not end it.
+_KEEP_IDLE_SESSION = (
+    "SELECT set_config(name, '0', false) FROM pg_settings WHERE name = 'idle_session_timeout'"
+)
 _TRY_LOCK = "SELECT pg_try_advisory_lock($1)"
-_FAILURES = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, asyncio.TimeoutError)
-
-
-class CheckpointUnavailableError(SenseLinkError):
-    """The checkpoint database could not be reached (or refused the connection); no
-    lease was taken and nothing was read. The message names the server, never the
-    password.
-
-    >>> try:  # doctest: +SKIP
-    ...     async for record in client.watch(checkpoint=PostgresCheckpoint(dsn, name="a")): ...
-    ... except CheckpointUnavailableError as exc:
-    ...     print(exc)  # cannot reach the checkpoint database postgresql://db/app: ...
-    """
-
-
-class CheckpointLostError(SenseLinkError):
-    """The lease was lost while the watch ran: the checkpoint's connection dropped, or
-    another watcher took the lease over. Nothing was saved by the failing call (its
-    transaction rolled back); the new holder resumes from the last committed position.
-
-    >>> try:  # doctest: +SKIP
-    ...     async for record in watch: ...
-    ... except CheckpointLostError as exc:
-    ...     print(exc)  # says which: the connection, or another holder
-    """
-
-
-#: What a DSN the SDK cannot parse is shown as: none of it.
-UNPARSED_DSN = "<a PostgreSQL DSN that could not be parsed (not shown)>"
-_HOST = re.compile(r"(?:[A-Za-z0-9._~-]+|%2[Ff][A-Za-z0-9._~%/-]*|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?")
-_DB = re.compile(r"/[A-Za-z0-9._~$-]*")
-_CONNINFO = re.compile(r"\s*([A-Za-z_]+)\s*=\s*('(?:[^'\\]|\\.)*'|(?:[^\s'\\]|\\.)+)")
-_SAFE_VALUE = re.compile(r"[A-Za-z0-9._~/:\[\]$-]+")
-_SHOWN_KEYS = ("host", "hostaddr", "port", "dbname")
-
-
-class _SessionLost(CheckpointUnavailableError):
-    """The session was lost before the lease was taken (a standby reconnects)."""
-
-
-def redact_dsn(dsn: str) -> str:
-    """Where ``dsn`` points, for messages: host, port and database only, never the
-    user info or the query (a password may hide in ``password=``, ``sslpassword=`` or
-    ``options=``). A DSN that does not parse cleanly (an unescaped ``#``, ``/``, ``?``
-    or ``@`` in its password, an unclosed quote) is not shown at all.
-
-    >>> redact_dsn("postgresql://ingest:hunter2@db:5432/app?sslmode=require")
-    'postgresql://db:5432/app'
-    >>> redact_dsn("host=db user=ingest password='hunter 2' dbname=app")
-    'host=db dbname=app'
-    >>> redact_dsn("postgresql://ingest:hun#ter2@db/app")
-    '<a PostgreSQL DSN that could not be parsed (not shown)>'
-    """
-    try:
-        shown = _redact_url(dsn) if "://" in dsn else _redact_conninfo(dsn)
-    except ValueError:
-        shown = None
-    return UNPARSED_DSN if shown is None else shown
-
-
-def _redact_url(dsn: str) -> str | None:
-    parts = urlsplit(dsn)
-    if parts.scheme.lower() not in ("postgres", "postgresql") or parts.fragment:
-        return None
-    # An unescaped "/", "?" or "#" in the password ends the host part early: what
-    # follows (path, query) then holds the "@" that should have ended the user info.
-    if "@" in parts.path or "@" in parts.query:
-        return None
-    hosts = parts.netloc.rpartition("@")[2]
-    if hosts and not all(_HOST.fullmatch(host) for host in hosts.split(",")):
-        return None
-    if parts.path and not _DB.fullmatch(parts.path):
-        return None
-    return f"{parts.scheme}://{hosts}{parts.path}"
-
-
-def _redact_conninfo(dsn: str) -> str | None:
-    values: dict[str, str] = {}
-    position = 0
-    while position < len(dsn.rstrip()):
-        match = _CONNINFO.match(dsn, position)
-        if match is None:
-            return None
-        values[match.group(1).lower()] = match.group(2)
-        position = match.end()
-    shown = [(key, values[key]) for key in _SHOWN_KEYS if key in values]
-    if not shown or not all(_SAFE_VALUE.fullmatch(value) for _, value in shown):
-        return None
-    return " ".join(f"{key}={value}" for key, value in shown)
-
-
-class _Dsn:
-    """The DSN, kept out of reprs (and so of tracebacks' captured locals)."""
-
-    __slots__ = ("redacted", "value")
-
-    def __init__(self, value: str) -> None:
-        self.value = value
-        self.redacted = redact_dsn(value)
-
-    def __repr__(self) -> str:
-        return repr(self.redacted)
+_UNLOCK = "SELECT pg_advisory_unlock($1)"
+#: +1 at every lease taken: a stale holder's save matches no row.
+_TAKE_FENCE = (
+    "INSERT INTO {table} AS c (name, fence) VALUES ($1, 1) "
+    "ON CONFLICT (name) DO UPDATE SET fence = c.fence + 1 RETURNING c.fence"
+)
+_LOAD = "SELECT state FROM {table} WHERE name = $1"
+#: In a save's transaction: this session holds the lock ($2, $3: the key's halves), and
+#: the row's fence, locked FOR UPDATE so that no takeover commits in between.
+_CHECK_LEASE = (
+    "SELECT c.fence, EXISTS (SELECT 1 FROM pg_locks l WHERE l.locktype = 'advisory' "
+    "AND l.pid = pg_backend_pid() AND l.granted AND l.classid = $2 AND l.objid = $3 "
+    "AND l.objsubid = 1) AS held FROM {table} c WHERE c.name = $1 FOR UPDATE OF c"
+)
+_WRITE = "UPDATE {table} SET state = $2::jsonb, saved_at = now() WHERE name = $1 AND fence = $3"
 
 
 def _lock_key(table: str, name: str) -> int:
@@ -184,23 +119,50 @@ _CREATE_KEY = _lock_key("", "create table")
 covers = state_covers
 
 
-def _check_name(name: object) -> None:
-    """A watcher's name: printable, not blank, at most `_MAX_NAME` characters. A NUL
-    would end the connection's application_name in the startup packet and inject
-    settings of its own (search_path, say)."""
-    if (
-        not isinstance(name, str)
-        or not name.strip()
-        or len(name) > _MAX_NAME
-        or not name.isprintable()
-    ):
-        raise ValidationError(
-            f"name must be a non-empty printable string of at most {_MAX_NAME} "
-            "characters (no NUL, line breaks or control characters)",
-            field="name",
-        )
+# --- what the constructor accepts -----------------------------------------------------------
 
 
+def _must(ok: Callable[[Any], bool], rule: str) -> Callable[[Any, Any, Any], None]:
+    """An attrs validator: the value passes ``ok``, or a `ValidationError` names the
+    field, the ``rule`` and the value."""
+
+    def check(_: object, field: attrs.Attribute[Any], value: object) -> None:
+        if not ok(value):
+            message = f"{field.name} must be {rule}, not {shown(value)}"
+            raise ValidationError(message, field=field.name)
+
+    return check
+
+
+def _is_name(name: object) -> bool:
+    # A NUL would end the connection's application_name in the startup packet and
+    # inject settings of its own (search_path, say).
+    if not isinstance(name, str):
+        return False
+    return bool(name.strip()) and len(name) <= _MAX_NAME and name.isprintable()
+
+
+def _is_table(table: object) -> bool:
+    return isinstance(table, str) and all(_IDENT.fullmatch(p) for p in table.split(".", 1))
+
+
+def _is_seconds(low: float, high: float) -> Callable[[object], bool]:
+    return lambda value: (
+        isinstance(value, (int, float)) and not isinstance(value, bool) and low <= value <= high
+    )
+
+
+def _is_whole(low: int, high: int) -> Callable[[object], bool]:
+    return lambda value: type(value) is int and low <= value <= high
+
+
+def _or_asyncio_sleep(
+    sleep: Callable[[float], Awaitable[None]] | None,
+) -> Callable[[float], Awaitable[None]]:
+    return asyncio.sleep if sleep is None else sleep
+
+
+@attrs.define(eq=False, repr=False)
 class PostgresCheckpoint:
     """A watch checkpoint in a PostgreSQL table, row ``name``, with an exclusive lease:
     one watcher per name at a time, across processes and machines.
@@ -217,66 +179,54 @@ class PostgresCheckpoint:
 
     ``standby_poll``: seconds between a standby's tries (the failover time once the
     lock is free). ``dead_after``: seconds after which the server drops a holder whose
-    machine went silent (TCP keepalives), freeing the lease. ``connect_timeout``:
+    machine went silent (TCP keepalives), freeing the lease; it also bounds each
+    statement of the checkpoint's own (BEGIN and COMMIT included). ``connect_timeout``:
     seconds to reach the database. ``sleep``: how a standby waits (for tests).
     """
 
-    def __init__(
-        self,
-        dsn: str,
-        name: str,
-        *,
-        table: str = DEFAULT_TABLE,
-        wait: bool = True,
-        standby_poll: float = 0.5,
-        dead_after: int = 10,
-        connect_timeout: float = 10.0,
-        sleep: Callable[[float], Awaitable[None]] | None = None,
-    ) -> None:
-        if not isinstance(dsn, str) or not dsn.strip():
-            raise ValidationError("dsn must be a PostgreSQL connection string", field="dsn")
-        _check_name(name)
-        if not isinstance(table, str) or not all(
-            _IDENT.fullmatch(part) for part in table.split(".", 1)
-        ):
-            raise ValidationError(
-                f"table must be an SQL identifier (optionally schema.table), not {table!r}",
-                field="table",
-            )
-        for field, value, low, high in (
-            ("standby_poll", standby_poll, 0.01, 60.0),
-            ("connect_timeout", connect_timeout, 0.1, 600.0),
-        ):
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
-                low <= value <= high
-            ):
-                raise ValidationError(f"{field} must be seconds from {low} to {high}", field=field)
-        if type(dead_after) is not int or not 2 <= dead_after <= 3600:
-            raise ValidationError(
-                "dead_after must be whole seconds from 2 to 3600", field="dead_after"
-            )
-        self.name = name
-        self.table = table
-        self.wait = bool(wait)
-        self.standby_poll = float(standby_poll)
-        self.dead_after = dead_after
-        self.connect_timeout = float(connect_timeout)
-        self._sleep = asyncio.sleep if sleep is None else sleep
-        self._dsn = _Dsn(dsn)
-        # The lease's lock key: set by `acquire` from the table's oid, so every spelling
-        # of the table (``public.x``, ``X``, ``x``) takes the same lock.
-        self._key = 0
-        self._key_parts = (0, 0)
-        self._conn: asyncpg.Connection | None = None
-        self._fence: int | None = None
-        # One statement stream per connection: saves and transactions take turns.
-        self._turn = asyncio.Lock()
-        self._open_tx: asyncpg.Connection | None = None
-        self._pending: Mapping[str, Any] | None = None
-        #: The last state committed by `save_in`; a plain `save` never goes behind it.
-        self._committed: Mapping[str, Any] | None = None
-        #: Seconds the last `acquire` waited as a standby.
-        self.waited: float = 0.0
+    _dsn: HiddenDsn = attrs.field(converter=to_dsn)
+    name: str = attrs.field(
+        validator=_must(
+            _is_name,
+            f"a non-empty printable string of at most {_MAX_NAME} characters "
+            "(no NUL, line breaks or control characters)",
+        )
+    )
+    table: str = attrs.field(
+        default=DEFAULT_TABLE,
+        kw_only=True,
+        validator=_must(_is_table, "an SQL identifier (optionally schema.table)"),
+    )
+    wait: bool = attrs.field(default=True, kw_only=True, converter=bool)
+    standby_poll: float = attrs.field(
+        default=0.5, kw_only=True, validator=_must(_is_seconds(0.01, 60), "seconds from 0.01 to 60")
+    )
+    dead_after: int = attrs.field(
+        default=10,
+        kw_only=True,
+        validator=_must(_is_whole(2, 3600), "whole seconds from 2 to 3600"),
+    )
+    connect_timeout: float = attrs.field(
+        default=10.0,
+        kw_only=True,
+        validator=_must(_is_seconds(0.1, 600), "seconds from 0.1 to 600"),
+    )
+    _sleep: Callable[[float], Awaitable[None]] = attrs.field(
+        default=None, kw_only=True, converter=_or_asyncio_sleep
+    )
+    #: Seconds the last `acquire` waited as a standby.
+    waited: float = attrs.field(default=0.0, init=False)
+    # The lease: its lock's key (from the table's oid: every spelling of the table takes
+    # the same lock), its session, and its fence.
+    _key: int = attrs.field(default=0, init=False)
+    _session: Session | None = attrs.field(default=None, init=False)
+    _fence: int = attrs.field(default=0, init=False)
+    # One statement stream per connection: saves and transactions take turns.
+    _turn: asyncio.Lock = attrs.field(factory=asyncio.Lock, init=False)
+    _open_tx: asyncpg.Connection | None = attrs.field(default=None, init=False)
+    _pending: Mapping[str, Any] | None = attrs.field(default=None, init=False)
+    #: The last state committed by `save_in`; a plain `save` never goes behind it.
+    _committed: Mapping[str, Any] | None = attrs.field(default=None, init=False)
 
     def __repr__(self) -> str:
         return (
@@ -292,13 +242,14 @@ class PostgresCheckpoint:
     @property
     def fence(self) -> int | None:
         """The fencing token of the lease held (None when none is)."""
-        return self._fence if self._conn is not None else None
+        session = self._session
+        return None if session is None or session.conn.is_closed() else self._fence
 
     @property
     def backend_pid(self) -> int | None:
         """The server process of the lease's session (None when no lease is held)."""
-        conn = self._conn
-        return None if conn is None else conn.get_server_pid()
+        session = self._session
+        return None if session is None else session.conn.get_server_pid()
 
     # --- the lease -----------------------------------------------------------------
 
@@ -306,69 +257,61 @@ class PostgresCheckpoint:
         """Take the lease, waiting as a standby while another watcher holds it (or raise
         `CheckpointInUseError` at once when ``wait=False``).
 
-        A standby whose connection drops or stalls (past ``dead_after``) reconnects and
-        keeps waiting; only a first connection that fails, or a statement the database
-        refuses, ends it.
+        A standby whose session is lost (ended, dropped, or silent past ``dead_after``)
+        reconnects and keeps waiting; only a first connection that fails, or a
+        statement the database refuses, ends it.
         """
-        if self._conn is not None:
+        if self._session is not None:
             raise CheckpointInUseError(
                 f"checkpoint {self.where} is already in use by a watch of this object"
             )
         started = time.monotonic()
-        conn = await self._connect()
+        session = await self._set_up(await self._connect())
         try:
-            await self._setup(conn)
-            while not await self._standby(conn):
-                conn = await self._reconnect(conn)
-            self._fence = await self._query(
-                conn,
-                "fetchval",
-                f"INSERT INTO {self.table} AS c (name, fence) VALUES ($1, 1) "
-                "ON CONFLICT (name) DO UPDATE SET fence = c.fence + 1 RETURNING c.fence",
-                self.name,
-            )
+            while (fence := await self._standby(session)) is None:
+                session = await self._reconnect(session)
         except BaseException:
-            conn.terminate()
+            session.conn.terminate()
             raise
         self.waited = time.monotonic() - started
-        self._conn = conn
-        self._committed = None
+        session.leased = True
+        self._session, self._fence, self._committed = session, fence, None
         logger.info(
             "checkpoint %s: lease taken (fence %s; waited %.3f s as a standby)",
             self.where,
-            self._fence,
+            fence,
             self.waited,
         )
 
-    async def _standby(self, conn: asyncpg.Connection) -> bool:
-        """Try for the lock until this session holds it (True), or until the session is
-        lost while waiting (False: reconnect). Raises `CheckpointInUseError` when
+    async def _standby(self, session: Session) -> int | None:
+        """Try for the lock until this session holds it, then take the fence; None when
+        the session is lost meanwhile (reconnect). Raises `CheckpointInUseError` when
         ``wait=False`` and another holds it."""
         delay = _FIRST_POLL
-        while True:
-            try:
-                if await self._query(conn, "fetchval", _TRY_LOCK, self._key):
-                    return True
-            except _SessionLost:
-                if self.wait:
-                    return False
-                raise
-            if not self.wait:
-                raise CheckpointInUseError(
-                    f"checkpoint {self.where} is in use: another watcher holds its lease"
-                )
-            if delay == _FIRST_POLL:
-                logger.info(
-                    "checkpoint %s: another watcher holds the lease; waiting as a standby",
-                    self.where,
-                )
-            await self._sleep(min(delay, self.standby_poll))
-            delay *= 2
+        try:
+            while not await session.run("fetchval", _TRY_LOCK, self._key):
+                if not self.wait:
+                    raise CheckpointInUseError(
+                        f"checkpoint {self.where} is in use: another watcher holds its lease"
+                    )
+                if delay == _FIRST_POLL:
+                    logger.info(
+                        "checkpoint %s: another watcher holds the lease; waiting as a standby",
+                        self.where,
+                    )
+                await self._sleep(min(delay, self.standby_poll))
+                delay *= 2
+            return int(await session.run("fetchval", _TAKE_FENCE, self.name))
+        except SessionLost:
+            if self.wait:
+                return None
+            raise
 
-    async def _reconnect(self, lost: asyncpg.Connection) -> asyncpg.Connection:
+    async def _reconnect(self, lost: Session) -> Session:
         """A new session for a standby whose session was lost: tried again and again
-        (backing off to ``max(standby_poll, 2)`` seconds), for a standby waits."""
-        lost.terminate()
+        (backing off to ``max(standby_poll, 2)`` seconds), for a standby waits. Each try
+        is bounded: ``connect_timeout`` to connect, ``dead_after`` per statement."""
+        lost.conn.terminate()
         delay = _FIRST_POLL
         while True:
             logger.warning(
@@ -378,42 +321,46 @@ class PostgresCheckpoint:
             await self._sleep(min(delay, max(self.standby_poll, 2.0)))
             delay *= 2
             try:
-                conn = await self._connect()
+                session = await self._connect()
             except CheckpointUnavailableError:
-                continue
-            try:
-                await self._setup(conn)
-            except _SessionLost:
-                conn.terminate()
-                continue
-            except BaseException:
-                conn.terminate()
-                raise
-            return conn
+                continue  # still out of reach
+            with contextlib.suppress(SessionLost):
+                return await self._set_up(session)
 
     async def release(self) -> None:
         """Drop the lease and close the connection (never raises: a lost connection has
         dropped the lease already)."""
-        conn, self._conn = self._conn, None
-        if conn is None:
-            return
+        session, self._session = self._session, None
+        if session is not None:
+            await session.close(_UNLOCK, self._key)
+
+    async def _connect(self) -> Session:
+        conn = await connect(
+            self._dsn, self.name, dead_after=self.dead_after, timeout=self.connect_timeout
+        )
+        return Session(conn, self.where, self.table, self.dead_after)
+
+    async def _set_up(self, session: Session) -> Session:
+        """Create the table if it is missing and key the lease on it (the session is
+        ended when this fails)."""
         try:
-            await asyncio.wait_for(
-                conn.execute("SELECT pg_advisory_unlock($1)", self._key), self.dead_after
-            )
-            await asyncio.wait_for(conn.close(), self.dead_after)
-        except _FAILURES:
-            conn.terminate()
+            async with session.transaction():
+                await session.run("execute", _CREATE_LOCK, _CREATE_KEY)
+                await session.run("execute", _CREATE_TABLE)
+                oid = await session.run("fetchval", _TABLE_OID, self.table)
+                await session.run("execute", _KEEP_IDLE_SESSION)
+        except BaseException:
+            session.conn.terminate()
+            raise
+        self._key = _lock_key(f"oid {oid}", self.name)
+        return session
 
     # --- the protocol --------------------------------------------------------------
 
     async def load(self) -> Mapping[str, Any] | None:
         """The state last saved under this name, or None (needs the lease)."""
         async with self._turn:
-            conn = self._holding()
-            raw = await self._query(
-                conn, "fetchval", f"SELECT state FROM {self.table} WHERE name = $1", self.name
-            )
+            raw = await self._holding().run("fetchval", _LOAD, self.name)
         if raw is None:
             return None
         state = orjson.loads(raw)
@@ -429,19 +376,12 @@ class PostgresCheckpoint:
         position never moves backwards."""
         payload = orjson.dumps(state).decode()
         async with self._turn:
-            conn = self._holding()
+            session = self._holding()
             committed = self._committed
             if committed is not None and not covers(state, committed):
                 return
-            try:
-                async with conn.transaction():
-                    await self._check_lease(conn)
-                    await self._write(conn, payload)
-            except SenseLinkError:
-                raise
-            except BaseException as exc:
-                self._raise_if_lost(conn, exc)
-                raise
+            async with self._fenced(session):
+                await self._write(session, payload)
             self._committed = state  # later saves never go behind it either
 
     @contextlib.asynccontextmanager
@@ -457,21 +397,14 @@ class PostgresCheckpoint:
         ...     await checkpoint.save_in(conn, watch.state)
         """
         async with self._turn:
-            conn = self._holding()
+            session = self._holding()
             self._pending = None
-            try:
-                async with conn.transaction():
-                    await self._check_lease(conn)
-                    self._open_tx = conn
-                    try:
-                        yield conn
-                    finally:
-                        self._open_tx = None
-            except SenseLinkError:
-                raise
-            except BaseException as exc:
-                self._raise_if_lost(conn, exc)
-                raise
+            async with self._fenced(session):
+                self._open_tx = session.conn
+                try:
+                    yield session.conn
+                finally:
+                    self._open_tx = None
             if self._pending is not None:
                 self._committed = self._pending
 
@@ -481,7 +414,8 @@ class PostgresCheckpoint:
 
         >>> await checkpoint.save_in(conn, watch.state)  # doctest: +SKIP
         """
-        if conn is not self._open_tx:
+        session = self._session
+        if session is None or conn is not self._open_tx:
             raise ValidationError(
                 "save_in needs the connection of an open checkpoint.transaction()",
                 field="conn",
@@ -492,178 +426,47 @@ class PostgresCheckpoint:
                 f"{type(state).__name__}",
                 field="state",
             )
-        await self._write(conn, orjson.dumps(state).decode())
+        await self._write(session, orjson.dumps(state).decode())
         self._pending = state
 
-    # --- inside ----------------------------------------------------------------------
-
-    async def _connect(self) -> asyncpg.Connection:
-        idle = max(1, self.dead_after // 2)
-        interval = max(1, (self.dead_after - idle) // 5)
-        settings = {
-            "application_name": f"senselink-plus checkpoint {self.name}"[:63],
-            # The server drops a silent holder (machine or network gone) after about
-            # dead_after seconds, which frees the lease for a standby.
-            "tcp_keepalives_idle": str(idle),
-            "tcp_keepalives_interval": str(interval),
-            "tcp_keepalives_count": "5",
-        }
-        try:
-            return await asyncpg.connect(
-                self._dsn.value, timeout=self.connect_timeout, server_settings=settings
-            )
-        except _FAILURES as exc:
-            reason = type(exc).__name__
-            if isinstance(exc, OSError) and exc.strerror:
-                reason = exc.strerror
-            if isinstance(exc, asyncio.TimeoutError):
-                reason = f"no answer within {self.connect_timeout:g} s"
-            elif isinstance(exc, asyncpg.PostgresError):
-                reason = f"{type(exc).__name__} ({exc.sqlstate})"
-            raise CheckpointUnavailableError(
-                f"cannot reach the checkpoint database {self._dsn.redacted} "
-                f"(checkpoint {self.name!r}): {reason}"
-            ) from None
-        except ValueError:
-            # asyncpg's parse errors may quote the DSN, password included.
-            raise ValidationError(
-                f"dsn {self._dsn.redacted} is not a valid PostgreSQL connection string",
-                field="dsn",
-            ) from None
-
-    async def _setup(self, conn: asyncpg.Connection) -> None:
-        try:
-            async with conn.transaction():
-                # Workers starting together must not race to create the table.
-                await self._query(conn, "execute", "SELECT pg_advisory_xact_lock($1)", _CREATE_KEY)
-                await self._query(
-                    conn,
-                    "execute",
-                    f"CREATE TABLE IF NOT EXISTS {self.table} ("
-                    "name text PRIMARY KEY, state jsonb, fence bigint NOT NULL DEFAULT 0, "
-                    "saved_at timestamptz)",
-                )
-                # The lease is keyed on the table itself (its oid), not on its spelling.
-                oid = await self._query(
-                    conn, "fetchval", "SELECT to_regclass($1)::oid", self.table
-                )
-                # The lease lives as long as this session: an idle_session_timeout
-                # (PostgreSQL 14+) set for the role or database must not end it.
-                await self._query(
-                    conn,
-                    "execute",
-                    "SELECT set_config(name, '0', false) FROM pg_settings "
-                    "WHERE name = 'idle_session_timeout'",
-                )
-        except SenseLinkError:
-            raise
-        except _FAILURES as exc:
-            # The rollback after one of the errors above failed too.
-            self._raise_if_lost(conn, exc)
-            raise
-        self._key = _lock_key(f"oid {oid}", self.name)
-        unsigned = self._key & 0xFFFF_FFFF_FFFF_FFFF
-        self._key_parts = (unsigned >> 32, unsigned & 0xFFFF_FFFF)
-
-    async def _query(self, conn: asyncpg.Connection, method: str, sql: str, *args: Any) -> Any:
-        """One of the checkpoint's own statements, bounded by ``dead_after``: a dropped
-        connection is a `CheckpointLostError` (`CheckpointUnavailableError` while
-        taking the lease), a refusal (no privilege, say) a `CheckpointUnavailableError`."""
-        try:
-            return await asyncio.wait_for(getattr(conn, method)(sql, *args), self.dead_after)
-        except _FAILURES as exc:
-            if isinstance(exc, asyncio.TimeoutError):
-                # The session's fate is unknown: end it so the server frees the lease.
-                conn.terminate()
-            self._raise_if_lost(conn, exc, ours=True)
-            message = str(exc) if isinstance(exc, asyncpg.PostgresError) else ""
-            raise CheckpointUnavailableError(
-                f"checkpoint {self.where}: the database refused the checkpoint's statement "
-                f"({type(exc).__name__}: {message})"
-            ) from None
-
-    def _holding(self) -> asyncpg.Connection:
-        conn = self._conn
-        if conn is None:
+    def _holding(self) -> Session:
+        session = self._session
+        if session is None:
             raise ValidationError(
                 f"checkpoint {self.where} holds no lease: call acquire() first "
                 "(watch() does), and use it only while the watch runs",
                 field="checkpoint",
             )
-        if conn.is_closed():
-            raise self._lost("closed")
-        return conn
+        if session.conn.is_closed():
+            raise session.lost("closed")
+        return session
 
-    def _raise_if_lost(
-        self, conn: asyncpg.Connection, exc: BaseException, *, ours: bool = False
-    ) -> None:
-        """Raise the typed error when ``exc`` means the connection is gone. An error
-        from your own code in a `transaction` counts only if the connection closed or
-        the server said so, never a timeout or an OSError of yours."""
-        lost = conn.is_closed() or isinstance(
-            exc,
-            (
-                asyncpg.exceptions.ConnectionDoesNotExistError,
-                asyncpg.exceptions.PostgresConnectionError,
-                asyncpg.exceptions.OperatorInterventionError,
-            ),
-        )
-        if ours and isinstance(exc, (OSError, asyncio.TimeoutError)):
-            lost = True
-        if not lost:
-            return
-        timed_out = isinstance(exc, asyncio.TimeoutError)
-        reason = "no answer in time" if timed_out else type(exc).__name__
-        if conn is not self._conn:
-            raise _SessionLost(
-                f"checkpoint {self.where}: the database connection was lost while taking "
-                f"the lease ({reason}); no lease is held"
-            ) from None
-        raise self._lost(reason) from None
+    @contextlib.asynccontextmanager
+    async def _fenced(self, session: Session) -> AsyncIterator[None]:
+        """A transaction that first checks the lease: this session still holds the lock,
+        and the row's fence is ours (locked until the commit)."""
+        unsigned = self._key & 0xFFFF_FFFF_FFFF_FFFF
+        halves = (unsigned >> 32, unsigned & 0xFFFF_FFFF)
+        async with session.transaction():
+            row = await session.run("fetchrow", _CHECK_LEASE, self.name, *halves)
+            if row is None or not row["held"]:
+                raise CheckpointLostError(
+                    f"checkpoint {self.where}: this session no longer holds the lease's "
+                    "lock; nothing is saved"
+                )
+            if row["fence"] != self._fence:
+                raise CheckpointLostError(
+                    f"checkpoint {self.where}: another watcher took the lease over "
+                    f"(fence {row['fence']}, ours {self._fence}); nothing is saved"
+                )
+            yield
 
-    def _lost(self, reason: str) -> CheckpointLostError:
-        self._fence = None
-        return CheckpointLostError(
-            f"checkpoint {self.where}: the database connection was lost ({reason}); the "
-            "lease went with it (another watcher may hold it now), so this one saves nothing"
-        )
-
-    async def _check_lease(self, conn: asyncpg.Connection) -> None:
-        """Inside a transaction: this session still holds the lock, and the row's fence
-        is ours (locked FOR UPDATE, so no takeover can commit in between)."""
-        hi, lo = self._key_parts
-        row = await self._query(
-            conn,
-            "fetchrow",
-            f"SELECT c.fence, EXISTS (SELECT 1 FROM pg_locks l WHERE l.locktype = 'advisory' "
-            "AND l.pid = pg_backend_pid() AND l.granted AND l.classid = $2 AND l.objid = $3 "
-            f"AND l.objsubid = 1) AS held FROM {self.table} c WHERE c.name = $1 FOR UPDATE OF c",
-            self.name,
-            hi,
-            lo,
-        )
-        if row is None or not row["held"]:
-            raise CheckpointLostError(
-                f"checkpoint {self.where}: this session no longer holds the lease's lock; "
-                "nothing is saved"
-            )
-        if row["fence"] != self._fence:
-            raise CheckpointLostError(
-                f"checkpoint {self.where}: another watcher took the lease over "
-                f"(fence {row['fence']}, ours {self._fence}); nothing is saved"
-            )
-
-    async def _write(self, conn: asyncpg.Connection, payload: str) -> None:
-        status = await self._query(
-            conn,
-            "execute",
-            f"UPDATE {self.table} SET state = $2::jsonb, saved_at = now() "
-            "WHERE name = $1 AND fence = $3",
-            self.name,
-            payload,
-            self._fence,
-        )
+    async def _write(self, session: Session, payload: str) -> None:
+        status = await session.run("execute", _WRITE, self.name, payload, self._fence)
         if status != "UPDATE 1":
             raise CheckpointLostError(
                 f"checkpoint {self.where}: another watcher took the lease over; nothing is saved"
             )
+
+
+rehome(globals(), __all__, __name__)

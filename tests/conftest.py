@@ -1,4 +1,4 @@
-"""Shared fixtures: a client on a MockTransport with fake time, and envelope helpers."""
+"""Shared fixtures: a client on a MockTransport with the fake clock, and envelope helpers."""
 
 from __future__ import annotations
 
@@ -13,14 +13,27 @@ import pytest
 
 from senselink_plus import Client, HttpRequest, HttpResponse
 from senselink_plus.testing._mock import MockTransport
+from tests.fake_clock import FakeClock
 
-#: The emulator tests' fixtures (session, api, make).
-pytest_plugins = ["tests.emulator_helpers"]
+#: The emulator tests' fixtures (session, api, make) and the CLI tests' (cli_emulator).
+pytest_plugins = ["tests.emulator_helpers", "tests.cli_helpers"]
 
 APP_KEY = "test-app-key"
 APP_SECRET = "s3cr3t-app-secret-value"
 BASE_URL = "https://api.test"
 JPEG = b"\xff\xd8\xff\xe0" + b"\x00\x10JFIF" + bytes(32)
+#: One record as the service lists it (the spec's example values; ``create_at`` in ms).
+WIRE_RECORD: dict[str, Any] = {
+    "record_id": 1392523,
+    "sn": "SN1234012345123",
+    "image_id": "5fceef6e1ddb2800010d1409",
+    "user_id": 123,
+    "verify_score": 0.959,
+    "device_timestamp": 130000000,
+    "timezone": "GMT+9:00",
+    "create_at": 1700000000123,
+    "extend": '{"device_name":"x"}',
+}
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(32)
 
 
@@ -52,34 +65,20 @@ def error(
     )
 
 
-class FakeTime:
-    """A clock, a monotonic timer and a sleep that advance together without waiting."""
-
-    def __init__(self, start: float = 1_700_000_000.0) -> None:
-        self.now = start
-        self.sleeps: list[float] = []
-
-    def clock(self) -> float:
-        return self.now
-
-    def timer(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
+#: The name test modules of the session, events and watch used before the one fake clock.
+FakeTime = FakeClock
 
 
 @pytest.fixture
-def fake_time() -> FakeTime:
-    return FakeTime()
+def fake_time() -> FakeClock:
+    return FakeClock()
 
 
 MakeClient = Callable[..., Client]
 
 
 @pytest.fixture
-async def make_client(fake_time: FakeTime) -> AsyncIterator[MakeClient]:
+async def make_client(fake_time: FakeClock) -> AsyncIterator[MakeClient]:
     clients: list[Client] = []
 
     def make(handler: Callable[[HttpRequest], Any], **options: Any) -> Client:
@@ -130,6 +129,13 @@ class _SecretScanner(logging.Handler):
         problems += [m for m in _IMAGE_MARKERS if m in text]
         if problems:
             self.leaks.append(f"{record.name}: {problems}: {text[:200]}")
+
+
+@pytest.fixture(autouse=True)
+def no_option_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A developer's own SENSELINK_TIMEOUT / SENSELINK_MAX_RETRIES never reach a test."""
+    monkeypatch.delenv("SENSELINK_TIMEOUT", raising=False)
+    monkeypatch.delenv("SENSELINK_MAX_RETRIES", raising=False)
 
 
 @pytest.fixture(autouse=True)

@@ -1,5 +1,5 @@
-"""What the emulator tests share: plain aiohttp requests signed by hand, a fake clock,
-and the fixtures (`session`, `api`, `make`)."""
+"""What the emulator tests share: plain aiohttp requests signed by hand, and the fixtures
+(`session`, `api`, `make`: emulators on the fake clock)."""
 
 from __future__ import annotations
 
@@ -17,39 +17,18 @@ import pytest
 
 from senselink_plus._auth import compute_sign
 from senselink_plus.testing import Emulator
+from tests.conftest import WIRE_RECORD
+from tests.fake_clock import FakeClock
 
 B64 = base64.b64encode
 JST = timezone(timedelta(hours=9))
 UTC = timezone.utc
-T0 = 1_700_000_000.0  # 2023-11-14T22:13:20Z, the fake clock's start
 RECORD = "/api/v1/plus/record"
 JPEG = b"\xff\xd8\xff\xe0" + b"face of alice"
 JPEG_B = b"\xff\xd8\xff\xe0" + b"face of bob"
 PNG = b"\x89PNG\r\n\x1a\n" + b"a png snapshot"
-RECORD_KEYS = [
-    "record_id",
-    "sn",
-    "image_id",
-    "user_id",
-    "verify_score",
-    "device_timestamp",
-    "timezone",
-    "create_at",
-    "extend",
-]
-
-
-class FakeClock:
-    """A clock the test moves by hand (seconds, like time.time)."""
-
-    def __init__(self, now: float = T0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
+#: A listed record's keys, in the order the service sends them.
+RECORD_KEYS = list(WIRE_RECORD)
 
 
 @attrs.frozen

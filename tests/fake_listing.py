@@ -9,13 +9,17 @@ at the newest end (never behind the newest ``create_at``) and expires the oldest
 `walk` drives `senselink_plus._paging.Walk` against it without an event loop: calls in
 flight are answered in an order the caller picks (a random one, in the searches), and
 churn may land between any two answers, so a page fetched early may be answered late.
+
+The server's one rule for a window lives in `in_window`; `list_data` applies it to wire
+records for fakes that answer HTTP requests (a ``FakeServer`` over a table a test edits).
 """
 
 from __future__ import annotations
 
 import itertools
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 import attrs
@@ -23,6 +27,7 @@ import attrs
 from senselink_plus import Order, Record, RecordPage
 from senselink_plus._paging import PageRequest, Walk
 
+#: A ``create_at`` at or above this is in milliseconds (1973 in ms, year 5138 in seconds).
 MS = 10**11
 
 
@@ -42,6 +47,47 @@ def record(record_id: int, create_at: int, sn: str = "GATE-1") -> Record:
 
 def second_of(create_at: int) -> int:
     return create_at // 1000 if create_at >= MS else create_at
+
+
+def in_window(create_at: int, lo: int, hi: int, *, whole_seconds: bool = False) -> bool:
+    """Whether the server lists ``create_at`` (ms or s) for bounds ``lo``..``hi`` (unix
+    seconds, both inclusive): compared in the record's own unit, or in whole seconds."""
+    if whole_seconds:
+        return lo <= second_of(create_at) <= hi
+    if create_at >= MS:
+        return lo * 1000 <= create_at <= hi * 1000
+    return lo <= create_at <= hi
+
+
+def window_of(params: Mapping[str, str]) -> tuple[int, int]:
+    """A list call's ``time_from`` and ``time_to`` as unix seconds."""
+    lo, hi = (datetime.fromisoformat(params[key]) for key in ("time_from", "time_to"))
+    return int(lo.timestamp()), int(hi.timestamp())
+
+
+def list_data(
+    rows: Sequence[Mapping[str, Any]],
+    params: Mapping[str, str],
+    *,
+    cap: int = 100,
+    whole_seconds: bool = False,
+) -> dict[str, Any]:
+    """The ``data`` of a list call's answer over wire records kept in ``record_id`` order:
+    those in the window (and of the ``sn`` asked), in the order asked, one page of them;
+    pages of at most ``cap`` records, as ``page_size`` says."""
+    lo, hi = window_of(params)
+    sn = params.get("sn")
+    hits = [
+        row
+        for row in rows
+        if in_window(row["create_at"], lo, hi, whole_seconds=whole_seconds)
+        and sn in (None, row["sn"])
+    ]
+    if params["order"] == "0":
+        hits.reverse()
+    page, size = int(params["page"]), min(int(params["size"]), cap)
+    chunk = hits[(page - 1) * size : page * size]
+    return {"page_num": page, "page_size": size, "total": len(hits), "list": chunk}
 
 
 @attrs.define
@@ -81,16 +127,13 @@ class Listing:
         del self._history[: -max(self.stale, 1)]
 
     def _matches(self, at: int, lo: int, hi: int) -> bool:
-        if self.whole_seconds:
-            return lo <= second_of(at) <= hi
-        if at >= MS:
-            return lo * 1000 <= at <= hi * 1000
-        return lo <= at <= hi
+        return in_window(at, lo, hi, whole_seconds=self.whole_seconds)
 
     def _select(self, ids: list[int], times: list[int], lo: int, hi: int) -> list[int]:
         return [i for i, at in zip(ids, times, strict=True) if self._matches(at, lo, hi)]
 
     def answer(self, request: PageRequest) -> RecordPage:
+        assert request.time_from < request.time_to, f"a window of no length: {request}"
         self.calls.append(request)
         ids, times = self.ids, self.times
         if self.stale and self._history:
@@ -185,8 +228,11 @@ __all__ = [
     "Churn",
     "Listing",
     "in_order",
+    "in_window",
+    "list_data",
     "present_throughout",
     "record",
     "second_of",
     "walk",
+    "window_of",
 ]

@@ -120,8 +120,10 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     # values and rules, no I/O (_imagefit: a pure function, its Pillow import lazy)
     (
         "_version",
+        "_public",
         "_exceptions",
         "_checks",
+        "_dsn",
         "_http",
         "_timeutil",
         "_image",
@@ -133,14 +135,25 @@ LAYERS: tuple[tuple[str, ...], ...] = (
         "_limits",
         "_auth",
         "_retry",
+        "_envopts",
         "_server_date",
     ),
     # the protocol: builders and parsers, wire format, events, output formats
-    ("_wire", "_endpoints", "_events", "_output"),
+    ("_wire", "_endpoints", "_events", "_output", "_parquet"),
     # pure cores
-    ("_walkorder", "_slice", "_slice_plan", "_horizon", "_paging", "_follow"),
+    (
+        "_walkorder",
+        "_slice",
+        "_slice_plan",
+        "_horizon",
+        "_yielded",
+        "_paging",
+        "_watchstate",
+        "_follow",
+        "_serverclock",
+    ),
     # the I/O edge
-    ("_transport", "_checkpoint", "_saving", "_close_guard"),
+    ("_transport", "_checkpoint", "_saving", "_pgsession", "_stopping", "_close_guard"),
     # the request loop: one attempt (shared by a session's copies), the loop around it
     ("_sender", "_session"),
     # the drivers of the pure cores

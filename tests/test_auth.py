@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import NamedTuple
 
 import pytest
 from hypothesis import given
@@ -18,21 +19,31 @@ URL = "https://link.test/api/v1/plus/record"
 # --- compute_sign ----------------------------------------------------------------------
 
 
+class SignVector(NamedTuple):
+    timestamp: int | str
+    secret: str
+    expected: str
+
+
+SPEC_EXAMPLE = SignVector(
+    timestamp="1477881215000",
+    secret="2323dsfadfewrasa3434",
+    expected="e5ef72ef839bdf5397b4906b199b9fbf",
+)
+COMPUTED = SignVector(
+    timestamp="1763350834090",
+    secret="e30af86f8f4e75d128ba4288597dea3c",
+    expected="4ed75ef570a2f8326587677f16b3aa37",
+)
+
+
 @pytest.mark.parametrize(
-    ("timestamp", "secret", "expected"),
+    SignVector._fields,
     [
-        ("1477881215000", "2323dsfadfewrasa3434", "e5ef72ef839bdf5397b4906b199b9fbf"),
-        (1477881215000, "2323dsfadfewrasa3434", "e5ef72ef839bdf5397b4906b199b9fbf"),
-        (
-            "1763350834090",
-            "e30af86f8f4e75d128ba4288597dea3c",
-            "4ed75ef570a2f8326587677f16b3aa37",
-        ),
-        (
-            1763350834090,
-            "e30af86f8f4e75d128ba4288597dea3c",
-            "4ed75ef570a2f8326587677f16b3aa37",
-        ),
+        SPEC_EXAMPLE,
+        SPEC_EXAMPLE._replace(timestamp=int(SPEC_EXAMPLE.timestamp)),
+        COMPUTED,
+        COMPUTED._replace(timestamp=int(COMPUTED.timestamp)),
     ],
 )
 def test_compute_sign_matches_the_published_vectors(

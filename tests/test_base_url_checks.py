@@ -1,6 +1,7 @@
 """``base_url`` is checked whole at construction: a host the resolver would refuse is a
-`ValidationError` (not a bare UnicodeError at the first call), and no message, the
-CLI's included, ever echoes the URL's user info, query or fragment."""
+`ValidationError` (not a bare UnicodeError at the first call), no message, the CLI's
+included, ever echoes the URL's user info, query or fragment, and plain http goes only
+to a host that is loopback when parsed (``127.0.0.1.evil.com`` is not)."""
 
 from __future__ import annotations
 
@@ -74,3 +75,41 @@ def test_the_cli_never_echoes_a_base_urls_password_or_query(url: str) -> None:
     assert done.returncode == 2
     assert "base_url" in done.stderr
     assert "hunter2" not in done.stderr + done.stdout
+
+
+# --- plain http: only to a loopback host, parsed, not matched by prefix -----------------
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1.evil.com:8080",
+        "http://127.attacker.example",
+        "http://127.0.0.1.nip.io",
+        "http://localhost.evil.com",
+        "http://localhost.",
+        "http://evil-localhost",
+        "http://[::ffff:8.8.8.8]",
+        "http://128.0.0.1",
+        "http://0.0.0.0:8080",
+    ],
+)
+def test_plain_http_to_a_name_that_only_looks_like_loopback_is_refused(url: str) -> None:
+    with pytest.raises(ValidationError, match="plain http") as caught:
+        Client(APP_KEY, APP_SECRET, base_url=url)
+    assert caught.value.field == "base_url"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:8080",
+        "http://127.0.0.2",
+        "http://127.255.255.254:1",
+        "http://[::1]:8080",
+        "http://localhost:8080",
+        "http://LOCALHOST",
+    ],
+)
+def test_plain_http_to_loopback_is_allowed(url: str) -> None:
+    assert Client(APP_KEY, APP_SECRET, base_url=url).base_url == url

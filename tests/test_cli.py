@@ -2,106 +2,33 @@
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import io
 import json
+import logging
 import sys
-import threading
-from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from senselink_plus._cli import main
-from senselink_plus.testing import Emulator, sample_image
-
-NOW = datetime.now(timezone.utc)
-
-
-class EmulatorThread:
-    """An emulator serving from its own event loop, so the CLI's asyncio.run works."""
-
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.emu = Emulator()
-        self.ready = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        asyncio.set_event_loop(self.loop)
-        self.loop.run_until_complete(self.emu.start())
-        self.ready.set()
-        self.loop.run_forever()
-        self.loop.run_until_complete(self.emu.stop())
-        self.loop.close()
-
-    def call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
-        """Run a plain emulator helper on the emulator's loop thread."""
-        done: dict[str, Any] = {}
-        event = threading.Event()
-
-        def work() -> None:
-            done["result"] = fn(*args, **kwargs)
-            event.set()
-
-        self.loop.call_soon_threadsafe(work)
-        assert event.wait(5)
-        return done["result"]
-
-    def __enter__(self) -> EmulatorThread:
-        self.thread.start()
-        assert self.ready.wait(5)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(5)
-
-
-@pytest.fixture
-def emulator(monkeypatch: pytest.MonkeyPatch) -> Iterator[EmulatorThread]:
-    with EmulatorThread() as running:
-        monkeypatch.setenv("SENSELINK_BASE_URL", running.emu.base_url)
-        monkeypatch.setenv("SENSELINK_APP_KEY", running.emu.app_key)
-        monkeypatch.setenv("SENSELINK_APP_SECRET", running.emu.app_secret)
-        yield running
-
-
-def seed(emulator: EmulatorThread, n: int, days: int = 1) -> None:
-    start = NOW - timedelta(days=days, minutes=5)
-    emulator.call(emulator.emu.seed, n, start=start, span=timedelta(days=days), sn=["A", "B"])
-
-
-def window(days: int = 1) -> list[str]:
-    start = NOW - timedelta(days=days, minutes=10)
-    return ["--from", start.isoformat(), "--to", NOW.isoformat()]
+from senselink_plus.testing import sample_image
+from tests.cli_helpers import NOW, EmulatorThread, seed, window
+from tests.conftest import WIRE_RECORD
 
 
 def test_records_jsonl_over_several_days(
-    emulator: EmulatorThread, capsys: pytest.CaptureFixture[str]
+    cli_emulator: EmulatorThread, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    seed(emulator, 700, days=3)
+    seed(cli_emulator, 700, days=3)
     assert main(["records", *window(3)]) == 0
     out, err = capsys.readouterr()
     rows = [json.loads(line) for line in out.splitlines()]
     assert len(rows) == 700
     ids = [row["record_id"] for row in rows]
     assert ids == sorted(set(ids))
-    assert set(rows[0]) == {
-        "record_id",
-        "sn",
-        "image_id",
-        "user_id",
-        "verify_score",
-        "device_timestamp",
-        "timezone",
-        "create_at",
-        "created_at",
-        "extend",
-    }
+    assert set(rows[0]) == {*WIRE_RECORD, "created_at", "matched"}
     for row in rows[:5]:  # ISO-8601 in UTC beside the raw value
         created = datetime.fromisoformat(row["created_at"].replace("Z", "+00:00"))
         assert row["created_at"].endswith("Z")
@@ -111,9 +38,9 @@ def test_records_jsonl_over_several_days(
 
 
 def test_records_csv_to_a_file_descending_for_one_device(
-    emulator: EmulatorThread, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    cli_emulator: EmulatorThread, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    seed(emulator, 100)
+    seed(cli_emulator, 100)
     target = tmp_path / "out.csv"
     code = main(
         ["records", *window(), "--sn", "B", "--order", "desc", "--format", "csv", "-o", str(target)]
@@ -127,9 +54,9 @@ def test_records_csv_to_a_file_descending_for_one_device(
 
 
 def test_records_table_and_max_items(
-    emulator: EmulatorThread, capsys: pytest.CaptureFixture[str]
+    cli_emulator: EmulatorThread, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    seed(emulator, 30)
+    seed(cli_emulator, 30)
     assert main(["records", *window(), "--format", "table", "--max-items", "5"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].startswith("record_id")
@@ -137,7 +64,7 @@ def test_records_table_and_max_items(
 
 
 def test_records_bad_time_is_a_usage_error(
-    emulator: EmulatorThread, capsys: pytest.CaptureFixture[str]
+    cli_emulator: EmulatorThread, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert main(["records", "--from", "yesterday", "--to", NOW.isoformat()]) == 2
     err = capsys.readouterr().err
@@ -146,7 +73,7 @@ def test_records_bad_time_is_a_usage_error(
 
 
 def test_upload_reports_each_image(
-    emulator: EmulatorThread, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    cli_emulator: EmulatorThread, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     good = tmp_path / "alice.png"
     good.write_bytes(sample_image("alice"))
@@ -160,22 +87,22 @@ def test_upload_reports_each_image(
     assert "\trecord " in ok_line
     bad_line = next(line for line in out if line.startswith(str(bad)))
     assert "ValidationError" in bad_line
-    records = emulator.call(lambda: emulator.emu.records)
+    records = cli_emulator.call(lambda: cli_emulator.emu.records)
     assert [(r["sn"], r["extend"]) for r in records] == [("GATE-1", '{"gate": "n"}')]
 
 
 def test_upload_with_bad_extend_sends_nothing(
-    emulator: EmulatorThread, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    cli_emulator: EmulatorThread, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     good = tmp_path / "alice.png"
     good.write_bytes(sample_image("alice"))
     assert main(["upload", "--sn", "GATE-1", "--extend", "{oops", str(good)]) == 2
     assert "extend" in capsys.readouterr().err
-    assert emulator.call(lambda: len(emulator.emu.requests)) == 0
+    assert cli_emulator.call(lambda: len(cli_emulator.emu.requests)) == 0
 
 
 def test_image_to_file_and_unknown_id(
-    emulator: EmulatorThread, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    cli_emulator: EmulatorThread, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     good = tmp_path / "alice.png"
     good.write_bytes(sample_image("alice"))
@@ -200,7 +127,7 @@ def test_missing_credentials_is_a_usage_error(
 
 
 def test_wrong_secret_is_a_failed_call(
-    emulator: EmulatorThread, capsys: pytest.CaptureFixture[str]
+    cli_emulator: EmulatorThread, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert main(["image", "abc", "--app-secret", "wrong"]) == 1
     assert "AuthenticationError" in capsys.readouterr().err
@@ -229,9 +156,9 @@ def test_demo_runs_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]
 
 
 def test_watch_with_a_checkpoint_resumes(
-    emulator: EmulatorThread, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    cli_emulator: EmulatorThread, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    seed(emulator, 10)
+    seed(cli_emulator, 10)
     since = (NOW - timedelta(days=1, minutes=10)).isoformat()
     state = tmp_path / "state.json"
     args = ["watch", "--since", since, "--checkpoint", str(state), "--interval", "0.01"]
@@ -247,7 +174,7 @@ def test_watch_with_a_checkpoint_resumes(
 
 
 def test_upload_fit_reencodes_what_the_service_would_refuse(
-    emulator: EmulatorThread, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    cli_emulator: EmulatorThread, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     image_module = pytest.importorskip("PIL.Image")
     bmp = tmp_path / "face.bmp"
@@ -256,7 +183,7 @@ def test_upload_fit_reencodes_what_the_service_would_refuse(
     assert "not a JPEG or PNG" in capsys.readouterr().out
     assert main(["upload", "--sn", "GATE-1", "--fit", str(bmp)]) == 0
     assert "\trecord " in capsys.readouterr().out
-    stored = emulator.call(lambda: list(emulator.emu.images.values()))
+    stored = cli_emulator.call(lambda: list(cli_emulator.emu.images.values()))
     assert len(stored) == 1
     assert stored[0].startswith(b"\xff\xd8\xff")
 
@@ -267,9 +194,11 @@ class FakeTerminal(io.StringIO):
 
 
 def test_records_shows_progress_on_a_terminal(
-    emulator: EmulatorThread, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    cli_emulator: EmulatorThread,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
-    seed(emulator, 300, days=2)
+    seed(cli_emulator, 300, days=2)
     terminal = FakeTerminal()
     monkeypatch.setattr(sys, "stderr", terminal)
     assert main(["records", *window(2)]) == 0
@@ -311,7 +240,7 @@ def test_the_emulator_command_serves_and_stops_cleanly_on_a_signal() -> None:
 
 
 def test_bad_upload_and_watch_options_are_usage_errors(
-    emulator: EmulatorThread, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    cli_emulator: EmulatorThread, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     good = tmp_path / "alice.png"
     good.write_bytes(sample_image("alice"))
@@ -319,13 +248,13 @@ def test_bad_upload_and_watch_options_are_usage_errors(
     assert "threshold" in capsys.readouterr().err
     assert main(["watch", "--max-items", "0"]) == 2
     assert "--max-items" in capsys.readouterr().err
-    assert emulator.call(lambda: len(emulator.emu.requests)) == 0
+    assert cli_emulator.call(lambda: len(cli_emulator.emu.requests)) == 0
 
 
 def test_watch_ends_with_exit_1_and_one_line_when_the_secret_is_refused(
-    emulator: EmulatorThread, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    cli_emulator: EmulatorThread, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    seed(emulator, 3)
+    seed(cli_emulator, 3)
     state = tmp_path / "state.json"
     args = ["watch", "--app-secret", "rotated-away", "--interval", "0.01"]
     assert main([*args, "--checkpoint", str(state)]) == 1
@@ -335,7 +264,7 @@ def test_watch_ends_with_exit_1_and_one_line_when_the_secret_is_refused(
     assert len(lines) == 1
     assert lines[0].startswith("senselink-plus: AuthenticationError: ")
     assert "rotated-away" not in captured.err
-    refused = emulator.call(lambda: [r for r in emulator.emu.requests if not r.auth_ok])
+    refused = cli_emulator.call(lambda: [r for r in cli_emulator.emu.requests if not r.auth_ok])
     assert len(refused) == 3  # three polls, then the end
     # The lock was released on the way out: another watcher may take the checkpoint.
     assert (
@@ -354,3 +283,28 @@ def test_watch_ends_with_exit_1_and_one_line_when_the_secret_is_refused(
         )
         == 0
     )
+
+
+def test_the_app_secret_can_come_from_a_file_or_stdin_and_argv_warns(
+    cli_emulator: EmulatorThread,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    seed(cli_emulator, 5)
+    secret = cli_emulator.emu.app_secret
+    monkeypatch.delenv("SENSELINK_APP_SECRET")
+    secret_file = tmp_path / "secret"
+    secret_file.write_text(secret + "\n")
+    with caplog.at_level(logging.WARNING, logger="senselink_plus"):
+        assert main(["records", *window(), "--app-secret-file", str(secret_file)]) == 0
+        monkeypatch.setattr(sys, "stdin", io.StringIO(secret + "\n"))
+        assert main(["records", *window(), "--app-secret-file", "-"]) == 0
+        assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+        assert main(["records", *window(), "--app-secret", secret]) == 0
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1
+    assert "visible to every user" in warnings[0].getMessage()
+    both = ["records", *window(), "--app-secret", secret, "--app-secret-file", str(secret_file)]
+    assert main(both) == 2
+    assert main(["records", *window(), "--app-secret-file", str(tmp_path / "none")]) == 2

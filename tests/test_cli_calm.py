@@ -6,10 +6,7 @@ import csv
 import io
 import json
 import logging
-import os
 import signal
-import subprocess
-import sys
 import tempfile
 from collections.abc import Iterator
 from datetime import timedelta
@@ -18,32 +15,15 @@ from pathlib import Path
 import pytest
 
 from senselink_plus import ValidationError
-from senselink_plus._cli import _client, _parser, main
+from senselink_plus._cli import _client, main
+from senselink_plus._cli_args import build_parser
 from senselink_plus.testing import sample_image
-from tests.test_cli import NOW, EmulatorThread, emulator, seed, window
-
-__all__ = ["emulator"]  # the fixture, shared with test_cli
+from tests.cli_helpers import CTRL_C, NOW, SIGTERM, EmulatorThread, Stop, seed, spawn, window
 
 
-def spawn(emu: EmulatorThread, *args: str) -> subprocess.Popen[bytes]:
-    env = {
-        **os.environ,
-        "SENSELINK_BASE_URL": emu.emu.base_url,
-        "SENSELINK_APP_KEY": emu.emu.app_key,
-        "SENSELINK_APP_SECRET": emu.emu.app_secret,
-    }
-    env.pop("SENSELINK_LOG", None)
-    return subprocess.Popen(
-        [sys.executable, "-m", "senselink_plus", *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=env,
-    )
-
-
-def test_records_into_a_closed_pipe_exits_quietly(emulator: EmulatorThread) -> None:
-    seed(emulator, 3000)  # far more than a pipe buffers
-    process = spawn(emulator, "records", *window(), "--concurrency", "1")
+def test_records_into_a_closed_pipe_exits_quietly(cli_emulator: EmulatorThread) -> None:
+    seed(cli_emulator, 3000)  # far more than a pipe buffers
+    process = spawn(cli_emulator, "records", *window(), "--concurrency", "1")
     assert process.stdout is not None
     assert process.stdout.readline().startswith(b'{"record_id"')
     process.stdout.close()  # what `| head -1` does
@@ -54,35 +34,32 @@ def test_records_into_a_closed_pipe_exits_quietly(emulator: EmulatorThread) -> N
     assert b"Exception ignored" not in err
 
 
-@pytest.mark.parametrize(
-    ("signum", "code", "name"),
-    [(signal.SIGTERM, 143, "SIGTERM"), (signal.SIGINT, 130, "Ctrl-C")],
-)
+@pytest.mark.parametrize(Stop._fields, [SIGTERM, CTRL_C])
 def test_watch_stops_cleanly_on_a_signal_and_keeps_its_checkpoint(
-    signum: int, code: int, name: str, emulator: EmulatorThread, tmp_path: Path
+    signame: str, code: int, why: str, cli_emulator: EmulatorThread, tmp_path: Path
 ) -> None:
-    seed(emulator, 5)
+    seed(cli_emulator, 5)
     state = tmp_path / "state.json"
     since = (NOW - timedelta(days=1, minutes=10)).isoformat()
     process = spawn(
-        emulator, "watch", "--since", since, "--checkpoint", str(state), "--interval", "0.05"
+        cli_emulator, "watch", "--since", since, "--checkpoint", str(state), "--interval", "0.05"
     )
     assert process.stdout is not None
     lines = [process.stdout.readline() for _ in range(5)]
-    process.send_signal(signum)
+    process.send_signal(getattr(signal, signame))
     _, err = process.communicate(timeout=30)
     assert process.returncode == code
     assert err.decode().splitlines() == [
-        f"senselink-plus: stopped by {name}; position saved in {state}"
+        f"senselink-plus: stopped by {why}; position saved in {state}"
     ]
     ids = [json.loads(line)["record_id"] for line in lines]
     assert ids == list(range(ids[0], ids[0] + 5))
     assert json.loads(state.read_text())  # the position survived
 
 
-def test_records_stops_cleanly_on_sigterm(emulator: EmulatorThread) -> None:
-    seed(emulator, 3000)
-    process = spawn(emulator, "records", *window(), "--concurrency", "1")
+def test_records_stops_cleanly_on_sigterm(cli_emulator: EmulatorThread) -> None:
+    seed(cli_emulator, 3000)
+    process = spawn(cli_emulator, "records", *window(), "--concurrency", "1")
     assert process.stdout is not None
     process.stdout.readline()
     process.send_signal(signal.SIGTERM)
@@ -93,9 +70,9 @@ def test_records_stops_cleanly_on_sigterm(emulator: EmulatorThread) -> None:
 
 
 def test_csv_export_has_created_at_beside_create_at(
-    emulator: EmulatorThread, capsys: pytest.CaptureFixture[str]
+    cli_emulator: EmulatorThread, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    seed(emulator, 4)
+    seed(cli_emulator, 4)
     assert main(["records", *window(), "--format", "csv"]) == 0
     rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
     assert len(rows) == 4
@@ -106,17 +83,17 @@ def test_csv_export_has_created_at_beside_create_at(
 
 def test_allow_insecure_http() -> None:
     base = ["records", "--from", "x", "--to", "y", "--app-key", "k", "--app-secret", "s"]
-    plain = _parser().parse_args([*base, "--base-url", "http://10.1.2.3:8080"])
+    plain = build_parser().parse_args([*base, "--base-url", "http://10.1.2.3:8080"])
     with pytest.raises(ValidationError, match="http"):
         _client(plain)
-    allowed = _parser().parse_args(
+    allowed = build_parser().parse_args(
         [*base, "--base-url", "http://10.1.2.3:8080", "--allow-insecure-http"]
     )
     assert _client(allowed).base_url == "http://10.1.2.3:8080"
 
 
 def test_a_time_without_offset_says_what_to_add(
-    emulator: EmulatorThread, capsys: pytest.CaptureFixture[str]
+    cli_emulator: EmulatorThread, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert main(["records", "--from", "2026-11-29T00:00:00", "--to", NOW.isoformat()]) == 2
     err = capsys.readouterr().err
@@ -128,8 +105,8 @@ def test_a_time_without_offset_says_what_to_add(
     assert "--since 2026-11-29T00:00 has no UTC offset: add +09:00 or Z" in capsys.readouterr().err
 
 
-def test_z_is_accepted(emulator: EmulatorThread, capsys: pytest.CaptureFixture[str]) -> None:
-    seed(emulator, 3)
+def test_z_is_accepted(cli_emulator: EmulatorThread, capsys: pytest.CaptureFixture[str]) -> None:
+    seed(cli_emulator, 3)
     start = (NOW - timedelta(days=1, minutes=10)).strftime("%Y-%m-%dT%H:%M:%SZ")
     end = (NOW + timedelta(seconds=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
     assert main(["records", "--from", start, "--to", end]) == 0
@@ -137,14 +114,14 @@ def test_z_is_accepted(emulator: EmulatorThread, capsys: pytest.CaptureFixture[s
 
 
 def test_upload_prints_in_argument_order(
-    emulator: EmulatorThread, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    cli_emulator: EmulatorThread, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     paths = []
     for index, name in enumerate(["alice", "bob", "visitor", "alice"]):
         path = tmp_path / f"{index}-{name}.png"
         path.write_bytes(sample_image(name))
         paths.append(str(path))
-    emulator.call(emulator.emu.delay, "create", 0.2)  # the first upload finishes last
+    cli_emulator.call(cli_emulator.emu.delay, "create", 0.2)  # the first upload finishes last
     assert main(["upload", "--sn", "SN1", *paths]) == 0
     printed = [line.split("\t")[0] for line in capsys.readouterr().out.splitlines()]
     assert printed == paths
@@ -163,11 +140,11 @@ def restore_logger() -> Iterator[logging.Logger]:
 def test_verbose_logs_to_stderr(
     flags: list[str],
     level: int,
-    emulator: EmulatorThread,
+    cli_emulator: EmulatorThread,
     restore_logger: logging.Logger,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    seed(emulator, 2)
+    seed(cli_emulator, 2)
     assert main([*flags, "records", *window()]) == 0
     assert restore_logger.level == level
     err = capsys.readouterr().err

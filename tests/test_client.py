@@ -35,12 +35,12 @@ from tests.conftest import (
     APP_KEY,
     APP_SECRET,
     JPEG,
-    FakeTime,
     MakeClient,
     error,
     ok,
     transport_of,
 )
+from tests.fake_clock import FakeClock
 
 T0 = datetime(2024, 5, 1, tzinfo=timezone.utc)
 CREATED = {"record_id": 930490000, "image_id": "5fceef6e1ddb2800010d1409"}
@@ -66,7 +66,7 @@ def params(request: HttpRequest) -> dict[str, str]:
 
 class TestSigning:
     async def test_every_attempt_is_signed_afresh(
-        self, make_client: MakeClient, fake_time: FakeTime
+        self, make_client: MakeClient, fake_time: FakeClock
     ) -> None:
         client = make_client(scripted(error(503, status=503), ok(EMPTY_PAGE)))
         await client.list_records(T0, T0 + timedelta(hours=1))
@@ -89,7 +89,7 @@ class TestSigning:
 
 class TestRetries:
     async def test_get_recovers_from_transient_failures(
-        self, make_client: MakeClient, fake_time: FakeTime
+        self, make_client: MakeClient, fake_time: FakeClock
     ) -> None:
         client = make_client(
             scripted(
@@ -149,7 +149,7 @@ class TestRetries:
         assert len(transport_of(client).requests) == 1
 
     async def test_retry_after_is_honoured(
-        self, make_client: MakeClient, fake_time: FakeTime
+        self, make_client: MakeClient, fake_time: FakeClock
     ) -> None:
         client = make_client(
             scripted(error(429, status=429, headers={"Retry-After": "12"}), ok(EMPTY_PAGE))
@@ -158,7 +158,7 @@ class TestRetries:
         assert fake_time.sleeps == [12.0]
 
     async def test_retry_after_beyond_the_cap_raises_at_once(
-        self, make_client: MakeClient, fake_time: FakeTime
+        self, make_client: MakeClient, fake_time: FakeClock
     ) -> None:
         client = make_client(
             scripted(error(429, status=429, headers={"Retry-After": "3600"})),
@@ -170,7 +170,7 @@ class TestRetries:
         assert fake_time.sleeps == []
 
     async def test_deadline_bounds_the_whole_call(
-        self, make_client: MakeClient, fake_time: FakeTime
+        self, make_client: MakeClient, fake_time: FakeClock
     ) -> None:
         client = make_client(
             scripted(*[error(503, status=503)] * 10),
@@ -282,7 +282,7 @@ class TestLifecycle:
             async with client:
                 pass
 
-    async def test_closing_during_a_retry_wait_fails_the_call(self, fake_time: FakeTime) -> None:
+    async def test_closing_during_a_retry_wait_fails_the_call(self, fake_time: FakeClock) -> None:
         holder: dict[str, Client] = {}
 
         async def close_while_waiting(seconds: float) -> None:

@@ -23,6 +23,7 @@ from senselink_plus import (
     ValidationError,
 )
 from senselink_plus.testing import Emulator, sample_image
+from tests.fake_clock import FakeClock
 
 ALICE = sample_image("alice")
 VISITOR = sample_image("visitor")
@@ -108,7 +109,7 @@ async def test_auth_failures() -> None:
             emu.app_key,
             emu.app_secret,
             base_url=emu.base_url,
-            clock=lambda: datetime.now(timezone.utc).timestamp() - 31 * 60,
+            clock=FakeClock(datetime.now(timezone.utc).timestamp() - 31 * 60).clock,
         )
         async with skewed:
             with pytest.raises(AuthenticationError):

@@ -19,6 +19,7 @@ from aiohttp.test_utils import TestServer
 
 from senselink_plus import APIError, Client, Event, RetryPolicy, ServerError
 from tests.conftest import APP_KEY, APP_SECRET
+from tests.fake_clock import FakeClock
 
 
 def _echo(request: web.Request) -> web.StreamResponse:
@@ -81,15 +82,12 @@ async def test_an_echoed_sign_is_masked_in_the_error_and_the_events(
         else {}
     )
 
-    async def no_sleep(seconds: float) -> None:
-        pass
-
     client = Client(
         APP_KEY,
         APP_SECRET,
         base_url=base_url,
         retry=RetryPolicy(max_attempts=2),
-        sleep=no_sleep,
+        sleep=FakeClock().sleep,
         event_hooks=hooks,
     )
     async with client:

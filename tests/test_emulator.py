@@ -12,7 +12,8 @@ import pytest
 
 from senselink_plus.testing import Emulator
 from senselink_plus.testing._emulator_store import SEED_IMAGE
-from tests.emulator_helpers import B64, JPEG, PNG, RECORD, RECORD_KEYS, T0, Api, Factory, at
+from tests.emulator_helpers import B64, JPEG, PNG, RECORD, RECORD_KEYS, Api, Factory, at
+from tests.fake_clock import T0, FakeClock
 
 pytest_plugins = ["pytester"]
 
@@ -137,11 +138,12 @@ async def test_clock_offset_moves_the_servers_date_stamps_and_auth_window(
 
     from senselink_plus import AuthenticationError
 
-    local = 1_700_000_000.0
+    clock = FakeClock()
+    local = clock.now
     seconds = offset.total_seconds() if isinstance(offset, timedelta) else offset
-    async with Emulator(clock=lambda: local, clock_offset=offset) as emu:
+    async with Emulator(clock=clock, clock_offset=offset) as emu:
         assert emu.now() == local + seconds
-        async with emu.client(clock=lambda: local) as client:  # signs with the local clock
+        async with emu.client(clock=clock.clock) as client:  # signs with the local clock
             created = await client.create_record("SN1", SEED_IMAGE)
             stored = emu.records[-1]
             assert stored["record_id"] == created.record_id
@@ -153,7 +155,7 @@ async def test_clock_offset_moves_the_servers_date_stamps_and_auth_window(
             assert skew == seconds
             assert server_now == pytest.approx(local + seconds, abs=1)
         emu.clock_offset = timedelta(minutes=31)  # settable: now beyond what auth accepts
-        async with emu.client(clock=lambda: local) as client:
+        async with emu.client(clock=clock.clock) as client:
             with pytest.raises(AuthenticationError, match="away from the server clock"):
                 await client.create_record("SN1", SEED_IMAGE)
     with pytest.raises(TypeError):

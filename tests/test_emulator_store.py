@@ -13,7 +13,9 @@ from hypothesis import strategies as st
 
 from senselink_plus.testing import Emulator
 from senselink_plus.testing._emulator_store import SEED_IMAGE
-from tests.emulator_helpers import JPEG, JPEG_B, JST, PNG, T0, Api, Factory, FakeClock, at
+from tests.emulator_helpers import JPEG, JPEG_B, JST, PNG, Api, Factory, at
+from tests.fake_clock import T0, FakeClock
+from tests.fake_listing import in_window
 
 
 @pytest.mark.parametrize("image_id", ["0" * 24, "nothex" * 4, "abc"])
@@ -100,7 +102,7 @@ async def test_listing_matches_brute_force(
             hits = [
                 r["record_id"]
                 for r in expected
-                if low * 1000 <= r["create_at"] <= high * 1000 and sn in (None, r["sn"])
+                if in_window(r["create_at"], low, high) and sn in (None, r["sn"])
             ]
             if order == 0:
                 hits.reverse()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import pytest
 
 from senselink_plus.testing._emulator_wire import check_auth, expected_sign
@@ -85,12 +87,22 @@ async def test_error_shapes(make: Factory, error_status: int | None, expected: l
 # -- its own sign code ----------------------------------------------------------------
 
 
+class SignVector(NamedTuple):
+    timestamp: str
+    secret: str
+    sign: str
+
+
 @pytest.mark.parametrize(
-    ("timestamp", "secret", "sign"),
+    SignVector._fields,
     [
         # The spec's worked example (FACTS.md), and one computed by hand with md5sum.
-        ("1477881215000", "2323dsfadfewrasa3434", "e5ef72ef839bdf5397b4906b199b9fbf"),
-        ("0", "", "3c2b65f670402dba46951ac192ca3c27"),
+        SignVector(
+            timestamp="1477881215000",
+            secret="2323dsfadfewrasa3434",
+            sign="e5ef72ef839bdf5397b4906b199b9fbf",
+        ),
+        SignVector(timestamp="0", secret="", sign="3c2b65f670402dba46951ac192ca3c27"),
     ],
 )
 def test_expected_sign_follows_the_spec(timestamp: str, secret: str, sign: str) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 import pytest
@@ -22,7 +22,7 @@ from senselink_plus import (
     ValidationError,
 )
 from senselink_plus import _endpoints as ep
-from tests.conftest import BASE_URL, JPEG, PNG, envelope, error, ok
+from tests.conftest import BASE_URL, JPEG, PNG, WIRE_RECORD, envelope, error, ok
 
 JST = timezone(timedelta(hours=9))
 NOW = datetime(2024, 5, 1, 12, 0, 0, tzinfo=JST)
@@ -38,6 +38,14 @@ def create_body(**kwargs: Any) -> dict[str, Any]:
     assert request.content is not None
     body: dict[str, Any] = orjson.loads(request.content)
     return body
+
+
+class Refusal(NamedTuple):
+    """Arguments to refuse, the field the error names, and words its message holds."""
+
+    kwargs: dict[str, Any]
+    field: str
+    fragment: str
 
 
 class TestCreateRecord:
@@ -101,41 +109,41 @@ class TestCreateRecord:
         assert base64.b64decode(create_body(image=str(path))["image"]["data"]) == PNG
 
     @pytest.mark.parametrize(
-        ("kwargs", "field", "fragment"),
+        Refusal._fields,
         [
-            ({"image": JPEG[:0]}, "image", "empty"),
-            ({"image": b"GIF89a" + bytes(10)}, "image", "not a JPEG or PNG"),
-            ({"image": JPEG + bytes(1_048_577 - len(JPEG))}, "image", "1048577 bytes"),
-            ({"image": 42}, "image", "bytes, a path or a FaceImage"),
-            ({"image": "/nonexistent/face.jpg"}, "image", "cannot read"),
-            ({"threshold": 1.01}, "threshold", "[0, 1]"),
-            ({"threshold": -0.0001}, "threshold", "[0, 1]"),
-            ({"threshold": float("nan")}, "threshold", "[0, 1]"),
-            ({"threshold": float("inf")}, "threshold", "[0, 1]"),
-            ({"threshold": True}, "threshold", "number"),
-            ({"threshold": "0.9"}, "threshold", "number"),
-            ({"extend": "{not json"}, "extend", "not valid JSON"),
-            ({"extend": {"k": "x" * 1020}}, "extend", "the limit is 1024"),
-            ({"extend": ["a"]}, "extend", "dict or a JSON string"),
-            ({"extend": {1: object()}}, "extend", "cannot be serialised"),
-            ({"timestamp": datetime(2024, 1, 1)}, "timestamp", "no time zone"),
-            ({"timestamp": -1}, "timestamp", ">= 0"),
-            ({"timestamp": 1.5}, "timestamp", "aware datetime or an int"),
-            ({"timezone": ""}, "timezone", "is empty"),
-            ({"process_mode": 1}, "process_mode", "only 0"),
-            ({"process_mode": False}, "process_mode", "only 0"),
-            (
+            Refusal({"image": JPEG[:0]}, "image", "empty"),
+            Refusal({"image": b"GIF89a" + bytes(10)}, "image", "not a JPEG or PNG"),
+            Refusal({"image": JPEG + bytes(1_048_577 - len(JPEG))}, "image", "1048577 bytes"),
+            Refusal({"image": 42}, "image", "bytes, a path or a FaceImage"),
+            Refusal({"image": "/nonexistent/face.jpg"}, "image", "cannot read"),
+            Refusal({"threshold": 1.01}, "threshold", "[0, 1]"),
+            Refusal({"threshold": -0.0001}, "threshold", "[0, 1]"),
+            Refusal({"threshold": float("nan")}, "threshold", "[0, 1]"),
+            Refusal({"threshold": float("inf")}, "threshold", "[0, 1]"),
+            Refusal({"threshold": True}, "threshold", "number"),
+            Refusal({"threshold": "0.9"}, "threshold", "number"),
+            Refusal({"extend": "{not json"}, "extend", "not valid JSON"),
+            Refusal({"extend": {"k": "x" * 1020}}, "extend", "the limit is 1024"),
+            Refusal({"extend": ["a"]}, "extend", "dict or a JSON string"),
+            Refusal({"extend": {1: object()}}, "extend", "cannot be serialised"),
+            Refusal({"timestamp": datetime(2024, 1, 1)}, "timestamp", "no time zone"),
+            Refusal({"timestamp": -1}, "timestamp", ">= 0"),
+            Refusal({"timestamp": 1.5}, "timestamp", "aware datetime or an int"),
+            Refusal({"timezone": ""}, "timezone", "is empty"),
+            Refusal({"process_mode": 1}, "process_mode", "only 0"),
+            Refusal({"process_mode": False}, "process_mode", "only 0"),
+            Refusal(
                 {"rectangle": {"top": 0, "left": 0, "width": 0, "height": 5}},
                 "rectangle.width",
                 "1..2147483647",
             ),
-            (
+            Refusal(
                 {"rectangle": {"top": -1, "left": 0, "width": 1, "height": 5}},
                 "rectangle.top",
                 "0..2147483647",
             ),
-            ({"rectangle": {"top": 0}}, "rectangle", "exactly top, left, width and height"),
-            ({"rectangle": (1, 2, 3, 4)}, "rectangle", "must be a Rectangle"),
+            Refusal({"rectangle": {"top": 0}}, "rectangle", "exactly top, left, width and height"),
+            Refusal({"rectangle": (1, 2, 3, 4)}, "rectangle", "must be a Rectangle"),
         ],
     )
     def test_bad_input_is_refused_naming_the_field(
@@ -242,17 +250,7 @@ class TestListRecords:
 
     def test_parse_page(self) -> None:
         request = ep.build_list_records(BASE_URL, T0, T0 + timedelta(hours=1))
-        record = {
-            "record_id": 1392523,
-            "sn": "SN1234012345123",
-            "image_id": "5fceef6e1ddb2800010d1409",
-            "user_id": 123,
-            "verify_score": 0.959,
-            "device_timestamp": 130000000,
-            "timezone": "GMT+9:00",
-            "create_at": 130000000,
-            "extend": '{"a":1}',
-        }
+        record = {**WIRE_RECORD, "create_at": 130000000, "extend": '{"a":1}'}
         page = ep.parse_record_page(
             ok({"page_num": 2, "page_size": 10, "total": 11, "list": [record]}), request
         )

@@ -111,6 +111,28 @@ async def test_backfill_counts_every_device(example: Any) -> None:
     assert counts == {"D1": 1000, "D2": 1000, "D3": 1000}
 
 
+async def test_to_pandas_builds_a_typed_frame_and_a_parquet_file(
+    example: Any, tmp_path: Path
+) -> None:
+    pd = pytest.importorskip("pandas", reason="the pandas example needs pandas")
+    pytest.importorskip("pyarrow", reason="writing Parquet needs pyarrow")
+    to_pandas = example("to_pandas")
+    end = datetime.now(timezone.utc).replace(microsecond=0)
+    start = end - timedelta(days=7)
+    async with Emulator() as emu:
+        ids = emu.seed(300, start=start, span=timedelta(days=7), sn=["A", "B"])
+        async with emu.client() as client:
+            df = await to_pandas.frame(client, start, end)
+    assert list(df["record_id"]) == list(ids)
+    assert str(df["created_at"].dtype).startswith("datetime64")
+    assert str(df["created_at"].dt.tz) == "UTC"
+    assert df["matched"].dtype == bool
+    df.to_parquet(tmp_path / "records.parquet", index=False)
+    back = pd.read_parquet(tmp_path / "records.parquet")
+    assert list(back["record_id"]) == list(ids)
+    assert (back["created_at"] == df["created_at"]).all()
+
+
 async def test_ingest_to_sqlite_run_twice_finishes_and_leaves_nothing(
     example: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

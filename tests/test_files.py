@@ -3,14 +3,16 @@ a file atomically."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import stat
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from senselink_plus import SenseLinkError, ValidationError
+from senselink_plus import FileCheckpoint, SenseLinkError, ValidationError
 from senselink_plus._files import (
     TEMP_PREFIX,
     TEMP_SUFFIX,
@@ -102,3 +104,25 @@ def test_write_atomically_cleans_up_when_the_rename_fails(tmp_path: Path) -> Non
     with pytest.raises(SenseLinkError, match="cannot write"):
         write_atomically(str(target), b"x")
     assert sorted(os.listdir(tmp_path)) == ["folder"]
+
+
+def test_atomic_writes_never_touch_the_process_umask(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Setting the umask, even for a moment, makes another thread's new files take the
+    # wrong mode: no write may call os.umask at all.
+    mask = os.umask(0o027)
+    try:
+        calls: list[tuple[Any, ...]] = []
+        monkeypatch.setattr(os, "umask", lambda *args: calls.append(args) or 0)
+        target = tmp_path / "state.json"
+        write_atomically(str(target), b"{}", durable=True)
+        write_atomically(str(target), b"{}")
+        asyncio.run(FileCheckpoint(tmp_path / "cp.json").save({}))  # no lock file: not acquired
+        assert calls == []
+        monkeypatch.undo()
+        assert target.stat().st_mode & 0o777 == 0o640  # 0o666 less the umask, as usual
+        assert (tmp_path / "cp.json").stat().st_mode & 0o777 == 0o640
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["cp.json", "state.json"]
+    finally:
+        os.umask(mask)

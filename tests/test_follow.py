@@ -122,6 +122,21 @@ def test_a_late_commit_inside_the_overlap_is_delivered_even_with_a_lower_id() ->
     ]
 
 
+def test_a_position_after_the_newest_record_skips_its_whole_second_up_to_it() -> None:
+    # The probe saw record 12, the newest stored; 10 and 11 share its second, 13 came
+    # later in that second, 14 in the next.
+    old = [rec(10, 4.1), rec(11, 4.5), rec(12, 4.6)]
+    later = [rec(13, 4.9), rec(14, 6)]
+    position = Position.after(QUERY, old[-1], OVERLAP)
+    lo, hi = position.window(at(10))
+    assert deliver(position, old + later, lo, hi) == [13, 14]
+    # A restart before anything was delivered keeps the same rule.
+    fresh = Position.after(QUERY, old[-1], OVERLAP)
+    again = Position.from_state(fresh.state(), QUERY, OVERLAP, "here")
+    assert deliver(again, old + later, *again.window(at(10))) == [13, 14]
+    assert state_covers(again.state(), fresh.state())
+
+
 # --- the saved state ---------------------------------------------------------------------
 
 

@@ -45,7 +45,9 @@ from senselink_plus import (
 )
 from senselink_plus import _endpoints as ep
 from senselink_plus.testing import MockTransport
-from tests.conftest import APP_KEY, APP_SECRET, BASE_URL, JPEG, PNG, FakeTime
+from tests.conftest import APP_KEY, APP_SECRET, BASE_URL, JPEG, PNG
+from tests.conftest import WIRE_RECORD as SPEC_RECORD
+from tests.fake_clock import FakeClock
 from tests.strategies import image_ids, wire_records
 
 UTC = timezone.utc
@@ -94,17 +96,7 @@ json_values = st.recursive(
     max_leaves=8,
 )
 
-WIRE_RECORD: dict[str, Any] = {
-    "record_id": 1392523,
-    "sn": "SN1234012345123",
-    "image_id": "5fceef6e1ddb2800010d1409",
-    "user_id": 123,
-    "verify_score": 0.959,
-    "device_timestamp": 130000000,
-    "timezone": "GMT+9:00",
-    "create_at": T0_MS,
-    "extend": '{"device_name":"x"}',
-}
+WIRE_RECORD = {**SPEC_RECORD, "create_at": T0_MS}
 hostile_field = json_values | st.sampled_from(
     [2**62, -(2**62), 2**64 - 1, -1, 0, 10**11, 253402300799999, 1e308, -1e308, "", [], {}]
 )
@@ -354,7 +346,7 @@ class Script:
 
 
 def client_for(
-    handler: Callable[[HttpRequest], HttpResponse], policy: RetryPolicy, time: FakeTime
+    handler: Callable[[HttpRequest], HttpResponse], policy: RetryPolicy, time: FakeClock
 ) -> Client:
     return Client(
         APP_KEY,
@@ -381,7 +373,7 @@ def check_error(exc: SenseLinkError, client: Client) -> None:
         assert sign not in text
 
 
-def check_waits(time: FakeTime, policy: RetryPolicy) -> None:
+def check_waits(time: FakeClock, policy: RetryPolicy) -> None:
     ceiling = max(policy.max_delay, policy.max_retry_after)
     for wait in time.sleeps:
         assert math.isfinite(wait)
@@ -405,8 +397,8 @@ def outcome_event(result: object) -> None:
 
 async def run(
     script: Script, policy: RetryPolicy, call: Callable[[Client], Any]
-) -> tuple[Client, FakeTime, Any]:
-    time = FakeTime()
+) -> tuple[Client, FakeClock, Any]:
+    time = FakeClock()
     async with client_for(script, policy, time) as client:
         try:
             result = await call(client)
@@ -581,7 +573,7 @@ async def test_watch_survives_any_answer(script: list[HttpResponse], policy: Ret
         return HttpResponse(200, {}, orjson.dumps({"code": 200, "message": "OK", "data": body}))
 
     server = Script(script)
-    time = FakeTime()
+    time = FakeClock()
     got: list[Record] = []
     async with client_for(handler, policy, time) as client:
         watch = client.watch(since=since, poll_interval=5)
@@ -659,36 +651,37 @@ async def test_image_bytes_labelled_json_or_an_html_page_are_errors(status: int)
         assert result.request.path == "/api/v1/plus/image/abc"
 
 
+def page_at(create_at: int) -> HttpResponse:
+    """A listing's answer: one page holding one record stamped ``create_at``."""
+    page = {
+        "page_num": 1,
+        "page_size": 10,
+        "total": 1,
+        "list": [{**WIRE_RECORD, "create_at": create_at}],
+    }
+    return HttpResponse(200, {}, orjson.dumps({"code": 200, "data": page}))
+
+
 @pytest.mark.parametrize(
     "create_at",
     [2**62, 2**64 - 1, -1, -(2**62), 253402300799999, 253370764800000],
     ids=["2^62", "u64-max", "negative", "-2^62", "9999-12-31", "9999-01-01"],
 )
 async def test_a_record_time_no_datetime_holds_is_a_response_error(create_at: int) -> None:
-    """Before: the page parsed, and Record.created_at (which watch reads) raised
-    ValueError or OverflowError."""
-    page = {
-        "page_num": 1,
-        "page_size": 10,
-        "total": 1,
-        "list": [{**WIRE_RECORD, "create_at": create_at}],
-    }
-    response = HttpResponse(200, {}, orjson.dumps({"code": 200, "data": page}))
-    result = await one_call(response, lambda c: c.list_records(T0, T0 + timedelta(hours=1)))
+    """The page is refused, never read into a Record whose created_at (which watch reads)
+    would raise ValueError or OverflowError."""
+    result = await one_call(
+        page_at(create_at), lambda c: c.list_records(T0, T0 + timedelta(hours=1))
+    )
     assert isinstance(result, ResponseError)
     assert "create_at" in str(result)
 
 
 @pytest.mark.parametrize("create_at", [0, 10**11 - 1, 10**11, 253370678400000])
 async def test_record_times_at_the_edges_of_the_range_are_read(create_at: int) -> None:
-    page = {
-        "page_num": 1,
-        "page_size": 10,
-        "total": 1,
-        "list": [{**WIRE_RECORD, "create_at": create_at}],
-    }
-    response = HttpResponse(200, {}, orjson.dumps({"code": 200, "data": page}))
-    result = await one_call(response, lambda c: c.list_records(T0, T0 + timedelta(hours=1)))
+    result = await one_call(
+        page_at(create_at), lambda c: c.list_records(T0, T0 + timedelta(hours=1))
+    )
     assert isinstance(result, RecordPage)
     check_record(result.records[0])
 
@@ -697,10 +690,10 @@ async def test_record_times_at_the_edges_of_the_range_are_read(create_at: int) -
     "stray", [946_684_800_000, 253_370_678_400_000], ids=["year-2000", "year-9998"]
 )
 async def test_watch_skips_records_outside_the_polled_window(stray: int) -> None:
-    """Found by the fuzzing above: a poll answered with a record from outside the window
-    asked for. Before, once a record had moved watch past its start, an older stray was
-    delivered (older than ``since``), and a far-future one was delivered and moved the
-    cursor there, so every later record was skipped. Now a stray is skipped."""
+    """A poll answered with a record from outside the window asked for (as the fuzzing
+    above can): once a record has moved the watch past its start, an older stray would be
+    older than ``since``, and a far-future one would move the cursor there and skip every
+    later record. A stray is skipped, and the cursor holds."""
     since = T0 - timedelta(hours=1)
     polls: list[dict[str, str]] = []
 
@@ -721,7 +714,7 @@ async def test_watch_skips_records_outside_the_polled_window(stray: int) -> None
         body = {"page_num": 1, "page_size": 100, "total": len(rows), "list": rows}
         return HttpResponse(200, {}, orjson.dumps({"code": 200, "message": "OK", "data": body}))
 
-    async with client_for(handler, RetryPolicy.none(), FakeTime()) as client:
+    async with client_for(handler, RetryPolicy.none(), FakeClock()) as client:
         watch = client.watch(since=since, poll_interval=5)
         got = [await anext(watch), await anext(watch)]
         await watch.aclose()

@@ -3,6 +3,10 @@ importable with a DeprecationWarning."""
 
 from __future__ import annotations
 
+import importlib
+import traceback
+import typing
+
 import pytest
 
 import senselink_plus as slp
@@ -36,6 +40,7 @@ PUBLIC = {
     "Transport",
     # event hooks
     "Event",
+    "EventHook",
     "logging_hook",
     # errors
     "APIError",
@@ -74,6 +79,56 @@ def test_all_is_the_public_api() -> None:
 @pytest.mark.parametrize("name", sorted(PUBLIC))
 def test_every_public_name_imports_without_a_warning(name: str) -> None:
     assert getattr(slp, name) is not None
+
+
+@pytest.mark.parametrize("name", sorted(PUBLIC - {"__version__", "EventHook"}))
+def test_every_public_class_and_function_names_its_public_home(name: str) -> None:
+    assert getattr(slp, name).__module__ == "senselink_plus"
+
+
+def test_a_type_alias_is_left_as_it_is() -> None:
+    # Python 3.10 takes a generic alias for a type, whose __module__ is read-only.
+    from collections.abc import Callable
+
+    from senselink_plus._public import rehome
+
+    alias = Callable[[int], str]
+    rehome({"Alias": alias}, ["Alias"], "elsewhere")
+    assert alias.__module__ == "collections.abc"
+
+
+@pytest.mark.parametrize(
+    "module", ["senselink_plus.testing", "senselink_plus.postgres", "senselink_plus.otel"]
+)
+def test_the_optional_modules_name_their_public_home_too(module: str) -> None:
+    if module != "senselink_plus.testing":
+        pytest.importorskip("asyncpg" if module.endswith("postgres") else "opentelemetry")
+    imported = importlib.import_module(module)
+    for name in imported.__all__:
+        assert getattr(imported, name).__module__ == module, name
+
+
+def test_a_traceback_shows_the_public_name_of_an_error() -> None:
+    try:
+        raise slp.CheckpointInUseError("another watcher holds it")
+    except slp.SenseLinkError as error:
+        shown = "".join(traceback.format_exception(error))
+    assert "senselink_plus.CheckpointInUseError: another watcher holds it" in shown
+
+
+def test_type_hints_of_public_classes_still_resolve() -> None:
+    hints = typing.get_type_hints(slp.Record)
+    assert hints["record_id"] is int
+    assert "request_id" in typing.get_type_hints(slp.ValidationError)
+    assert typing.get_type_hints(slp.RecordPage)["records"] == tuple[slp.Record, ...]
+
+
+def test_event_hook_is_the_type_of_a_hook() -> None:
+    def hook(event: slp.Event) -> None:
+        return None
+
+    hooks: dict[str, list[slp.EventHook]] = {"response": [hook]}
+    assert slp.Client("k", "s", event_hooks=hooks) is not None
 
 
 @pytest.mark.parametrize("name", sorted(DEPRECATED))

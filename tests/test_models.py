@@ -5,13 +5,12 @@ from __future__ import annotations
 import os
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import attrs
 import orjson
 import pytest
 from hypothesis import given
-from strategies import wire_record_lists, wire_records
 
 from senselink_plus import (
     FaceImage,
@@ -22,6 +21,7 @@ from senselink_plus import (
     ValidationError,
 )
 from senselink_plus._models import MAX_IMAGE_BYTES
+from tests.strategies import wire_record_lists, wire_records
 
 JPEG_HEAD = b"\xff\xd8\xff\xe0"
 PNG_HEAD = b"\x89PNG\r\n\x1a\n"
@@ -213,15 +213,23 @@ def test_rectangle_accepts_a_zero_origin() -> None:
     assert (rect.top, rect.left, rect.width, rect.height) == (0, 0, 1, 1)
 
 
+class OutOfRange(NamedTuple):
+    """A rectangle value to refuse, the field the error names, and the range it says."""
+
+    kwargs: dict[str, int]
+    field: str
+    limit: str
+
+
 @pytest.mark.parametrize(
-    ("kwargs", "field", "limit"),
+    OutOfRange._fields,
     [
-        ({"top": -1}, "rectangle.top", "0..2147483647"),
-        ({"left": -5}, "rectangle.left", "0..2147483647"),
-        ({"width": 0}, "rectangle.width", "1..2147483647"),
-        ({"height": 0}, "rectangle.height", "1..2147483647"),
-        ({"width": -3}, "rectangle.width", "1..2147483647"),
-        ({"height": -1}, "rectangle.height", "1..2147483647"),
+        OutOfRange(kwargs={"top": -1}, field="rectangle.top", limit="0..2147483647"),
+        OutOfRange(kwargs={"left": -5}, field="rectangle.left", limit="0..2147483647"),
+        OutOfRange(kwargs={"width": 0}, field="rectangle.width", limit="1..2147483647"),
+        OutOfRange(kwargs={"height": 0}, field="rectangle.height", limit="1..2147483647"),
+        OutOfRange(kwargs={"width": -3}, field="rectangle.width", limit="1..2147483647"),
+        OutOfRange(kwargs={"height": -1}, field="rectangle.height", limit="1..2147483647"),
     ],
 )
 def test_rectangle_refuses_negative_or_zero_sizes(

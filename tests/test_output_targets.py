@@ -8,7 +8,6 @@ import os
 import stat
 import sys
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,20 +15,17 @@ import pytest
 from senselink_plus import Client, HttpResponse, ValidationError
 from senselink_plus._cli import main as cli_main
 from senselink_plus.testing import MockTransport
+from tests.cli_helpers import EmulatorThread, seed, window
 from tests.conftest import APP_KEY, APP_SECRET, JPEG, transport_of
-from tests.test_cli import EmulatorThread, seed, window
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX file types")
 
 
 @pytest.fixture
-def cli_emulator(monkeypatch: pytest.MonkeyPatch) -> Iterator[EmulatorThread]:
-    with EmulatorThread() as running:
-        monkeypatch.setenv("SENSELINK_BASE_URL", running.emu.base_url)
-        monkeypatch.setenv("SENSELINK_APP_KEY", running.emu.app_key)
-        monkeypatch.setenv("SENSELINK_APP_SECRET", running.emu.app_secret)
-        seed(running, 20)
-        yield running
+def cli_emulator(cli_emulator: EmulatorThread) -> EmulatorThread:
+    """The shared one, holding 20 records."""
+    seed(cli_emulator, 20)
+    return cli_emulator
 
 
 class FifoReader:

@@ -15,6 +15,8 @@ from hypothesis import strategies as st
 from senselink_plus import Client, HttpRequest, HttpResponse, Order, ResponseError, ValidationError
 from senselink_plus.testing import MockTransport
 from tests.conftest import APP_KEY, APP_SECRET, ok
+from tests.fake_clock import FakeClock
+from tests.fake_listing import list_data, window_of
 
 T0 = datetime(2024, 3, 1, tzinfo=timezone(timedelta(hours=9)))
 T0_MS = int(T0.timestamp() * 1000)
@@ -35,7 +37,7 @@ def wire(record_id: int, create_at_ms: int, sn: str = "SN1") -> dict[str, Any]:
 
 
 class FakeServer:
-    """A list endpoint over an in-memory table, as the spec describes it."""
+    """A list endpoint over an in-memory table the test may edit, as the spec describes it."""
 
     def __init__(self, records: list[dict[str, Any]], cap: int = 100) -> None:
         self.records = sorted(records, key=lambda r: r["record_id"])
@@ -45,19 +47,9 @@ class FakeServer:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         q = dict(request.params)
         self.calls.append(q)
-        lo = int(datetime.fromisoformat(q["time_from"]).timestamp() * 1000)
-        hi = int(datetime.fromisoformat(q["time_to"]).timestamp() * 1000)
-        assert hi - lo <= 24 * 3600 * 1000
-        rows = [
-            r
-            for r in self.records
-            if lo <= r["create_at"] <= hi and ("sn" not in q or r["sn"] == q["sn"])
-        ]
-        if q["order"] == "0":
-            rows.reverse()
-        page, size = int(q["page"]), min(int(q["size"]), self.cap)
-        chunk = rows[(page - 1) * size : page * size]
-        return ok({"page_num": page, "page_size": size, "total": len(rows), "list": chunk})
+        lo, hi = window_of(q)
+        assert hi - lo <= 24 * 3600
+        return ok(list_data(self.records, q, cap=self.cap))
 
 
 def client_for(handler: Callable[[HttpRequest], HttpResponse | Awaitable[HttpResponse]]) -> Client:
@@ -97,6 +89,17 @@ async def test_every_record_exactly_once_in_order(
     # A page may ask for fewer records than page_size, to overlap the one before it;
     # a page_size under 10 may grow a little where no smaller page can.
     assert all(0 < int(call["size"]) <= max(page_size, 10) for call in server.calls)
+
+
+async def test_concurrency_is_capped_at_64_before_anything_is_sent() -> None:
+    server = FakeServer([wire(i, T0_MS + i * 1000) for i in range(3000)])
+    async with client_for(server) as client:
+        with pytest.raises(ValidationError, match=r"concurrency .* 1\.\.64") as info:
+            client.records(T0, T0 + timedelta(hours=2), concurrency=65)
+        assert info.value.field == "concurrency"
+        assert server.calls == []
+        got = await collect(client, T0, T0 + timedelta(hours=2), concurrency=64, page_size=10)
+    assert got == list(range(3000))
 
 
 async def test_a_90_day_range_is_walked_window_by_window() -> None:
@@ -375,17 +378,17 @@ async def test_a_window_at_the_retention_edge_is_walked_without_stalling(
     """Records keep expiring from the start of the window while it is read."""
     from senselink_plus.testing import Emulator
 
-    now = [1_700_000_000.0]
-    start = datetime.fromtimestamp(now[0], timezone.utc) - timedelta(hours=10)
+    clock = FakeClock()
+    start = datetime.fromtimestamp(clock.now, timezone.utc) - timedelta(hours=10)
     per_second = 4000 / 2400  # 4,000 records over the window's first 40 minutes
 
     def advance(event: Any) -> None:
         if event.path.endswith("/record"):
-            now[0] += expiring_per_request / per_second
+            clock.advance(expiring_per_request / per_second)
 
-    async with Emulator(clock=lambda: now[0], retention=timedelta(hours=10)) as emu:
+    async with Emulator(clock=clock, retention=timedelta(hours=10)) as emu:
         emu.seed(4000, start=start + timedelta(seconds=30), span=timedelta(minutes=40))
-        async with emu.client(clock=lambda: now[0], event_hooks={"request": [advance]}) as client:
+        async with emu.client(clock=clock.clock, event_hooks={"request": [advance]}) as client:
             got = [
                 r.record_id
                 async for r in client.records(start, start + timedelta(hours=1), page_size=100)

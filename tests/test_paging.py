@@ -6,19 +6,28 @@ server never gets `ResponseError`."""
 
 from __future__ import annotations
 
+import doctest
 import random
 
 import attrs
 import pytest
-from fake_listing import Churn, Listing, in_order, walk
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from senselink_plus import Order, RecordPage, ResponseError
+from senselink_plus import (
+    Order,
+    RecordPage,
+    ResponseError,
+    _horizon,
+    _slice,
+    _slice_plan,
+    _walkorder,
+)
 from senselink_plus._paging import FAIL_LIMIT, PROBE_AFTER, PageRequest, Walk
 from senselink_plus._slice import Plan, Slice, place
 from senselink_plus._slice_plan import SlicePlanner
 from senselink_plus._walkorder import DAY, Axis, Key
+from tests.fake_listing import Churn, Listing, in_order, walk
 
 T0 = 1_700_000_000  # a whole second, unix time
 A, D = Order.ASCENDING, Order.DESCENDING
@@ -54,6 +63,16 @@ def test_bounds_reach_one_second_past_the_slice_but_never_past_the_range() -> No
     # walk seconds -(T0+20)..-(T0+10) are real T0+10..T0+20; the listing starts (from the
     # top) at real T0+20 and includes all of that second
     assert down.bounds(-(T0 + 20), -(T0 + 10)) == (T0 + 10, T0 + 21)
+
+
+def test_no_window_of_no_length_is_sent_at_the_range_end() -> None:
+    # The last second alone would be [end, end]: widened into a second already passed
+    # (ascending) or below the slice (descending).
+    assert Axis(A, T0, T0 + 100).bounds(T0 + 100, T0 + 100) == (T0 + 99, T0 + 100)
+    assert Axis(D, T0, T0 + 100).bounds(-(T0 + 100), -(T0 + 100)) == (T0 + 99, T0 + 100)
+    for order in Order:
+        listing = Listing.of([T0 + 100] * 30)
+        assert len(check_walk(listing, T0, T0 + 100, order=order, page_size=7)) == 30
 
 
 def test_keys_increase_along_the_walk_in_both_orders() -> None:
@@ -158,14 +177,22 @@ def test_failed_checks_in_a_row_raise() -> None:
 # --- the slice planner ----------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("module", [_walkorder, _slice, _slice_plan, _horizon])
+def test_the_examples_in_the_docstrings_hold(module: object) -> None:
+    result = doctest.testmod(module, globs={"Order": Order, **vars(module)})
+    assert result.attempted > 0
+    assert result.failed == 0
+
+
 def test_slices_are_sized_from_density_and_the_fill_adapts() -> None:
     planner = SlicePlanner(page_size=100)
     assert planner.seconds() is None
     planner.observe(records=100, seconds=50)
-    assert planner.seconds() == 180
+    assert planner.seconds() == 190  # 4 pages of 100 at 2 a second, at a fill of 0.95
+    planner.observe(records=98, seconds=49, full=True)  # a full page brought 98 new ones
+    assert planner.seconds() == 4 * 98 * 0.95 * 99 // 198
     planner.finished(pages=6)  # overflowed: aim lower
-    assert planner.seconds() is not None
-    assert planner.seconds() < 180
+    assert planner.seconds() == 4 * 98 * 0.90 * 99 // 198
     planner.observe(records=0, seconds=10**6)
     assert planner.seconds() == DAY or planner.seconds() > 180
 

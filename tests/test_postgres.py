@@ -11,7 +11,6 @@ import random
 import re
 import shutil
 import signal
-import socket
 import sys
 import tempfile
 import time
@@ -36,7 +35,8 @@ from senselink_plus.postgres import (
     redact_dsn,
 )
 from senselink_plus.testing import Emulator
-from tests.conftest import FakeTime
+from tests.fake_clock import FakeClock
+from tests.loopback import closed_port
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "ingest_to_postgres.py"
 T0 = 1_700_000_000.0
@@ -98,23 +98,14 @@ class Sleeps:
             await asyncio.wait_for(self.called.wait(), 10)
 
 
-class Clock(FakeTime):
-    """Fake time for the client and emulator; a watch that sleeps too often fails."""
-
-    async def sleep(self, seconds: float) -> None:
-        await super().sleep(seconds)
-        if len(self.sleeps) > 200:
-            raise RuntimeError("the watch kept sleeping")
-
-
 @pytest.fixture
-async def emu() -> AsyncIterator[tuple[Emulator, Clock]]:
-    clock = Clock(T0)
+async def emu() -> AsyncIterator[tuple[Emulator, FakeClock]]:
+    clock = FakeClock(T0, max_sleeps=200)  # a watch that sleeps too often fails
     async with Emulator(clock=clock.clock) as emulator:
         yield emulator, clock
 
 
-def client_for(emu: tuple[Emulator, Clock]) -> Client:
+def client_for(emu: tuple[Emulator, FakeClock]) -> Client:
     emulator, clock = emu
     return emulator.client(clock=clock.clock, timer=clock.timer, sleep=clock.sleep)
 
@@ -177,7 +168,7 @@ async def test_round_trip_creates_the_table_and_bumps_the_fence(
 
 
 async def test_a_watch_resumes_from_postgres_and_its_state_is_bound_to_its_query(
-    postgres_dsn: str, emu: tuple[Emulator, Clock], name: str
+    postgres_dsn: str, emu: tuple[Emulator, FakeClock], name: str
 ) -> None:
     ids = seed(emu[0], 6)
     async with client_for(emu) as client:
@@ -203,7 +194,7 @@ async def test_a_watch_resumes_from_postgres_and_its_state_is_bound_to_its_query
 
 
 async def test_a_plain_save_never_goes_behind_a_transactional_one(
-    postgres_dsn: str, emu: tuple[Emulator, Clock], name: str
+    postgres_dsn: str, emu: tuple[Emulator, FakeClock], name: str
 ) -> None:
     # Breaking out right after committing a record: the watch's own final save has
     # the position *without* that record; taken, it would repeat the record.
@@ -230,6 +221,17 @@ def test_covers_follows_the_watch_states_delivery_rule() -> None:
     assert not covers(nothing, old)
 
 
+async def took_over(standby: PostgresCheckpoint, taking: asyncio.Future[None]) -> None:
+    """The standby's ``acquire()`` (``taking``) ends under the second fence, and it reads
+    what the holder saved."""
+    await asyncio.wait_for(taking, 10)
+    try:
+        assert standby.fence == 2
+        assert await standby.load() == STATE
+    finally:
+        await standby.release()
+
+
 # --- the lease -----------------------------------------------------------------------------
 
 
@@ -251,12 +253,7 @@ async def test_one_holder_at_a_time_and_a_standby_takes_over_on_release(
         await holder.save(STATE)
     finally:
         await holder.release()
-    await asyncio.wait_for(taking, 10)
-    try:
-        assert standby.fence == 2
-        assert await standby.load() == STATE
-    finally:
-        await standby.release()
+    await took_over(standby, taking)
 
 
 async def test_a_dead_holder_is_fenced_and_its_standby_takes_over(
@@ -290,9 +287,10 @@ async def test_a_holder_that_lost_its_lock_cannot_save_even_if_it_locks_again(
 ) -> None:
     holder = PostgresCheckpoint(postgres_dsn, name)
     await holder.acquire()
-    assert holder._conn is not None
+    assert holder._session is not None
+    conn = holder._session.conn
     # A lock lost while the session lives (what a pooler in front of the server does).
-    await holder._conn.execute("SELECT pg_advisory_unlock($1)", holder._key)
+    await conn.execute("SELECT pg_advisory_unlock($1)", holder._key)
     with pytest.raises(CheckpointLostError, match="no longer holds the lease"):
         await holder.save(STATE)
 
@@ -301,7 +299,7 @@ async def test_a_holder_that_lost_its_lock_cannot_save_even_if_it_locks_again(
     await newer.save({**STATE, "ids": [5]})
     await newer.release()
     # The stale holder gets the lock back, but not the lease: the fence moved on.
-    assert await holder._conn.fetchval("SELECT pg_try_advisory_lock($1)", holder._key)
+    assert await conn.fetchval("SELECT pg_try_advisory_lock($1)", holder._key)
     with pytest.raises(CheckpointLostError, match=r"took the lease over \(fence 2, ours 1\)"):
         await holder.save(STATE)
     with pytest.raises(CheckpointLostError):
@@ -319,14 +317,8 @@ async def test_a_holder_that_lost_its_lock_cannot_save_even_if_it_locks_again(
 # --- faults --------------------------------------------------------------------------------
 
 
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 async def test_an_unreachable_database_is_a_typed_error_without_the_password(
-    emu: tuple[Emulator, Clock], name: str, caplog: pytest.LogCaptureFixture
+    emu: tuple[Emulator, FakeClock], name: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     # No local holds the DSN: the traceback's frames are checked for the password.
     checkpoint = PostgresCheckpoint(
@@ -376,9 +368,9 @@ async def test_using_the_checkpoint_without_the_lease_is_refused(
         await checkpoint.save(STATE)
     await checkpoint.acquire()
     try:
-        assert checkpoint._conn is not None
+        assert checkpoint._session is not None
         with pytest.raises(ValidationError, match=r"open checkpoint\.transaction"):
-            await checkpoint.save_in(checkpoint._conn, STATE)
+            await checkpoint.save_in(checkpoint._session.conn, STATE)
         with pytest.raises(ValidationError, match=r"watch\.state"):
             async with checkpoint.transaction() as conn:
                 await checkpoint.save_in(conn, None)
@@ -394,7 +386,7 @@ def test_redact_dsn_hides_passwords_in_every_form() -> None:
 
 
 async def test_a_connection_lost_mid_watch_ends_it_with_checkpoint_lost(
-    postgres_dsn: str, admin: asyncpg.Connection, emu: tuple[Emulator, Clock], name: str
+    postgres_dsn: str, admin: asyncpg.Connection, emu: tuple[Emulator, FakeClock], name: str
 ) -> None:
     ids = seed(emu[0], 8)
     async with client_for(emu) as client:

@@ -1,11 +1,10 @@
-"""Retry policy, timeouts, and the client-side rate and concurrency caps."""
+"""`_retry`: which errors are retried, the back-off policy and timeouts."""
 
 from __future__ import annotations
 
-import asyncio
 import math
 import random
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytest
 from hypothesis import given
@@ -32,51 +31,60 @@ from senselink_plus import (
     TransportError,
     ValidationError,
 )
-from senselink_plus._limits import RateLimiter, make_semaphore
 from senselink_plus._retry import Verdict, classify
 
 # --- classify --------------------------------------------------------------------------
 
-# (error, retried for a GET, retried for create_record, a create may have landed)
-CASES: list[tuple[SenseLinkError, bool, bool, bool]] = [
-    (ConnectError("refused"), True, True, False),
-    (RateLimitError("slow down", code=429, status=429), True, True, False),
-    (RateLimitError("slow down", code=40029, status=200, retry_after=2.0), True, True, False),
-    (TransportError("connection dropped"), True, False, True),
-    (RequestTimeout("no answer"), True, False, True),
-    (ResponseError("bad json", status=200), True, False, True),
-    (ServerError("boom", code=500, status=500), True, False, True),
-    (ServerError("boom", code=50000, status=200), True, False, True),
-    (APIError("timeout", code=408, status=408), True, False, False),
-    (APIError("too many", code=429, status=429), True, False, False),
-    (APIError("bad gateway", code=502, status=502), True, False, True),
-    (APIError("unavailable", code=503, status=503), True, False, True),
-    (APIError("unknown code", code=40404, status=200), False, False, False),
-    (APIError("bad request", code=400, status=400), False, False, False),
-    (AuthenticationError("bad sign", code=401, status=401), False, False, False),
-    (InvalidParameterError("Param Invalid", code=30001, status=200), False, False, False),
-    (NoFaceDetectedError("No Face", code=30003, status=200), False, False, False),
-    (NotFoundError("no image", code=404, status=404), False, False, False),
-    (ValidationError("bad input"), False, False, False),
-    (ClientClosedError("closed"), False, False, False),
-    (RedirectError("moved", status=307), False, False, True),
-    (EventLoopError("another loop"), False, False, False),
-    (CheckpointInUseError("locked"), False, False, False),
-    (SenseLinkError("generic"), False, False, False),
+
+class Judged(NamedTuple):
+    """How `classify` must judge ``error``: retried in a GET, retried in a create_record,
+    and whether a create that failed so may have landed."""
+
+    error: SenseLinkError
+    for_get: bool
+    for_create: bool
+    landed: bool
+
+
+CASES = [
+    Judged(ConnectError("refused"), True, True, False),
+    Judged(RateLimitError("slow down", code=429, status=429), True, True, False),
+    Judged(RateLimitError("slow down", code=40029, status=200, retry_after=2.0), True, True, False),
+    Judged(TransportError("connection dropped"), True, False, True),
+    Judged(RequestTimeout("no answer"), True, False, True),
+    Judged(ResponseError("bad json", status=200), True, False, True),
+    Judged(ServerError("boom", code=500, status=500), True, False, True),
+    Judged(ServerError("boom", code=50000, status=200), True, False, True),
+    Judged(APIError("timeout", code=408, status=408), True, False, False),
+    Judged(APIError("too many", code=429, status=429), True, False, False),
+    Judged(APIError("bad gateway", code=502, status=502), True, False, True),
+    Judged(APIError("unavailable", code=503, status=503), True, False, True),
+    Judged(APIError("unknown code", code=40404, status=200), False, False, False),
+    Judged(APIError("bad request", code=400, status=400), False, False, False),
+    Judged(AuthenticationError("bad sign", code=401, status=401), False, False, False),
+    Judged(InvalidParameterError("Param Invalid", code=30001, status=200), False, False, False),
+    Judged(NoFaceDetectedError("No Face", code=30003, status=200), False, False, False),
+    Judged(NotFoundError("no image", code=404, status=404), False, False, False),
+    Judged(ValidationError("bad input"), False, False, False),
+    Judged(ClientClosedError("closed"), False, False, False),
+    Judged(RedirectError("moved", status=307), False, False, True),
+    Judged(EventLoopError("another loop"), False, False, False),
+    Judged(CheckpointInUseError("locked"), False, False, False),
+    Judged(SenseLinkError("generic"), False, False, False),
 ]
 
 
 @pytest.mark.parametrize(
-    ("error", "for_get", "for_create", "landed"),
+    Judged._fields,
     CASES,
-    ids=[f"{type(e).__name__}-{getattr(e, 'status', '')}" for e, *_ in CASES],
+    ids=[f"{type(case.error).__name__}-{getattr(case.error, 'status', '')}" for case in CASES],
 )
 def test_classify(error: SenseLinkError, for_get: bool, for_create: bool, landed: bool) -> None:
     assert classify(error, idempotent=True) == Verdict(retry=for_get, may_have_landed=landed)
     assert classify(error, idempotent=False) == Verdict(retry=for_create, may_have_landed=landed)
 
 
-@pytest.mark.parametrize("error", [case[0] for case in CASES], ids=lambda e: type(e).__name__)
+@pytest.mark.parametrize("error", [case.error for case in CASES], ids=lambda e: type(e).__name__)
 def test_a_create_is_retried_only_when_it_cannot_have_landed(error: SenseLinkError) -> None:
     verdict = classify(error, idempotent=False)
     assert not (verdict.retry and verdict.may_have_landed)
@@ -90,11 +98,11 @@ def test_every_error_class_is_covered() -> None:
         for value in vars(senselink_plus).values()
         if isinstance(value, type) and issubclass(value, SenseLinkError)
     }
-    assert classes == {type(error) for error, *_ in CASES}
+    assert classes == {type(case.error) for case in CASES}
 
 
 def test_create_is_retried_only_when_the_server_provably_did_not_take_it() -> None:
-    retried = {type(e) for e, _, for_create, _ in CASES if for_create}
+    retried = {type(case.error) for case in CASES if case.for_create}
     assert retried == {ConnectError, RateLimitError}
 
 
@@ -241,97 +249,3 @@ def test_timeout_refuses_non_positive_or_non_numbers(field: str, bad: Any) -> No
     with pytest.raises(ValidationError, match="must be > 0 seconds") as info:
         Timeout(**{field: bad})
     assert info.value.field == field
-
-
-# --- RateLimiter -----------------------------------------------------------------------
-
-
-class FakeClock:
-    """A timer and a sleep that never wait: sleeping moves the clock forward."""
-
-    def __init__(self, start: float = 1000.0) -> None:
-        self.now = start
-        self.sleeps: list[float] = []
-
-    def timer(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
-
-
-async def test_sequential_starts_are_spaced_by_one_over_rate() -> None:
-    clock = FakeClock()
-    limiter = RateLimiter(4.0, timer=clock.timer, sleep=clock.sleep)
-    starts = []
-    for _ in range(5):
-        await limiter.acquire()
-        starts.append(clock.now)
-    assert starts == pytest.approx([1000.0, 1000.25, 1000.5, 1000.75, 1001.0])
-    assert clock.sleeps == pytest.approx([0.25] * 4)
-
-
-async def test_concurrent_callers_queue_in_call_order() -> None:
-    now = 50.0
-    requested: list[float] = []
-
-    async def record_sleep(seconds: float) -> None:
-        requested.append(seconds)  # the clock stands still: all callers arrive at once
-
-    limiter = RateLimiter(10.0, timer=lambda: now, sleep=record_sleep)
-    await asyncio.gather(*(limiter.acquire() for _ in range(5)))
-    assert requested == pytest.approx([0.1, 0.2, 0.3, 0.4])
-
-
-async def test_no_burst_credit_after_an_idle_spell() -> None:
-    clock = FakeClock()
-    limiter = RateLimiter(2.0, timer=clock.timer, sleep=clock.sleep)
-    await limiter.acquire()
-    clock.now += 60.0  # idle for a minute
-    await limiter.acquire()
-    assert clock.sleeps == []
-    await limiter.acquire()
-    assert clock.sleeps == pytest.approx([0.5])
-
-
-async def test_time_that_passed_counts_toward_the_gap() -> None:
-    clock = FakeClock()
-    limiter = RateLimiter(1.0, timer=clock.timer, sleep=clock.sleep)
-    await limiter.acquire()
-    clock.now += 0.75
-    await limiter.acquire()
-    assert clock.sleeps == pytest.approx([0.25])
-
-
-@pytest.mark.parametrize("rate", [0, -1.0, math.nan])
-def test_rate_must_be_positive(rate: float) -> None:
-    clock = FakeClock()
-    with pytest.raises(ValidationError, match="rate_limit") as info:
-        RateLimiter(rate, timer=clock.timer, sleep=clock.sleep)
-    assert info.value.field == "rate_limit"
-
-
-# --- make_semaphore --------------------------------------------------------------------
-
-
-def test_no_limit_means_no_semaphore() -> None:
-    assert make_semaphore(None) is None
-
-
-async def test_semaphore_admits_limit_holders() -> None:
-    semaphore = make_semaphore(2)
-    assert isinstance(semaphore, asyncio.Semaphore)
-    await semaphore.acquire()
-    assert not semaphore.locked()
-    await semaphore.acquire()
-    assert semaphore.locked()
-    semaphore.release()
-    semaphore.release()
-
-
-@pytest.mark.parametrize("limit", [0, -1, True, 1.5, "4"])
-def test_make_semaphore_refuses_bad_limits(limit: Any) -> None:
-    with pytest.raises(ValidationError, match="max_concurrency") as info:
-        make_semaphore(limit)
-    assert info.value.field == "max_concurrency"

@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import heapq
 from collections import Counter
-from collections.abc import Awaitable
 from datetime import datetime, timedelta, timezone
-from typing import TypeVar
 
 import pytest
 
@@ -20,8 +17,8 @@ from senselink_plus import (
 )
 from senselink_plus.testing import Emulator, MockTransport
 from tests.conftest import APP_KEY, APP_SECRET, JPEG, ok
+from tests.fake_clock import FakeClock
 
-T = TypeVar("T")
 T0 = datetime(2024, 5, 1, tzinfo=timezone.utc)
 EMPTY = {"page_num": 1, "page_size": 100, "total": 0, "list": []}
 
@@ -34,36 +31,6 @@ def other_tasks() -> list[asyncio.Task[object]]:
         if t is not asyncio.current_task()
         and not getattr(t.get_coro(), "__qualname__", "").startswith("RequestHandler.")
     ]
-
-
-class VirtualTime:
-    """A clock and sleep in virtual time: sleepers wake in order of their deadlines, and
-    time jumps to each deadline once every runnable task has had its turn."""
-
-    def __init__(self, start: float = 1_700_000_000.0) -> None:
-        self.now = start
-        self._sleepers: list[tuple[float, int, asyncio.Future[None]]] = []
-        self._count = 0
-
-    def clock(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._count += 1
-        heapq.heappush(self._sleepers, (self.now + max(seconds, 0.0), self._count, future))
-        await future
-
-    async def run(self, awaitable: Awaitable[T]) -> T:
-        task = asyncio.ensure_future(awaitable)
-        while not task.done():
-            for _ in range(20):
-                await asyncio.sleep(0)
-            if self._sleepers and not task.done():
-                when, _, future = heapq.heappop(self._sleepers)
-                self.now = max(self.now, when)
-                future.set_result(None)
-        return await task
 
 
 class Gate:
@@ -185,7 +152,7 @@ async def test_a_thousand_calls_never_exceed_max_concurrency() -> None:
 
 
 async def test_rate_limit_holds_over_ten_seconds() -> None:
-    virtual = VirtualTime()
+    virtual = FakeClock()
     starts: list[float] = []
 
     def handler(request: HttpRequest) -> HttpResponse:
@@ -198,7 +165,7 @@ async def test_rate_limit_holds_over_ten_seconds() -> None:
         transport=MockTransport(handler),
         rate_limit=20.0,
         clock=virtual.clock,
-        timer=virtual.clock,
+        timer=virtual.timer,
         sleep=virtual.sleep,
     ) as client:
         await virtual.run(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
+from typing import NamedTuple
 
 import pytest
 
@@ -46,13 +47,25 @@ async def test_created_record() -> None:
     assert created == slp.CreatedRecord(77, "img77")
 
 
+class ErrorCase(NamedTuple):
+    """A canned error response, the error it raises, and the code that error carries."""
+
+    response: slp.HttpResponse
+    kind: type[slp.APIError]
+    code: int
+
+
 @pytest.mark.parametrize(
-    ("response", "kind", "code"),
+    ErrorCase._fields,
     [
-        (error_response(30003), slp.NoFaceDetectedError, 30003),
-        (error_response(30001, status=400, desc="sn"), slp.InvalidParameterError, 30001),
-        (error_response(401, status=401), slp.AuthenticationError, 401),
-        (error_response(503, status=503), slp.ServerError, 503),
+        ErrorCase(error_response(30003), kind=slp.NoFaceDetectedError, code=30003),
+        ErrorCase(
+            error_response(30001, status=400, desc="sn"),
+            kind=slp.InvalidParameterError,
+            code=30001,
+        ),
+        ErrorCase(error_response(401, status=401), kind=slp.AuthenticationError, code=401),
+        ErrorCase(error_response(503, status=503), kind=slp.ServerError, code=503),
     ],
 )
 async def test_error_envelopes(

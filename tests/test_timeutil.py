@@ -9,7 +9,6 @@ from zoneinfo import ZoneInfo
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from strategies import aware_datetimes, time_ranges, zones
 
 from senselink_plus import ValidationError, split_time_range
 from senselink_plus._timeutil import (
@@ -21,6 +20,7 @@ from senselink_plus._timeutil import (
     to_aware,
     to_wire_time,
 )
+from tests.strategies import aware_datetimes, time_ranges, zones
 
 UTC = timezone.utc
 JST = timezone(timedelta(hours=9))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 import traceback
 from collections.abc import AsyncIterator
 from typing import Any
@@ -23,6 +22,7 @@ from senselink_plus import (
     Transport,
     TransportError,
 )
+from tests.loopback import closed_port
 
 SIGN = "deadbeefcafebabe0123456789abcdef"
 
@@ -102,13 +102,6 @@ async def transport() -> AsyncIterator[AiohttpTransport]:
 
 def url(server: tuple[BaseTestServer, Recorder], path: str) -> str:
     return str(server[0].make_url(path))
-
-
-def closed_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port  # nothing listens here any more
 
 
 def assert_no_sign(error: BaseException) -> None:

@@ -1,7 +1,9 @@
 """Client.watch acknowledgement, stop() and its one clock, through the public API:
 when a record counts as handled, that a saved position never moves backwards, a clean
 stop from another task or a signal, and a ``Date`` header that runs ahead of
-``create_at``."""
+``create_at``. The rules are checked with each checkpoint kind: a path
+(`FileCheckpoint`), a user's own object, and `PostgresCheckpoint` on the throwaway
+server of ``tests/test_postgres.py``."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ import random
 import signal
 import sys
 import textwrap
+import uuid
 from collections.abc import AsyncIterator, Callable, Mapping
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -28,8 +31,10 @@ from senselink_plus import (
     Record,
     ValidationError,
 )
+from senselink_plus.postgres import PostgresCheckpoint
 from senselink_plus.testing import Emulator
 from tests.conftest import APP_KEY, APP_SECRET, FakeTime
+from tests.test_postgres import postgres_dsn, postgres_server  # noqa: F401
 
 T0 = 1_700_000_000.0
 
@@ -87,20 +92,29 @@ async def client(emu: Emulator, clock: Clock) -> AsyncIterator[Client]:
         yield made
 
 
-@pytest.fixture(params=["file", "object"])
+@pytest.fixture(params=["file", "object", "postgres"])
 def checkpoint(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
-    return tmp_path / "state.json" if request.param == "file" else Memory()
+    """Each kind of checkpoint, as a watch is given it (a path for a file)."""
+    if request.param == "file":
+        return tmp_path / "state.json"
+    if request.param == "postgres":
+        dsn = request.getfixturevalue("postgres_dsn")  # the server starts only if asked
+        return PostgresCheckpoint(dsn, f"t-{uuid.uuid4().hex[:12]}")
+    return Memory()
 
 
 def seed(emu: Emulator, n: int, when: float = -600, span: float = 3) -> list[int]:
     return list(emu.seed(n, start=at(when), span=timedelta(seconds=span), sn="GATE-1"))
 
 
-async def drain(client: Client, checkpoint: Any, n: int) -> list[int]:
+async def drain(
+    client: Client, checkpoint: Any, n: int, since: datetime | None = None
+) -> list[int]:
+    """The next ``n`` records, handled; then ``break`` out of the ``async with``."""
     got: list[int] = []
     if n == 0:
         return got
-    async with client.watch(checkpoint=checkpoint) as watch:
+    async with client.watch(since=since, checkpoint=checkpoint) as watch:
         async for record in watch:
             got.append(record.record_id)
             if len(got) == n:
@@ -109,13 +123,63 @@ async def drain(client: Client, checkpoint: Any, n: int) -> list[int]:
 
 
 def hand_save(checkpoint: Any) -> Callable[[Mapping[str, Any]], Any]:
-    """How a user saves ``watch.state`` by hand: a second object on the same file."""
+    """How a user saves ``watch.state`` by hand: a second object on the same file, or
+    in a transaction with their own rows (PostgreSQL)."""
     if isinstance(checkpoint, Path):
         return FileCheckpoint(checkpoint).save
+    if isinstance(checkpoint, PostgresCheckpoint):
+
+        async def save_in(state: Mapping[str, Any]) -> None:
+            async with checkpoint.transaction() as conn:
+                await checkpoint.save_in(conn, state)
+
+        return save_in
     return checkpoint.save  # type: ignore[no-any-return]
 
 
 # --- acknowledgement --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("stop_after", [1, 7, 12])
+async def test_break_acknowledges_the_record_handled(
+    emu: Emulator, client: Client, clock: Clock, checkpoint: Any, stop_after: int
+) -> None:
+    # Many records share a second, so the restart's first poll lists several of the
+    # delivered ones again: they must be recognised from the saved ids.
+    history = seed(emu, 12)
+    fresh: list[int] = []
+    # Stop mid-stream, as a deploy would: the body ran, so the record in hand is done.
+    first = await drain(client, checkpoint, stop_after, since=at(-900))
+
+    def arrive() -> None:  # two records stored during each poll interval
+        fresh.extend(seed(emu, 2, when=clock.now - T0 - 1, span=0.5))
+
+    clock.on_sleep = arrive
+    second = await drain(client, checkpoint, 12 - stop_after + 4)
+    assert first + second == history + fresh[:4]  # nothing skipped, nothing repeated
+
+
+class BodyFailed(Exception):
+    """The consumer's own error, raised while it handles a record."""
+
+
+async def test_an_exception_in_the_body_redelivers_the_record_in_hand_once(
+    emu: Emulator, client: Client, checkpoint: Any
+) -> None:
+    history = seed(emu, 6)
+    first: list[int] = []
+
+    async def consume() -> None:
+        async with client.watch(since=at(-900), checkpoint=checkpoint) as watch:
+            async for record in watch:
+                first.append(record.record_id)
+                if len(first) == 4:
+                    raise BodyFailed  # the 4th was not handled: it must come again
+
+    with pytest.raises(BodyFailed):
+        await consume()
+    assert first == history[:4]
+    assert await drain(client, checkpoint, 3) == history[3:]  # the 4th once more, then on
 
 
 async def test_ack_acknowledges_the_record_in_hand_and_twice_is_an_error(
@@ -384,9 +448,16 @@ def shifted_date(emu: Emulator, seconds: float) -> Callable[[HttpRequest], Any]:
 
 
 @pytest.mark.parametrize("ahead", [125, 600])
-@pytest.mark.parametrize("with_since", [False, True])
+@pytest.mark.parametrize(
+    "start",
+    [
+        "since",  # since= in the server's time
+        "after-a-record",  # no since: starts right after the newest record stored
+        "quiet",  # no since, and no record stored anywhere near now
+    ],
+)
 async def test_a_date_header_ahead_of_create_at_loses_nothing_and_warns_once(
-    clock: Clock, ahead: float, with_since: bool, caplog: pytest.LogCaptureFixture
+    clock: Clock, ahead: float, start: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     from senselink_plus.testing import MockTransport
 
@@ -398,8 +469,10 @@ async def test_a_date_header_ahead_of_create_at_loses_nothing_and_warns_once(
     ) as emu:
         handler = shifted_date(emu, ahead)
         server_now = datetime.fromtimestamp(emu.now(), timezone.utc)
-        # One record before the start: a watch without since starts right after it.
-        emu.seed(1, start=server_now - timedelta(minutes=10), span=timedelta(0), sn="GATE-1")
+        if start == "after-a-record":
+            emu.seed(1, start=server_now - timedelta(minutes=10), span=timedelta(0), sn="GATE-1")
+        else:  # long before: neither delivered nor seen by the watch's first look
+            emu.seed(1, start=server_now - timedelta(days=2), span=timedelta(0), sn="GATE-1")
         stored: list[int] = []
         rng = random.Random(5)
 
@@ -409,7 +482,7 @@ async def test_a_date_header_ahead_of_create_at_loses_nothing_and_warns_once(
                 stored.extend(emu.seed(1, start=when, span=timedelta(0), sn="GATE-1"))
 
         clock.on_sleep = arrive
-        since = server_now - timedelta(seconds=30) if with_since else None
+        since = server_now - timedelta(seconds=30) if start == "since" else None
         got: list[int] = []
         async with Client(
             APP_KEY,

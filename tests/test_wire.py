@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 import pytest
@@ -25,21 +25,25 @@ from senselink_plus import (
 from senselink_plus._exceptions import RequestInfo
 from senselink_plus._http import HttpResponse
 from senselink_plus._wire import error_class, parse_envelope, parse_retry_after, structure
-from tests.conftest import envelope, error, ok
+from tests.conftest import WIRE_RECORD, envelope, error, ok
 
 INFO = RequestInfo("GET", "/api/v1/plus/record", (("page", "1"),))
 
-WIRE_RECORD: dict[str, Any] = {
-    "record_id": 1392523,
-    "sn": "SN1234012345123",
-    "image_id": "5fceef6e1ddb2800010d1409",
-    "user_id": 123,
-    "verify_score": 0.959,
-    "device_timestamp": 130000000,
-    "timezone": "GMT+9:00",
-    "create_at": 1700000000123,
-    "extend": '{"device_name":"x"}',
-}
+
+class Mapped(NamedTuple):
+    """An envelope's code and the HTTP status around it, and the error class they make."""
+
+    code: int
+    status: int
+    cls: type
+
+
+class Bare(NamedTuple):
+    """An error status with a body that is no envelope, and the error class it makes."""
+
+    status: int
+    body: bytes
+    cls: type
 
 
 class TestEnvelope:
@@ -47,22 +51,22 @@ class TestEnvelope:
         assert parse_envelope(ok({"a": 1}), INFO) == {"a": 1}
 
     @pytest.mark.parametrize(
-        ("code", "status", "cls"),
+        Mapped._fields,
         [
-            (30001, 200, InvalidParameterError),
-            (30003, 200, NoFaceDetectedError),
-            (30001, 400, InvalidParameterError),
-            (401, 200, AuthenticationError),
-            (403, 200, AuthenticationError),
-            (404, 200, NotFoundError),
-            (429, 200, RateLimitError),
-            (500, 200, ServerError),
-            (503, 200, ServerError),
-            (99999, 200, APIError),
-            (99999, 401, AuthenticationError),
-            (99999, 429, RateLimitError),
-            (99999, 502, ServerError),
-            (99999, 400, APIError),
+            Mapped(code=30001, status=200, cls=InvalidParameterError),
+            Mapped(code=30003, status=200, cls=NoFaceDetectedError),
+            Mapped(code=30001, status=400, cls=InvalidParameterError),
+            Mapped(code=401, status=200, cls=AuthenticationError),
+            Mapped(code=403, status=200, cls=AuthenticationError),
+            Mapped(code=404, status=200, cls=NotFoundError),
+            Mapped(code=429, status=200, cls=RateLimitError),
+            Mapped(code=500, status=200, cls=ServerError),
+            Mapped(code=503, status=200, cls=ServerError),
+            Mapped(code=99999, status=200, cls=APIError),
+            Mapped(code=99999, status=401, cls=AuthenticationError),
+            Mapped(code=99999, status=429, cls=RateLimitError),
+            Mapped(code=99999, status=502, cls=ServerError),
+            Mapped(code=99999, status=400, cls=APIError),
         ],
     )
     def test_both_error_shapes_map_to_types(self, code: int, status: int, cls: type) -> None:
@@ -76,13 +80,13 @@ class TestEnvelope:
         assert "GET /api/v1/plus/record?page=1" in str(exc)
 
     @pytest.mark.parametrize(
-        ("status", "body", "cls"),
+        Bare._fields,
         [
-            (401, b"", AuthenticationError),
-            (404, b"<html>not found</html>", NotFoundError),
-            (429, b"slow down", RateLimitError),
-            (503, b"", ServerError),
-            (418, b"{}", APIError),
+            Bare(status=401, body=b"", cls=AuthenticationError),
+            Bare(status=404, body=b"<html>not found</html>", cls=NotFoundError),
+            Bare(status=429, body=b"slow down", cls=RateLimitError),
+            Bare(status=503, body=b"", cls=ServerError),
+            Bare(status=418, body=b"{}", cls=APIError),
         ],
     )
     def test_error_status_without_an_envelope(self, status: int, body: bytes, cls: type) -> None:
@@ -376,6 +380,69 @@ def test_fast_path_records_match_init_records_field_for_field() -> None:
         assert copy.deepcopy(fast) == made
         assert attrs_module.evolve(fast, record_id=1) == attrs_module.evolve(made, record_id=1)
         assert attrs_module.evolve(fast, record_id=1) != made
+
+
+_EDGE_VALUES: list[Any] = [
+    None,
+    True,
+    0,
+    -1,
+    1,
+    1.0,
+    0.5,
+    2**62,
+    253_402_300_799_000,
+    "",
+    "x",
+    [],
+    {"a": 1},
+]
+#: WIRE_RECORD with one field left out, or set to each value above.
+_NEAR_WIRE_RECORDS = [{k: v for k, v in WIRE_RECORD.items() if k != key} for key in WIRE_RECORD] + [
+    {**WIRE_RECORD, key: value} for key in WIRE_RECORD for value in _EDGE_VALUES
+]
+
+
+def _read(listed: list[Any]) -> tuple[list[list[tuple[type, Any]]] | str, ...]:
+    """The records of a page holding ``listed``, and those records one by one through
+    the checked parser: each as typed values, or the error's text."""
+    listed = orjson.loads(orjson.dumps(listed))  # as the wire gives it (no inf or nan)
+    data = {"page_num": 1, "page_size": 100, "total": len(listed), "list": listed}
+    one_by_one: list[list[tuple[type, Any]]] | str = []
+    try:
+        for item in listed:
+            one_by_one.append(_typed(structure(item, Record, INFO, 200)))  # type: ignore[union-attr]
+    except ResponseError as exc:
+        one_by_one = str(exc)
+    try:
+        page: list[list[tuple[type, Any]]] | str = [
+            _typed(r) for r in structure(data, RecordPage, INFO, 200).records
+        ]
+    except ResponseError as exc:
+        page = str(exc)
+    return page, one_by_one
+
+
+# The page parser passes the usual shape by one expression and sends the rest to the
+# checked parser: whatever the shape, both must agree, value for value and type for type.
+
+
+@pytest.mark.parametrize("item", _NEAR_WIRE_RECORDS)
+def test_a_page_reads_a_record_as_the_checked_record_parser_does(item: dict[str, Any]) -> None:
+    page, one_by_one = _read([item])
+    assert page == one_by_one
+
+
+@given(st.lists(st.sampled_from(_NEAR_WIRE_RECORDS) | record_like, max_size=4))
+def test_a_page_reads_its_records_as_the_checked_record_parser_does(listed: list[Any]) -> None:
+    page, one_by_one = _read(listed)
+    assert page == one_by_one
+
+
+def _typed(record: Record) -> list[tuple[type, Any]]:
+    import attrs as attrs_module
+
+    return [(type(value), value) for value in attrs_module.astuple(record)]
 
 
 def test_importing_the_package_does_not_import_cattrs() -> None:

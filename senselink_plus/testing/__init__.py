@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from .._public import rehome
 from ._mock import MockTransport
 from ._responses import (
     created_record_response,
@@ -33,10 +34,14 @@ __all__ = [
 ]
 
 
+rehome(globals(), [name for name in __all__ if name != "Emulator"], __name__)
+
+
 def __getattr__(name: str) -> Any:
     # The emulator pulls in aiohttp.web; load it only for those who use it.
     if name == "Emulator":
         from ._emulator import Emulator
 
+        rehome({"Emulator": Emulator}, ["Emulator"], __name__)
         return Emulator
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import os
 import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
@@ -14,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from aiohttp import web
 
+from ._emulator_db import open_store
 from ._emulator_faults import CHAOS_KINDS, Chaos, Fault, FaultPlan, ReceivedRequest, redact_body
 from ._emulator_store import (
     MATCHED_SCORE,
@@ -45,6 +47,22 @@ _MAX_BODY = 16 * 1024 * 1024
 _NOT_JSON = object()
 
 
+async def _read_body(request: web.Request) -> tuple[Any, bool]:
+    """A POST's decoded JSON body (`_NOT_JSON` when it is not JSON; None for a GET) and
+    whether it was over the size limit."""
+    if request.method != "POST":
+        return None, False
+    too_large = False
+    try:
+        raw = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        raw, too_large = b"", True
+    try:
+        return orjson.loads(raw), too_large
+    except orjson.JSONDecodeError:
+        return _NOT_JSON, too_large
+
+
 class Emulator:
     """A faithful in-memory stand-in for the SenseLink Plus cloud, served on localhost.
 
@@ -53,9 +71,29 @@ class Emulator:
     ...     async with emu.client() as client:
     ...         created = await client.create_record("SN1", face_jpeg)
 
-    ``clock_offset`` (a timedelta or seconds, settable later) runs the server's clock
-    ahead of ``clock`` (behind when negative), as a real server's may be: its ``Date``
-    header, ``create_at`` stamps, the signature time check and retention follow it.
+    Every argument is keyword-only and optional:
+
+    - ``host``, ``port``: where to listen (default ``127.0.0.1`` and a free port; see
+      `base_url` once started).
+    - ``app_key``, ``app_secret``: the credentials it accepts (`client` uses them).
+    - ``clock``: the wall time in Unix seconds (default `time.time`), for tests that
+      control time.
+    - ``clock_offset`` (a timedelta or seconds, settable later) runs the server's clock
+      ahead of ``clock`` (behind when negative), as a real server's may be: its ``Date``
+      header, ``create_at`` stamps, the signature time check and retention follow it.
+    - ``error_status``: the HTTP status of its error envelopes (default 200, as the
+      business errors of the cloud may come); None gives each error its natural status
+      (400 for 30001 and 30003; the code itself for 401, 404, 429, ...).
+    - ``retention``: how long records are kept (default 90 days, as the cloud's three
+      months).
+    - ``max_skew``: how far a request's signed timestamp may be from the server's clock
+      (default 30 minutes, as the cloud).
+    - ``first_record_id``: the first ``record_id`` given (default 1,000,000).
+    - ``request_log_size``: how many received requests `requests` keeps (default
+      10,000).
+    - ``db``: a SQLite file that keeps the records and their snapshots across restarts
+      (default None: in memory only). An emulator on the same file lists what it
+      holds, with the same ids; enrollments are not kept.
 
     >>> emu = Emulator(clock_offset=timedelta(minutes=-10))  # doctest: +SKIP
     """
@@ -74,6 +112,7 @@ class Emulator:
         max_skew: timedelta = timedelta(minutes=30),
         first_record_id: int = 1_000_000,
         request_log_size: int = 10_000,
+        db: str | os.PathLike[str] | None = None,
     ) -> None:
         self.host = host
         self.port = port
@@ -83,10 +122,11 @@ class Emulator:
         self.clock_offset = clock_offset
         self.error_status = error_status
         self.max_skew = max_skew
-        self._store = RecordStore(
-            self._now_ms,
-            retention_ms=retention // timedelta(milliseconds=1),
-            first_record_id=first_record_id,
+        kept_ms = retention // timedelta(milliseconds=1)
+        self._store = (
+            RecordStore(self._now_ms, retention_ms=kept_ms, first_record_id=first_record_id)
+            if db is None
+            else open_store(db, self._now_ms, retention_ms=kept_ms, first_record_id=first_record_id)
         )
         self._faults = FaultPlan()
         self._chaos: Chaos | None = None
@@ -367,17 +407,7 @@ class Emulator:
 
     async def _respond(self, request: web.Request, route: str) -> web.StreamResponse:
         query = {key: request.query.getone(key) for key in request.query}
-        body: Any = None
-        too_large = False
-        if request.method == "POST":
-            try:
-                raw = await request.read()
-            except web.HTTPRequestEntityTooLarge:
-                raw, too_large = b"", True
-            try:
-                body = orjson.loads(raw)
-            except orjson.JSONDecodeError:
-                body = _NOT_JSON
+        body, too_large = await _read_body(request)
         auth_error = check_auth(
             query,
             app_key=self.app_key,
@@ -387,6 +417,42 @@ class Emulator:
         )
         # Faults fire before auth and validation, like a proxy in front of the service
         # failing; the request is still logged with its auth verdict.
+        delay, fault = self._take_faults(route)
+        self._log(request, route, query, body, auth_ok=auth_error is None, met=fault or delay)
+        if delay is not None and await self._stopped_during(delay.seconds):
+            return drop_connection(request)
+        if fault is not None and not (fault.kind == "drop" and fault.after_processing):
+            return fault_response(request, fault)
+        response = self._process(request, route, body, query, auth_error, too_large=too_large)
+        if fault is not None:  # a drop after processing: the work is done, the reply lost
+            return fault_response(request, fault)
+        return response
+
+    def _log(
+        self,
+        request: web.Request,
+        route: str,
+        query: dict[str, str],
+        body: Any,
+        *,
+        auth_ok: bool,
+        met: Fault | None,
+    ) -> None:
+        self._requests.append(
+            ReceivedRequest(
+                method=request.method,
+                path=request.path,
+                route=route,
+                query=query,
+                json=None if body is _NOT_JSON else redact_body(body),
+                auth_ok=auth_ok,
+                received_at=self.now(),
+                fault=None if met is None else met.kind,
+            )
+        )
+
+    def _take_faults(self, route: str) -> tuple[Fault | None, Fault | None]:
+        """The delay and the fault this request meets: queued ones first, else chaos's."""
         delay = self._faults.take(route, delay=True)
         fault = self._faults.take(route, delay=False)
         if fault is None and delay is None and self._chaos is not None:
@@ -395,34 +461,27 @@ class Emulator:
                 delay = drawn
             else:
                 fault = drawn
-        self._requests.append(
-            ReceivedRequest(
-                method=request.method,
-                path=request.path,
-                route=route,
-                query=query,
-                json=None if body is _NOT_JSON else redact_body(body),
-                auth_ok=auth_error is None,
-                received_at=self.now(),
-                fault=fault.kind if fault else ("delay" if delay else None),
-            )
-        )
-        if delay is not None and await self._stopped_during(delay.seconds):
-            return drop_connection(request)
-        if fault is not None and not (fault.kind == "drop" and fault.after_processing):
-            return fault_response(request, fault)
+        return delay, fault
+
+    def _process(
+        self,
+        request: web.Request,
+        route: str,
+        body: Any,
+        query: Mapping[str, str],
+        auth_error: str | None,
+        *,
+        too_large: bool,
+    ) -> web.Response:
+        """The answer the service gives once the request reaches it."""
         if auth_error is not None:
-            response = self._error(401, auth_error)
-        elif too_large:
-            response = self._error(30001, f"the request body is over {_MAX_BODY} bytes")
-        else:
-            try:
-                response = self._answer(request, route, body, query)
-            except ParamError as error:
-                response = self._error(error.code, error.desc)
-        if fault is not None:  # a drop after processing: the work is done, the reply lost
-            return fault_response(request, fault)
-        return response
+            return self._error(401, auth_error)
+        if too_large:
+            return self._error(30001, f"the request body is over {_MAX_BODY} bytes")
+        try:
+            return self._answer(request, route, body, query)
+        except ParamError as error:
+            return self._error(error.code, error.desc)
 
     def _answer(
         self, request: web.Request, route: str, body: Any, query: Mapping[str, str]

@@ -5,11 +5,11 @@ from __future__ import annotations
 import os
 from array import array
 from bisect import bisect_left, bisect_right
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from itertools import chain
 from typing import Any
 
-__all__ = ["SEED_IMAGE", "ImagesView", "RecordStore", "image_content_type"]
+__all__ = ["SEED_IMAGE", "ImagesView", "Journal", "RecordStore", "Row", "image_content_type"]
 
 #: An 8x8 mid-grey baseline JPEG (159 bytes) that every seeded record shares.
 SEED_IMAGE = b"".join(
@@ -41,6 +41,14 @@ MAX_RECORD_ID = 2**_ID_BITS - 1
 _COMPACT_MIN = 1024
 
 
+#: One stored record as a journal gets it and `RecordStore.restore` takes it back:
+#: ``(record_id, create_at, device_timestamp, user_id, verify_score, sn, timezone,
+#: extend, image)``; ``image`` is None for a seeded record (it shares `SEED_IMAGE`).
+Row = tuple[int, int, int, int | None, float, str, str | None, str | None, bytes | None]
+#: Told of every record stored (by `RecordStore.append` and `seed`), in id order.
+Journal = Callable[[Iterable[Row]], None]
+
+
 def image_content_type(data: bytes) -> str:
     """The media type of stored image bytes, read from their magic number."""
     return "image/png" if data.startswith(PNG_MAGIC) else "image/jpeg"
@@ -64,6 +72,18 @@ class _Interned:
         return self._codes.get(value)
 
 
+def _seeded_matches(n: int, every: int, users: Sequence[int]) -> tuple[array[int], array[float]]:
+    """The user and score columns of ``n`` seeded records: every ``every``-th one matched
+    (the ``users`` taking turns), the others nobody (``every`` 0: none matched)."""
+    if not every:
+        return array("q", [_NO_USER]) * n, array("d", [UNMATCHED_SCORE]) * n
+    count = len(users)
+    return (
+        array("q", [users[(i // every) % count] if i % every == 0 else _NO_USER for i in range(n)]),
+        array("d", [MATCHED_SCORE if i % every == 0 else UNMATCHED_SCORE for i in range(n)]),
+    )
+
+
 class RecordStore:
     """Records as parallel columns; position ``i`` of every column is one record.
 
@@ -82,6 +102,8 @@ class RecordStore:
         *,
         retention_ms: int,
         first_record_id: int = 1_000_000,
+        tag: str | None = None,
+        journal: Journal | None = None,
     ) -> None:
         if not 0 <= first_record_id <= MAX_RECORD_ID:
             raise ValueError(
@@ -92,7 +114,9 @@ class RecordStore:
         self._next_id = first_record_id
         # An image id looks like a MongoDB ObjectId: time, a per-emulator tag, then a
         # counter; here the counter is the record id, so lookup needs no second index.
-        self._tag = os.urandom(3).hex()
+        # A store restored from a file keeps the tag its image ids were given.
+        self._tag = os.urandom(3).hex() if tag is None else tag
+        self._journal = journal
         # Positions in the per-sn indexes are absolute: position - _base is the column
         # index, so dropping an expired prefix does not rewrite them.
         self._base = 0
@@ -130,6 +154,24 @@ class RecordStore:
         created = max(now, self._created[-1]) if self._created else now
         record_id = self._next_id
         self._next_id += 1
+        row = (record_id, created, device_timestamp, user_id, score, sn, timezone, extend, image)
+        self._put(row)
+        if self._journal is not None:
+            self._journal((row,))
+        return record_id, self._image_id(record_id, created)
+
+    def restore(self, rows: Iterable[Row]) -> None:
+        """Load the rows a journal was given (ascending ``record_id``) into an empty store;
+        new records continue after the last one."""
+        if self._ids:
+            raise ValueError("restore needs an empty store")
+        for row in rows:
+            self._put(row)
+        if self._ids:
+            self._next_id = max(self._next_id, self._ids[-1] + 1)
+
+    def _put(self, row: Row) -> None:
+        record_id, created, device_timestamp, user_id, score, sn, timezone, extend, image = row
         self._ids.append(record_id)
         self._created.append(created)
         self._device_ts.append(device_timestamp)
@@ -141,7 +183,6 @@ class RecordStore:
         self._extend.append(extend)
         self._images.append(image)
         self._by_sn.setdefault(code, array("q")).append(self._base + len(self._ids) - 1)
-        return record_id, self._image_id(record_id, created)
 
     def seed(
         self,
@@ -155,6 +196,36 @@ class RecordStore:
         users: Sequence[int],
     ) -> range:
         """Append ``n`` records spread evenly over ``[start_ms, start_ms + span_ms]``."""
+        self._check_seed(n, start_ms, span_ms, matched_every, sns, users)
+        first = self._next_id
+        if n == 0:
+            return range(first, first)
+        last = max(n - 1, 1)
+        created = array("q", [start_ms + span_ms * i // last for i in range(n)])
+        user_col, score_col = _seeded_matches(n, matched_every, users)
+        self._seed_devices(n, [self._sns.code(s) for s in sns])
+        self._ids.extend(range(first, first + n))
+        self._created.extend(created)
+        self._device_ts.extend(array("q", [c // 1000 for c in created]))
+        self._users.extend(user_col)
+        self._scores.extend(score_col)
+        self._tz.extend(array("i", [self._tzs.code(timezone)]) * n)
+        self._extend.extend([None] * n)
+        self._images.extend([None] * n)  # None: the shared SEED_IMAGE
+        self._next_id += n
+        if self._journal is not None:
+            self._journal(self._rows(len(self._ids) - n, len(self._ids)))
+        return range(first, first + n)
+
+    def _check_seed(
+        self,
+        n: int,
+        start_ms: int,
+        span_ms: int,
+        matched_every: int,
+        sns: Sequence[str],
+        users: Sequence[int],
+    ) -> None:
         if n < 0 or span_ms < 0 or matched_every < 0 or not sns or not users:
             raise ValueError("seed needs n >= 0, span >= 0, matched_every >= 0 and an sn")
         if self._created and start_ms < self._created[-1]:
@@ -162,26 +233,12 @@ class RecordStore:
                 f"seed start ({start_ms} ms) is before the newest record's create_at "
                 f"({self._created[-1]} ms); records are stored in time order"
             )
-        first = self._next_id
-        if first + n - 1 > MAX_RECORD_ID:
+        if self._next_id + n - 1 > MAX_RECORD_ID:
             raise ValueError(f"seeding {n} records would pass record id {MAX_RECORD_ID}")
-        if n == 0:
-            return range(first, first)
-        last = max(n - 1, 1)
-        created = array("q", [start_ms + span_ms * i // last for i in range(n)])
-        k = matched_every
-        if k:
-            count = len(users)
-            user_col = array(
-                "q", [users[(i // k) % count] if i % k == 0 else _NO_USER for i in range(n)]
-            )
-            score_col = array(
-                "d", [MATCHED_SCORE if i % k == 0 else UNMATCHED_SCORE for i in range(n)]
-            )
-        else:
-            user_col = array("q", [_NO_USER]) * n
-            score_col = array("d", [UNMATCHED_SCORE]) * n
-        codes = [self._sns.code(s) for s in sns]
+
+    def _seed_devices(self, n: int, codes: list[int]) -> None:
+        """The sn column of ``n`` new records, the devices taking turns, and their
+        positions in the per-sn indexes."""
         start_abs = self._base + len(self._ids)
         if len(codes) == 1:
             self._sn.extend(array("i", codes) * n)
@@ -194,16 +251,6 @@ class RecordStore:
             column = self._by_sn.setdefault(code, array("q"))
             # sns may name one device twice; its positions must still come out sorted.
             column.extend(ranges[0] if len(ranges) == 1 else sorted(chain.from_iterable(ranges)))
-        self._ids.extend(range(first, first + n))
-        self._created.extend(created)
-        self._device_ts.extend(array("q", [c // 1000 for c in created]))
-        self._users.extend(user_col)
-        self._scores.extend(score_col)
-        self._tz.extend(array("i", [self._tzs.code(timezone)]) * n)
-        self._extend.extend([None] * n)
-        self._images.extend([None] * n)  # None: the shared SEED_IMAGE
-        self._next_id += n
-        return range(first, first + n)
 
     # -- reading ---------------------------------------------------------------------
 
@@ -286,6 +333,21 @@ class RecordStore:
         if self._image_id(record_id, self._created[index]) != image_id:
             return None
         return index
+
+    def _rows(self, start: int, stop: int) -> Iterator[Row]:
+        for i in range(start, stop):
+            user = self._users[i]
+            yield (
+                self._ids[i],
+                self._created[i],
+                self._device_ts[i],
+                None if user == _NO_USER else user,
+                self._scores[i],
+                self._sns.values[self._sn[i]] or "",
+                self._tzs.values[self._tz[i]],
+                self._extend[i],
+                self._images[i],
+            )
 
     def _record(self, i: int) -> dict[str, Any]:
         user = self._users[i]

@@ -86,33 +86,52 @@ def parse_create(body: object) -> CreateParams:
     """Check a create body (already JSON-decoded) field by field, in the spec's order."""
     if not isinstance(body, dict):
         raise ParamError("the request body must be a JSON object")
-    sn = body.get("sn")
+    sn = _parse_sn(body.get("sn"))
+    stamp = _parse_timestamp(body.get("timestamp"))
+    zone = _parse_timezone(_optional(body, "timezone"))
+    threshold = _parse_threshold(_optional(body, "threshold"))
+    image = _parse_image(body.get("image"))
+    _check_process_mode(_optional(body, "process_mode"))
+    extend = _optional(body, "extend")
+    if extend is not None:
+        extend = _parse_extend(extend)
+    return CreateParams(sn, stamp, zone, threshold, image, extend)
+
+
+def _parse_sn(sn: object) -> str:
     if not isinstance(sn, str) or not sn:
         raise ParamError(f"sn is required and must be a non-empty string; got {sn!r}")
-    stamp = body.get("timestamp")
+    return sn
+
+
+def _parse_timestamp(stamp: object) -> int:
     if not _is_int(stamp):
         raise ParamError(f"timestamp is required and must be an integer; got {stamp!r}")
     assert isinstance(stamp, int)
     if not _INT64[0] <= stamp <= _INT64[1]:
         raise ParamError(f"timestamp is {stamp}; it must fit in a signed 64-bit integer")
-    zone = _optional(body, "timezone")
+    return stamp
+
+
+def _parse_timezone(zone: object) -> str | None:
     if zone is not None and not isinstance(zone, str):
         raise ParamError(f"timezone must be a string like 'GMT+9:00'; got {zone!r}")
-    threshold = _optional(body, "threshold")
+    return zone
+
+
+def _parse_threshold(threshold: object) -> float:
     if threshold is None:
-        threshold = DEFAULT_THRESHOLD
-    elif not isinstance(threshold, (int, float)) or isinstance(threshold, bool):
+        return DEFAULT_THRESHOLD
+    if not isinstance(threshold, (int, float)) or isinstance(threshold, bool):
         raise ParamError(f"threshold must be a number in [0, 1]; got {threshold!r}")
-    elif not 0 <= threshold <= 1:
+    if not 0 <= threshold <= 1:
         raise ParamError(f"threshold is {threshold}; it must be in [0, 1]")
-    image = _parse_image(body.get("image"))
-    mode = _optional(body, "process_mode")
+    return float(threshold)
+
+
+def _check_process_mode(mode: object) -> None:
     if mode is not None and (not _is_int(mode) or mode != 0):
         raise ParamError(f"process_mode is {mode!r}; only 0 is supported")
-    extend = _optional(body, "extend")
-    if extend is not None:
-        extend = _parse_extend(extend)
-    return CreateParams(sn, stamp, zone, float(threshold), image, extend)
 
 
 def _parse_image(image: object) -> bytes:

@@ -15,7 +15,11 @@ Handler = Callable[[HttpRequest], "HttpResponse | Awaitable[HttpResponse]"]
 class MockTransport:
     """Send each request to ``handler`` (sync or async) and remember it.
 
-    The handler may raise a `TransportError` to simulate a failure on the wire.
+    ``MockTransport(handler)``: ``handler`` takes an `HttpRequest` and returns an
+    `HttpResponse` (or an awaitable of one); the response builders of
+    ``senselink_plus.testing`` make the service's answers. The handler may raise a
+    `TransportError` to simulate a failure on the wire. ``requests`` lists the requests
+    seen, oldest first; ``closed`` is True after `aclose`.
 
     >>> mock = MockTransport(lambda request: HttpResponse(200, content=b'{"code":200}'))
     >>> client = Client("key", "secret", transport=mock)  # doctest: +SKIP

@@ -62,6 +62,16 @@ def _counting_hooks() -> tuple[dict[str, list[Any]], Counter[str]]:
     return {"request": [on_request], "retry": [on_retry]}, counts
 
 
+def _client_options(
+    hooks: dict[str, list[Any]], sleep_cap: float | None, **more: Any
+) -> dict[str, Any]:
+    """Keyword arguments for `Emulator.client`: the counting hooks, a capped sleep."""
+    options: dict[str, Any] = {"event_hooks": hooks, **more}
+    if sleep_cap is not None:
+        options["sleep"] = quick_sleep(sleep_cap)
+    return options
+
+
 def quick_sleep(cap: float) -> Callable[[float], Awaitable[None]]:
     """A sleep that waits at most ``cap`` seconds (tests: no long real waits)."""
 
@@ -85,12 +95,11 @@ async def chaos_records(
     end = datetime.now(timezone.utc).replace(microsecond=0)
     start = end - timedelta(days=days)
     hooks, counts = _counting_hooks()
-    options: dict[str, Any] = {
-        "retry": slp.RetryPolicy(max_attempts=10, initial_delay=0.05, max_delay=1.0),
-        "event_hooks": hooks,
-    }
-    if sleep_cap is not None:
-        options["sleep"] = quick_sleep(sleep_cap)
+    options = _client_options(
+        hooks,
+        sleep_cap,
+        retry=slp.RetryPolicy(max_attempts=10, initial_delay=0.05, max_delay=1.0),
+    )
     async with Emulator(request_log_size=1_000_000) as emu:
         expected = list(
             emu.seed(
@@ -192,9 +201,7 @@ async def chaos_uploads(
 ) -> Figures:
     """``n`` uploads with ``rate`` of them hitting a fault; checks nobody is misinformed."""
     hooks, counts = _counting_hooks()
-    options: dict[str, Any] = {"event_hooks": hooks, "max_concurrency": in_flight}
-    if sleep_cap is not None:
-        options["sleep"] = quick_sleep(sleep_cap)
+    options = _client_options(hooks, sleep_cap, max_concurrency=in_flight)
     outcome: dict[int, str] = {}
     async with Emulator(request_log_size=1_000_000) as emu:
         chaos = emu.chaos(rate, seed=seed, route="create", delay=delay, retry_after="1")
@@ -212,14 +219,7 @@ async def chaos_uploads(
             await asyncio.gather(*(upload(i) for i in range(n)))
         seconds = time.perf_counter() - began
         stored = Counter(int(r["extend"].split(":")[1].rstrip("}")) for r in emu.records)
-    created = {i for i, o in outcome.items() if o == "created"}
-    may_exist = {i for i, o in outcome.items() if o == "may exist"}
-    not_stored = {i for i, o in outcome.items() if o == "not stored"}
-    misinformed = (
-        len(created - set(stored))  # told created, but nothing stored
-        + len(set(stored) - created - may_exist)  # stored without the caller being told
-        + len(not_stored & set(stored))  # told "not stored", but it was
-    )
+    misinformed, extra = _upload_outcomes(outcome, stored)
     return Figures(
         "2,000 create_record calls",
         checked=len(outcome),
@@ -229,14 +229,27 @@ async def chaos_uploads(
         seconds=seconds,
         lost=misinformed,
         duplicated=sum(count - 1 for count in stored.values()),
-        extra={
-            "created": len(created),
-            "may exist (stored)": len(may_exist & set(stored)),
-            "may exist (not stored)": len(may_exist - set(stored)),
-            "not stored": len(not_stored),
-            "records stored": sum(stored.values()),
-        },
+        extra=extra,
     )
+
+
+def _upload_outcomes(outcome: dict[int, str], stored: Counter[int]) -> tuple[int, dict[str, int]]:
+    """How many callers were misinformed about their upload, and the outcomes counted."""
+    created = {i for i, o in outcome.items() if o == "created"}
+    may_exist = {i for i, o in outcome.items() if o == "may exist"}
+    not_stored = {i for i, o in outcome.items() if o == "not stored"}
+    misinformed = (
+        len(created - set(stored))  # told created, but nothing stored
+        + len(set(stored) - created - may_exist)  # stored without the caller being told
+        + len(not_stored & set(stored))  # told "not stored", but it was
+    )
+    return misinformed, {
+        "created": len(created),
+        "may exist (stored)": len(may_exist & set(stored)),
+        "may exist (not stored)": len(may_exist - set(stored)),
+        "not stored": len(not_stored),
+        "records stored": sum(stored.values()),
+    }
 
 
 def report(figures: Figures) -> str:
