@@ -115,29 +115,17 @@ class CallEvents:
 
 
 def logging_hook(event: Event) -> None:
-    """A ready hook: retries at INFO, the rest at DEBUG, on the ``senselink_plus`` logger.
+    """A ready hook that logs, at DEBUG on the ``senselink_plus`` logger, what the SDK
+    does not log itself: each attempt as it is sent, and each call's end.
 
-    >>> client = Client(event_hooks={"retry": [logging_hook]})  # doctest: +SKIP
+    The SDK already logs every retry (INFO) and every response (DEBUG), so this hook
+    adds no line for ``retry`` or ``response`` events: one line per event, whichever
+    hooks are set.
+
+    >>> hooks = {"request": [logging_hook], "end": [logging_hook]}
+    >>> client = Client(event_hooks=hooks)  # doctest: +SKIP
     """
-    if event.kind == "retry":
-        logger.info(
-            "%s %s attempt %d failed (%s); retrying in %.2fs",
-            event.method,
-            event.path,
-            event.attempt,
-            event.error,
-            event.delay or 0.0,
-        )
-    elif event.kind == "response":
-        logger.debug(
-            "%s %s -> %s attempt=%d elapsed_ms=%.1f",
-            event.method,
-            event.path,
-            event.status,
-            event.attempt,
-            (event.elapsed or 0) * 1000,
-        )
-    elif event.kind == "request":
+    if event.kind == "request":
         logger.debug("%s %s attempt=%d sent", event.method, event.path, event.attempt)
     elif event.kind == "end":
         logger.debug(
