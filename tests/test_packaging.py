@@ -41,3 +41,18 @@ def test_the_license_file_is_the_license_the_metadata_names() -> None:
 @pytest.mark.parametrize("name", ["CONTRIBUTING.md", "SECURITY.md", "CHANGELOG.md"])
 def test_the_project_documents_exist(name: str) -> None:
     assert (ROOT / name).read_text(encoding="utf-8").strip()
+
+
+def test_the_changelog_has_a_section_for_this_version_in_keep_a_changelog_form() -> None:
+    import re
+
+    from senselink_plus import __version__
+
+    text = (ROOT / "CHANGELOG.md").read_text(encoding="utf-8")
+    assert "## [Unreleased]" in text
+    released = re.findall(r"^## \[(\d+\.\d+\.\d+)\] - (\d{4}-\d{2}-\d{2})$", text, re.MULTILINE)
+    assert (__version__, released[0][1]) in released
+    section = text.split(f"## [{__version__}]", 1)[1].split("\n## ", 1)[0]
+    for heading in ("### Added", "### Security"):
+        assert heading in section
+    assert not re.search(r"\bissue \d+", section, re.IGNORECASE)  # named by what users see
