@@ -48,7 +48,7 @@ import inspect
 import os
 import sys
 import threading
-from collections.abc import Awaitable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
 import orjson
@@ -62,12 +62,14 @@ from ._files import (
     replace_with,
     write_atomically,
 )
-from ._watchstate import state_covers
+from ._journal import AckJournal, read_journal
+from ._watchstate import state_covers, supersedes
 
 __all__ = [
     "Checkpoint",
     "CheckpointInUseError",
     "FileCheckpoint",
+    "ack_journal",
     "as_checkpoint",
     "checkpoint_call",
 ]
@@ -155,7 +157,17 @@ def _close(fd: int | None) -> None:
 
 class FileCheckpoint:
     """A JSON checkpoint file, replaced atomically (temp file, fsync, rename) on save,
-    and locked for one watcher at a time.
+    and locked for one watcher at a time, with an acknowledgement journal beside it.
+
+    The journal, ``<real path>.acks``, holds the position at the latest
+    acknowledgement: the watch overwrites it with one ``write`` at each one (no
+    fsync), so a record acknowledged after the last save does not come again after a
+    process kill (``kill -9``, an OOM kill). `load` returns the later of the saved
+    state and a journal entry that checks out (a torn, foreign or older one is
+    ignored), and the lock holder folds a later one into the state file. A clean close
+    removes the journal once the final save holds it. Against a power loss or an OS
+    crash only the last fsync'd save counts: the records acknowledged since may come
+    again (at least once).
 
     The lock is an advisory OS lock on two things, both by identity rather than by the
     path's spelling: the sidecar ``<real path>.lock`` (the state file's path with
@@ -176,6 +188,9 @@ class FileCheckpoint:
         self._lock: int | None = None
         self._state_lock: int | None = None
         self._real: str | None = None
+        self._journal: AckJournal | None = None
+        # The newest state known to be in the file (saved here, or found there).
+        self._durable: Mapping[str, Any] | None = None
 
     def __repr__(self) -> str:
         return f"FileCheckpoint({self.path!r})"
@@ -190,12 +205,24 @@ class FileCheckpoint:
         """The sidecar file whose OS lock marks the watcher using this checkpoint."""
         return self.real_path + ".lock"
 
+    @property
+    def journal_path(self) -> str:
+        """The acknowledgement journal, beside the state file (see the class)."""
+        return self.real_path + ".acks"
+
     async def acquire(self) -> None:
         """Take the lock, or raise `CheckpointInUseError` at once when another holds it."""
         self._take_lock()
 
     async def release(self) -> None:
-        """Drop the lock (the OS drops it too if the process dies)."""
+        """Drop the lock (the OS drops it too if the process dies). The journal is
+        removed when the state file holds all it does."""
+        journal, self._journal = self._journal, None
+        if journal is not None:
+            if journal.saved_by(self._durable):
+                journal.remove()
+            else:
+                journal.close()
         lock, self._lock = self._lock, None
         state, self._state_lock = self._state_lock, None
         self._real = None
@@ -203,8 +230,37 @@ class FileCheckpoint:
         _close(lock)
 
     async def load(self) -> Mapping[str, Any] | None:
-        """Read the saved state; None when the file does not exist yet."""
-        return await asyncio.to_thread(self._load)
+        """Read the saved state, or the journal's when it is a later position of the same
+        watch; None when the file does not exist yet."""
+        return await asyncio.to_thread(self._load_later)
+
+    def _acknowledge(self, state: Mapping[str, Any]) -> None:
+        """Journal ``state`` (the position at an acknowledgement) while the lock is held:
+        one write, no fsync, so it survives a process kill."""
+        journal = self._journal
+        if journal is None:
+            return
+        try:
+            journal.write(state)
+        except OSError as exc:
+            raise SenseLinkError(
+                f"cannot write the acknowledgement journal {journal.path!r}: "
+                f"{exc.strerror or exc}"
+            ) from None
+
+    def _load_later(self) -> Mapping[str, Any] | None:
+        """`_load`, or the journal's state when it supersedes it. The lock holder folds
+        such a state into the file (fsync'd), then clears its journal."""
+        saved = self._load()
+        journal = self._journal
+        later = read_journal(self.journal_path) if journal is None else journal.read()
+        if saved is None or later is None or not supersedes(later, saved):
+            later = None  # torn, foreign, or not ahead of the file: never trusted
+        if journal is not None:
+            if later is not None:
+                self._save(later)
+            journal.clear()
+        return saved if later is None else later
 
     async def save(self, state: Mapping[str, Any]) -> None:
         """Write ``state`` as JSON, replacing the file atomically (fsync, then rename),
@@ -220,12 +276,14 @@ class FileCheckpoint:
                 and current.get("query") == state.get("query")
                 and not state_covers(state, current)
             ):
+                self._durable = current
                 return
             data = orjson.dumps(state)
             if self._lock is None or not _LOCK_STATE:
                 write_atomically(self.real_path, data, durable=True)
             else:
                 self._save_locked(data)
+            self._durable = state
 
     @property
     def _temp_prefix(self) -> str:
@@ -246,8 +304,11 @@ class FileCheckpoint:
         try:
             self._lock = self._lock_sidecar()
             self._state_lock = self._lock_state()
+            self._journal = AckJournal.open(self.journal_path)
         except BaseException:
             lock, self._lock, self._real = self._lock, None, None
+            state, self._state_lock = self._state_lock, None
+            _close(state)
             _close(lock)
             raise
         remove_stale_temps(self.real_path, self._temp_prefix)
@@ -372,6 +433,13 @@ def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
         view = view[os.write(fd, view) :]
+
+
+def ack_journal(store: Checkpoint | None) -> Callable[[Mapping[str, Any]], None] | None:
+    """How a watch makes an acknowledgement survive a process kill without waiting for
+    a save: `FileCheckpoint`'s journal. None for every other checkpoint (the watch
+    awaits its ``save`` instead)."""
+    return store._acknowledge if isinstance(store, FileCheckpoint) else None
 
 
 def as_checkpoint(value: str | os.PathLike[str] | Checkpoint | None) -> Checkpoint | None:

@@ -32,7 +32,7 @@ import attrs
 from ._exceptions import ValidationError
 from ._timeutil import to_aware
 
-__all__ = ["STATE_VERSION", "Query", "SavedState", "state_covers"]
+__all__ = ["STATE_VERSION", "Query", "SavedState", "state_covers", "supersedes"]
 
 STATE_VERSION = 2
 
@@ -199,3 +199,23 @@ def state_covers(state: Mapping[str, Any], other: Mapping[str, Any]) -> bool:
     if ours > theirs:
         return True
     return set(other.get("ids") or ()) <= set(state.get("ids") or ())
+
+
+def supersedes(state: Mapping[str, Any], other: Mapping[str, Any]) -> bool:
+    """Whether ``state`` is a later position of the same watch than ``other``: a state
+    of this version and of the same query that counts as acknowledged every record
+    ``other`` does, and more. Anything that does not parse is not.
+
+    >>> query = Query.of("app-key", sn=None)
+    >>> older = SavedState(query, datetime(2024, 5, 1, tzinfo=timezone.utc)).dump()
+    >>> newer = {**older, "newest": "2024-05-01T00:00:01+00:00", "ids": [7], "watermark": 7}
+    >>> supersedes(newer, older), supersedes(older, newer), supersedes(newer, newer)
+    (True, False, False)
+    """
+    try:
+        mine, theirs = SavedState._parse(state), SavedState._parse(other)
+    except (KeyError, TypeError, ValueError):
+        return False
+    if mine.query != theirs.query:
+        return False
+    return state_covers(state, other) and not state_covers(other, state)
