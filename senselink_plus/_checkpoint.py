@@ -244,8 +244,7 @@ class FileCheckpoint:
             journal.write(state)
         except OSError as exc:
             raise SenseLinkError(
-                f"cannot write the acknowledgement journal {journal.path!r}: "
-                f"{exc.strerror or exc}"
+                f"cannot write the acknowledgement journal {journal.path!r}: {exc.strerror or exc}"
             ) from None
 
     def _load_later(self) -> Mapping[str, Any] | None:

@@ -122,14 +122,14 @@ class AckJournal:
     def write(self, state: Mapping[str, Any]) -> None:
         """Make ``state`` survive a process kill: one ``pwrite``, no fsync."""
         record = encode(orjson.dumps(state))
-        if os.pwrite(self.fd, record, 0) != len(record):
+        if _write_head(self.fd, record) != len(record):
             raise OSError(errno.EIO, "short write")
         self.written = state
 
     def read(self) -> dict[str, Any] | None:
         """The state journaled, or None when none checks out."""
         size = os.fstat(self.fd).st_size
-        return decode(os.pread(self.fd, min(size, MAX_RECORD + _HEADER.size), 0))
+        return decode(_read_head(self.fd, min(size, MAX_RECORD + _HEADER.size)))
 
     def clear(self) -> None:
         """Forget what the journal holds (it is not to be trusted, or it is saved)."""
@@ -165,6 +165,22 @@ def read_journal(path: str) -> dict[str, Any] | None:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
             return None
-        return decode(os.pread(fd, min(info.st_size, MAX_RECORD + _HEADER.size), 0))
+        return decode(_read_head(fd, min(info.st_size, MAX_RECORD + _HEADER.size)))
     finally:
         os.close(fd)
+
+
+def _write_head(fd: int, data: bytes) -> int:
+    """One write of ``data`` at the start of the file."""
+    if hasattr(os, "pwrite"):
+        return os.pwrite(fd, data, 0)
+    os.lseek(fd, 0, os.SEEK_SET)  # pragma: no cover - Windows has no pwrite
+    return os.write(fd, data)  # pragma: no cover
+
+
+def _read_head(fd: int, size: int) -> bytes:
+    """Up to ``size`` bytes from the start of the file."""
+    if hasattr(os, "pread"):
+        return os.pread(fd, size, 0)
+    os.lseek(fd, 0, os.SEEK_SET)  # pragma: no cover - Windows has no pread
+    return os.read(fd, size)  # pragma: no cover
