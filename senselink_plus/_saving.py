@@ -63,6 +63,9 @@ class Saves:
         # Changes so far (acknowledgements, moves), and how many of them are saved.
         self.changes = 0
         self.covered = 0
+        # Whoever starts a save (in the background or inline), one runs at a time.
+        self.turn = asyncio.Lock()
+        self.failure: Exception | None = None
 
     def known(self, state: Mapping[str, Any] | None) -> None:
         """``state`` is saved (read from the checkpoint): never save behind it."""
@@ -70,15 +73,23 @@ class Saves:
             self.saved = state
 
     async def _write(self, state: Mapping[str, Any], changes: int) -> None:
-        """Save ``state``, which holds the first ``changes`` changes."""
+        """Save ``state``, which holds the first ``changes`` changes (after the save
+        before it ends)."""
         assert self.store is not None
-        saved = self.saved
-        if saved is None or state_covers(state, saved):
-            await checkpoint_call(self.store.save(state))
-            self.saved = state
-        # else: behind what is saved, so a save would move the position backwards;
-        # what is saved holds these changes already.
-        self.covered = max(self.covered, changes)
+        async with self.turn:
+            saved = self.saved
+            if saved is None or state_covers(state, saved):
+                try:
+                    await checkpoint_call(self.store.save(state))
+                except BaseException as exc:
+                    self.dirty = True  # not saved: the next save is due to hold it
+                    if isinstance(exc, Exception):
+                        self.failure = exc
+                    raise
+                self.saved = state
+            # else: behind what is saved, so a save would move the position backwards;
+            # what is saved holds these changes already.
+            self.covered = max(self.covered, changes)
 
     def _due(self) -> Mapping[str, Any] | None:
         if self.store is None or not self.dirty:
@@ -90,39 +101,59 @@ class Saves:
         self.dirty = True
         self.changes += 1
 
-    def acked(self) -> Saved:
+    def acked(self, *, beside: bool = False) -> Saved:
         """Records were acknowledged: journal the position at once (a `FileCheckpoint`),
-        and save it (at once when each one is saved, else when due). Awaiting the
-        result waits until the acknowledgement survives a process kill."""
+        and save it when due; ``beside``: when each acknowledgement is saved, start
+        its save now (else `flush` saves it). Awaiting the result waits until the
+        acknowledgement survives a process kill."""
         if self.journal is not None:
             state = self.state()
             if state is not None:
                 self.journal(state)
         self.changed()
+        if beside and self.each:
+            self.soon()
         return Saved(self, self.changes)
 
     def changed(self) -> None:
-        """The acknowledged position moved: start a save when one is due."""
+        """The acknowledged position moved: start a (coalesced) save when one is due."""
         self.mark()
+        if self.each:
+            return  # saved by `flush`, or beside the acknowledgement
         saving = self.saving
         idle = saving is None or saving.done()
-        if self.each or (self.pending and idle) or self.timer() - self.last >= SAVE_EVERY:
+        if (self.pending and idle) or self.timer() - self.last >= SAVE_EVERY:
             self.soon()
+
+    async def flush(self) -> None:
+        """When each acknowledgement is saved: save every change so far, in this task,
+        before the watch goes on (after a save in flight ends)."""
+        if not self.each or not self.dirty:
+            return
+        state = self.state()
+        if state is None:
+            return
+        changes, self.dirty, self.pending, self.last = self.changes, False, False, self.timer()
+        await self._write(state, changes)
 
     async def until(self, changes: int) -> None:
         """Wait until a save holds the first ``changes`` changes (at once unless each
         acknowledgement is saved); a failed save's error is raised here."""
         while self.each and self.covered < changes:
+            if self.failure is not None:
+                raise self.failure
             saving = self.saving
             if saving is not None and not saving.done():
                 # Shielded: a waiter that is cancelled must not cancel the save.
                 await asyncio.shield(saving)
-                continue
-            if saving is not None:
-                saving.result()  # a failed save's error (left for the watch to meet too)
-            self.soon()
-            if self.saving is saving:
-                return  # nothing is due: nothing more to wait for
+            elif self.dirty:
+                self.soon()  # raises a failed save's error
+            else:
+                covered = self.covered
+                async with self.turn:  # a `flush` in another task holds them: wait for it
+                    pass
+                if self.covered == covered and not self.dirty and self.failure is None:
+                    raise RuntimeError("watch: an acknowledgement's save was lost track of")
 
     def soon(self) -> None:
         """Start saving beside the delivery (a page's records are handled, or a second

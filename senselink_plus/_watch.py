@@ -112,7 +112,9 @@ class Watch:
         Awaiting the result waits until the acknowledgement survives a process kill
         (with a `FileCheckpoint` it already does when ``ack`` returns; with another
         checkpoint, once its save holds it). Not awaiting it is fine: the save runs
-        beside, and its failure ends the watch.
+        beside, and its failure ends the watch. With a `PostgresCheckpoint`, await it
+        after a ``checkpoint.transaction()`` block, not inside: the save waits for
+        the transaction to end.
 
         >>> async for record in watch:  # doctest: +SKIP
         ...     await handle(record)
@@ -259,7 +261,7 @@ class _Follower:
                 f"record {record.record_id} cannot be acknowledged: {why}", field="record"
             )
         position.ack(record)
-        return self.saves.acked()
+        return self.saves.acked(beside=True)
 
     def ack_in_hand(self) -> None:
         """Leaving ``async with`` normally: the record in hand is handled (and saved as
@@ -427,7 +429,8 @@ class _Follower:
         position = self.position
         if not self.explicit and position is not None and position.unacknowledged:
             position.ack_all()
-            await self.saves.acked()
+            self.saves.acked()
+            await self.saves.flush()
         return self.stop.requested
 
     async def _after_poll(self, hi: datetime) -> None:
