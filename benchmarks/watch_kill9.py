@@ -73,6 +73,16 @@ async def _reader(proc: asyncio.subprocess.Process, into: list[int]) -> None:
         into.append(int(line))
 
 
+def _file_watermark(path: str) -> int:
+    """The watermark in the state file itself (-1: none), without its journal."""
+    try:
+        with open(path, "rb") as handle:
+            mark = orjson.loads(handle.read()).get("watermark")
+    except FileNotFoundError:
+        return -1
+    return -1 if mark is None else int(mark)
+
+
 async def _watermark(where: list[str]) -> int:
     """The watermark a restart would begin from (-1: none)."""
     if len(where) == 1:
@@ -99,6 +109,9 @@ class Tally:
 
     def __init__(self) -> None:
         self.runs: list[list[int]] = []
+        #: After each kill (file checkpoint): acknowledged records that only the journal
+        #: held (the state file's own saves would have delivered them again).
+        self.journal_only: list[int] = []
         self.acknowledged: set[int] = set()
         self.repeats_acknowledged = 0
         self.repeats_in_hand = 0
@@ -177,6 +190,9 @@ async def run(
                 writing = False
                 await write_task
             saved_before = await _watermark(where)
+            if n > 0 and len(where) == 1:
+                file_mark = _file_watermark(where[0])
+                tally.journal_only.append(sum(file_mark < rid <= saved_before for rid in stored))
             printed: list[int] = []
             child = [emu.base_url, since, "1" if durable else "0", *where]
             if n < kills:  # killed at a random point
@@ -185,6 +201,17 @@ async def run(
                 last_code = await _child(child, env, printed, _caught_up(stored, tally, printed))
             tally.add(printed, saved_before, killed=n < kills)
         return _summary(tally, stored, where, durable, kills, last_code)
+
+
+def _journal_lines(journal_only: list[int]) -> dict[str, object]:
+    if not journal_only:
+        return {}
+    return {
+        "kills after which only the journal held some acknowledgements": sum(
+            1 for n in journal_only if n
+        ),
+        "acknowledged records held only by the journal (all kills)": sum(journal_only),
+    }
 
 
 def _summary(
@@ -204,6 +231,7 @@ def _summary(
         "redelivered records at or below the saved watermark": tally.below_mark,
         "ascending within each run": all(run == sorted(run) for run in tally.runs),
         "exit code after the final SIGTERM": code,
+        **_journal_lines(tally.journal_only),
     }
 
 
