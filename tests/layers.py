@@ -151,7 +151,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
         "_serverclock",
     ),
     # the I/O edge
-    ("_transport", "_checkpoint", "_saving", "_pgsession", "_stopping"),
+    ("_transport", "_journal", "_checkpoint", "_saving", "_pgsession", "_stopping"),
     # the request loop
     ("_session",),
     # the drivers of the pure cores
