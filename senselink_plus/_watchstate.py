@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
 from typing import Any
 
@@ -32,7 +32,7 @@ import attrs
 from ._exceptions import ValidationError
 from ._timeutil import to_aware
 
-__all__ = ["STATE_VERSION", "Query", "SavedState", "state_covers", "supersedes"]
+__all__ = ["STATE_VERSION", "Query", "SavedState", "dump_state", "state_covers", "supersedes"]
 
 STATE_VERSION = 2
 
@@ -138,15 +138,31 @@ class SavedState:
 
     def dump(self) -> dict[str, Any]:
         """The JSON-able mapping to save."""
-        return {
-            "version": STATE_VERSION,
-            "query": self.query.to_state(),
-            "cursor": self.cursor.isoformat(),
-            "floor": _iso(self.floor),
-            "newest": _iso(self.newest),
-            "ids": list(self.ids),
-            "watermark": self.watermark,
-        }
+        return dump_state(
+            self.query, self.cursor, self.floor, self.newest, self.ids, self.watermark
+        )
+
+
+def dump_state(
+    query: Query,
+    cursor: datetime,
+    floor: datetime | None,
+    newest: datetime | None,
+    ids: Iterable[int],
+    watermark: int | None,
+) -> dict[str, Any]:
+    """`SavedState.dump` of these fields, without building one (a watch makes a state
+    at every acknowledgement)."""
+    shown = _iso(newest)
+    return {
+        "version": STATE_VERSION,
+        "query": query.to_state(),
+        "cursor": shown if cursor == newest and shown is not None else cursor.isoformat(),
+        "floor": _iso(floor),
+        "newest": shown,
+        "ids": list(ids),
+        "watermark": watermark,
+    }
 
 
 def _iso(moment: datetime | None) -> str | None:
