@@ -21,14 +21,19 @@ record's second), never O(history). Treat it as opaque; it records which query i
 belongs to (``sn``, order, an app key fingerprint; never the secret), and loading it
 into a watch of another query raises `ValidationError` naming both.
 
-When the watch saves: after the records of each page are handled, at least once a
-second while records flow, after a poll moves an idle position, and when the watch
-ends. What is saved is the acknowledged position (see `Watch`): a restart never skips
-a record and repeats at most those acknowledged since the last save, plus those not
-acknowledged. A saved position never moves backwards: the watch never saves a state
-behind the one it loaded, saved, or reads back as it closes (a hand save of
-``watch.state``), and `FileCheckpoint` and `PostgresCheckpoint` refuse such a save
-from anyone. To repeat none, save the position together with your own writes: the
+When the watch saves: at each acknowledgement, before it hands out the next record
+(and before ``await watch.ack(record)`` returns), so an acknowledged record does not
+come again after a process kill; after the records of each page are handled, at
+least once a second while records flow, after a poll moves an idle position, and
+when the watch ends. `FileCheckpoint` journals each acknowledgement instead of a
+save (see its docstring); with ``durable_acks=False`` acknowledgements wait for the
+other saves. What is saved is the acknowledged position (see `Watch`): a restart
+never skips a record and repeats only those not acknowledged (with
+``durable_acks=False``, plus those acknowledged since the last save). Each save
+runs after the one before it ends. A saved position never moves backwards: the watch
+never saves a state behind the one it loaded, saved, or reads back as it closes (a
+hand save of ``watch.state``), and `FileCheckpoint` and `PostgresCheckpoint` refuse
+such a save from anyone. To repeat none, save the position together with your own writes: the
 object ``watch()`` returns has a ``state`` property, the state to save once the record
 just yielded is handled (e.g. in the same database transaction as the rows written).
 
@@ -83,10 +88,11 @@ class Checkpoint(Protocol):
     ``save``, and optionally async ``acquire()`` (called once before ``load``: take a
     lock or lease, or raise `CheckpointInUseError`) and ``release()`` (called once when
     the watch ends). The state is a small JSON-able mapping, opaque to you; it names
-    the query it belongs to. Saves come after each page, each second while records
-    flow, and at the end, one at a time; a restart repeats at most the records
-    delivered since the last completed save (save ``watch.state`` with your own writes
-    to repeat none).
+    the query it belongs to. ``save`` is called, one at a time, for each
+    acknowledgement (awaited before the next record is handed out: what it makes
+    durable is up to you), after each page, each second while records flow, and at
+    the end; a restart repeats only records not acknowledged (save ``watch.state``
+    with your own writes to repeat none).
 
     >>> class Memory:
     ...     state = None
