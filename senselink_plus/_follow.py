@@ -34,7 +34,7 @@ from ._exceptions import APIError, AuthenticationError, SenseLinkError, Validati
 from ._models import Record
 from ._retry import backoff_delay
 from ._timeutil import ceil_second, floor_second
-from ._watchstate import STATE_VERSION, Query, SavedState, state_covers
+from ._watchstate import STATE_VERSION, Query, SavedState, dump_state, state_covers
 
 __all__ = [
     "AUTH_FAILURE_LIMIT",
@@ -321,7 +321,7 @@ class Position:
         floor = self.floor
         if floor is None and self._origin is not None and cursor - self.overlap < self._origin:
             floor = self._origin  # a restart from here must not reach below the start
-        return SavedState(self.query, cursor, floor, newest, tuple(ids), watermark).dump()
+        return dump_state(self.query, cursor, floor, newest, ids, watermark)
 
 
 def _fold(

@@ -27,7 +27,7 @@ from ._follow import PollFailures, Position, Query, Verdict
 from ._http import HttpRequest
 from ._models import Order, Record, RecordPage
 from ._pagination import RecordPager
-from ._saving import Saves
+from ._saving import Saved, Saves
 from ._serverclock import ServerClock
 from ._session import Session
 from ._stopping import Stopped, StopRequest
@@ -57,6 +57,17 @@ class Watch:
     - `ack` acknowledges explicitly; with ``acks="explicit"`` only `ack` does (for
       records handed to other tasks), in delivery order;
     - a saved position never moves backwards, whoever saved it.
+
+    An acknowledged record does not come again after the process is killed (``kill
+    -9``, an OOM kill): the acknowledgement survives a process kill before the watch
+    hands out the next record, and before ``await watch.ack(record)`` returns
+    (`FileCheckpoint`: an entry in its journal, already when ``ack`` returns;
+    `PostgresCheckpoint`: one fenced UPDATE; your own checkpoint: its ``save``).
+    Against a power loss or an OS crash a `FileCheckpoint` holds what its last fsync'd
+    save holds: records acknowledged since may come again (at least once).
+    ``durable_acks=False`` saves acknowledgements with the coalesced saves instead
+    (after each page, each second): faster with a database or a slow ``save``, and a
+    restart may repeat the records acknowledged since the last save.
 
     `stop` (safe from a signal handler or another task) ends the iteration at the next
     record boundary, after saving. `state` is the checkpoint state to save once every
@@ -92,17 +103,24 @@ class Watch:
         """Raise ``error`` inside the watch, at the point it yielded (as a generator's)."""
         return self._run.athrow(error)
 
-    def ack(self, record: Record) -> None:
+    def ack(self, record: Record) -> Awaitable[None]:
         """Acknowledge ``record``: handled, so a restart does not deliver it again. The
         oldest record delivered and not yet acknowledged is the only one that may be
         acknowledged; any other (twice, out of order, never delivered, or after the
         watch ended) is a `ValidationError` and changes nothing.
 
+        Awaiting the result waits until the acknowledgement survives a process kill
+        (with a `FileCheckpoint` it already does when ``ack`` returns; with another
+        checkpoint, once its save holds it). Not awaiting it is fine: the save runs
+        beside, and its failure ends the watch. With a `PostgresCheckpoint`, await it
+        after a ``checkpoint.transaction()`` block, not inside: the save waits for
+        the transaction to end.
+
         >>> async for record in watch:  # doctest: +SKIP
         ...     await handle(record)
-        ...     watch.ack(record)  # saved soon, even before the next record arrives
+        ...     await watch.ack(record)  # saved, even before the next record arrives
         """
-        self._follower.ack(record)
+        return self._follower.ack(record)
 
     def stop(self) -> None:
         """End the iteration cleanly: at the next record boundary (at once while the
@@ -150,11 +168,17 @@ def watch_records(
     checkpoint: str | os.PathLike[str] | Checkpoint | None,
     overlap: timedelta,
     acks: Literal["auto", "explicit"] = "auto",
+    durable_acks: bool = True,
 ) -> Watch:
     """Check the arguments now, then return the `Watch` (which starts when iterated);
     its calls go through ``session`` to ``base_url``."""
     if acks not in ("auto", "explicit"):
         raise ValidationError(f"acks must be 'auto' or 'explicit', not {acks!r}", field="acks")
+    if not isinstance(durable_acks, bool):
+        raise ValidationError(
+            f"durable_acks must be True or False, not {type(durable_acks).__name__}",
+            field="durable_acks",
+        )
     store = as_checkpoint(checkpoint)
     interval = check_seconds(poll_interval, "poll_interval")
     if not isinstance(overlap, timedelta) or not timedelta(0) <= overlap <= MAX_WINDOW:
@@ -164,7 +188,15 @@ def watch_records(
     start = None if since is None else to_aware(since, "since").astimezone(timezone.utc)
     query = Query.of(app_key, sn=None if sn is None else ep.check_sn(sn))
     follower = _Follower(
-        session, base_url, query, start, interval, store, overlap, acks == "explicit"
+        session,
+        base_url,
+        query,
+        start,
+        interval,
+        store,
+        overlap,
+        explicit=acks == "explicit",
+        durable_acks=durable_acks,
     )
     return Watch(follower)
 
@@ -188,7 +220,9 @@ class _Follower:
         interval: float,
         store: Checkpoint | None,
         overlap: timedelta,
+        *,
         explicit: bool,
+        durable_acks: bool,
     ) -> None:
         self.session = session
         self.base_url = base_url
@@ -198,7 +232,7 @@ class _Follower:
         self.overlap = overlap
         self.explicit = explicit
         self.position: Position | None = None
-        self.saves = Saves(store, session.timer, self._acknowledged)
+        self.saves = Saves(store, session.timer, self._acknowledged, durable_acks=durable_acks)
         self.clock = ServerClock(session.clock, session.server_time)
         self.stop = StopRequest()
         self.failed: SenseLinkError | None = None
@@ -214,7 +248,7 @@ class _Follower:
         position = self.position
         return None if position is None else position.state()
 
-    def ack(self, record: object) -> None:
+    def ack(self, record: object) -> Saved:
         if not isinstance(record, Record):
             raise ValidationError(
                 f"ack() takes a Record the watch yielded, not {type(record).__name__}",
@@ -227,15 +261,16 @@ class _Follower:
                 f"record {record.record_id} cannot be acknowledged: {why}", field="record"
             )
         position.ack(record)
-        self.saves.changed()
+        return self.saves.acked(beside=True)
 
     def ack_in_hand(self) -> None:
-        """Leaving ``async with`` normally: the record in hand is handled."""
+        """Leaving ``async with`` normally: the record in hand is handled (and saved as
+        the watch closes)."""
         if self.explicit or self.ended or self.position is None:
             return
         if self.position.unacknowledged:
             self.position.ack_all()
-            self.saves.dirty = True  # saved as the watch closes
+            self.saves.acked()
 
     # --- where it starts, what a poll reads -------------------------------------------
 
@@ -298,7 +333,7 @@ class _Follower:
                         async for record in listed:
                             yield record
                             # The consumer asked for the next one: done with this one.
-                            if self._moved_on():
+                            if await self._moved_on():
                                 return
                 if self.failed is None and window is not None:
                     failures.succeeded()
@@ -387,12 +422,15 @@ class _Follower:
             self.clock.check_late(position, record)
         return verdict is Verdict.NEW
 
-    def _moved_on(self) -> bool:
-        """The consumer asked for the next record; True when the watch should stop."""
+    async def _moved_on(self) -> bool:
+        """The consumer asked for the next record: the one in hand is acknowledged, and
+        survives a process kill before the next is handed out. True when the watch
+        should stop."""
         position = self.position
         if not self.explicit and position is not None and position.unacknowledged:
             position.ack_all()
-            self.saves.changed()
+            self.saves.acked()
+            await self.saves.flush()
         return self.stop.requested
 
     async def _after_poll(self, hi: datetime) -> None:
@@ -401,7 +439,7 @@ class _Follower:
         position = self.position
         assert position is not None
         if position.polled(self.clock.read_complete(hi)):
-            self.saves.dirty = True
+            self.saves.mark()
         await self.saves.if_due()
         await self.stop.unless_stopped(self.session.wait(self.interval))
 

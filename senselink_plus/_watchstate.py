@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
 from typing import Any
 
@@ -32,7 +32,7 @@ import attrs
 from ._exceptions import ValidationError
 from ._timeutil import to_aware
 
-__all__ = ["STATE_VERSION", "Query", "SavedState", "state_covers"]
+__all__ = ["STATE_VERSION", "Query", "SavedState", "dump_state", "state_covers", "supersedes"]
 
 STATE_VERSION = 2
 
@@ -138,15 +138,31 @@ class SavedState:
 
     def dump(self) -> dict[str, Any]:
         """The JSON-able mapping to save."""
-        return {
-            "version": STATE_VERSION,
-            "query": self.query.to_state(),
-            "cursor": self.cursor.isoformat(),
-            "floor": _iso(self.floor),
-            "newest": _iso(self.newest),
-            "ids": list(self.ids),
-            "watermark": self.watermark,
-        }
+        return dump_state(
+            self.query, self.cursor, self.floor, self.newest, self.ids, self.watermark
+        )
+
+
+def dump_state(
+    query: Query,
+    cursor: datetime,
+    floor: datetime | None,
+    newest: datetime | None,
+    ids: Iterable[int],
+    watermark: int | None,
+) -> dict[str, Any]:
+    """`SavedState.dump` of these fields, without building one (a watch makes a state
+    at every acknowledgement)."""
+    shown = _iso(newest)
+    return {
+        "version": STATE_VERSION,
+        "query": query.to_state(),
+        "cursor": shown if cursor == newest and shown is not None else cursor.isoformat(),
+        "floor": _iso(floor),
+        "newest": shown,
+        "ids": list(ids),
+        "watermark": watermark,
+    }
 
 
 def _iso(moment: datetime | None) -> str | None:
@@ -199,3 +215,23 @@ def state_covers(state: Mapping[str, Any], other: Mapping[str, Any]) -> bool:
     if ours > theirs:
         return True
     return set(other.get("ids") or ()) <= set(state.get("ids") or ())
+
+
+def supersedes(state: Mapping[str, Any], other: Mapping[str, Any]) -> bool:
+    """Whether ``state`` is a later position of the same watch than ``other``: a state
+    of this version and of the same query that counts as acknowledged every record
+    ``other`` does, and more. Anything that does not parse is not.
+
+    >>> query = Query.of("app-key", sn=None)
+    >>> older = SavedState(query, datetime(2024, 5, 1, tzinfo=timezone.utc)).dump()
+    >>> newer = {**older, "newest": "2024-05-01T00:00:01+00:00", "ids": [7], "watermark": 7}
+    >>> supersedes(newer, older), supersedes(older, newer), supersedes(newer, newer)
+    (True, False, False)
+    """
+    try:
+        mine, theirs = SavedState._parse(state), SavedState._parse(other)
+    except (KeyError, TypeError, ValueError):
+        return False
+    if mine.query != theirs.query:
+        return False
+    return state_covers(state, other) and not state_covers(other, state)

@@ -104,6 +104,14 @@ _CHECK_LEASE = (
     "AND l.objsubid = 1) AS held FROM {table} c WHERE c.name = $1 FOR UPDATE OF c"
 )
 _WRITE = "UPDATE {table} SET state = $2::jsonb, saved_at = now() WHERE name = $1 AND fence = $3"
+#: A save on its own, in one round trip: fenced as a transaction's save is (the row's
+#: fence is ours, and this session holds the lock: $4, $5), or it matches no row.
+_SAVE = (
+    "UPDATE {table} SET state = $2::jsonb, saved_at = now() WHERE name = $1 AND fence = $3 "
+    "AND EXISTS (SELECT 1 FROM pg_locks l WHERE l.locktype = 'advisory' "
+    "AND l.pid = pg_backend_pid() AND l.granted AND l.classid = $4 AND l.objid = $5 "
+    "AND l.objsubid = 1)"
+)
 
 
 def _lock_key(table: str, name: str) -> int:
@@ -371,17 +379,25 @@ class PostgresCheckpoint:
         return state
 
     async def save(self, state: Mapping[str, Any]) -> None:
-        """Keep ``state``, fenced: in a transaction that first checks the lease. A state
-        behind the one last written (by `save_in` or here) is not written: a saved
-        position never moves backwards."""
+        """Keep ``state``, fenced: one UPDATE (one round trip, committed on its own) that
+        matches the row only while this session holds the lease's lock and fence. A
+        state behind the one last written (by `save_in` or here) is not written: a
+        saved position never moves backwards; nor is the one just written again."""
         payload = orjson.dumps(state).decode()
         async with self._turn:
             session = self._holding()
             committed = self._committed
-            if committed is not None and not covers(state, committed):
+            if committed is not None and (state == committed or not covers(state, committed)):
                 return
-            async with self._fenced(session):
-                await self._write(session, payload)
+            status = await session.run(
+                "execute", _SAVE, self.name, payload, self._fence, *self._key_halves
+            )
+            if status != "UPDATE 1":
+                async with self._fenced(session):  # says which: the lock, or the fence
+                    pass
+                raise CheckpointLostError(
+                    f"checkpoint {self.where}: the lease's row is gone; nothing is saved"
+                )
             self._committed = state  # later saves never go behind it either
 
     @contextlib.asynccontextmanager
@@ -441,14 +457,18 @@ class PostgresCheckpoint:
             raise session.lost("closed")
         return session
 
+    @property
+    def _key_halves(self) -> tuple[int, int]:
+        """The lock's key as `pg_locks` shows it (classid, objid)."""
+        unsigned = self._key & 0xFFFF_FFFF_FFFF_FFFF
+        return unsigned >> 32, unsigned & 0xFFFF_FFFF
+
     @contextlib.asynccontextmanager
     async def _fenced(self, session: Session) -> AsyncIterator[None]:
         """A transaction that first checks the lease: this session still holds the lock,
         and the row's fence is ours (locked until the commit)."""
-        unsigned = self._key & 0xFFFF_FFFF_FFFF_FFFF
-        halves = (unsigned >> 32, unsigned & 0xFFFF_FFFF)
         async with session.transaction():
-            row = await session.run("fetchrow", _CHECK_LEASE, self.name, *halves)
+            row = await session.run("fetchrow", _CHECK_LEASE, self.name, *self._key_halves)
             if row is None or not row["held"]:
                 raise CheckpointLostError(
                     f"checkpoint {self.where}: this session no longer holds the lease's "

@@ -153,7 +153,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
         "_serverclock",
     ),
     # the I/O edge
-    ("_transport", "_checkpoint", "_saving", "_pgsession", "_stopping", "_close_guard"),
+    ("_transport", "_journal", "_checkpoint", "_saving", "_pgsession", "_stopping", "_close_guard"),
     # the request loop: one attempt (shared by a session's copies), the loop around it
     ("_sender", "_session"),
     # the drivers of the pure cores

@@ -403,19 +403,21 @@ async def test_a_connection_lost_mid_watch_ends_it_with_checkpoint_lost(
             await recipe()
         assert got == ids[:3]
 
-        # The watch's own saves fail the same way when the recipe is not used.
-        plain = PostgresCheckpoint(postgres_dsn, f"{name}-plain")
-        seen: list[int] = []
-
-        async def follow() -> None:
-            async for record in client.watch(since=SINCE, checkpoint=plain):
+        # The watch's own saves fail the same way when the recipe is not used: at the
+        # first acknowledgement's save, or (coalesced saves) the page's.
+        async def follow(plain: PostgresCheckpoint, durable_acks: bool, seen: list[int]) -> None:
+            watch = client.watch(since=SINCE, checkpoint=plain, durable_acks=durable_acks)
+            async for record in watch:
                 seen.append(record.record_id)
                 if len(seen) == 1:
                     await admin.fetchval("SELECT pg_terminate_backend($1)", plain.backend_pid)
 
-        with pytest.raises(CheckpointLostError, match="connection was lost"):
-            await follow()
-        assert seen == ids  # the page in hand is delivered; its save fails
+        for durable_acks, delivered in ((True, ids[:1]), (False, ids)):
+            plain = PostgresCheckpoint(postgres_dsn, f"{name}-plain-{durable_acks}")
+            seen: list[int] = []
+            with pytest.raises(CheckpointLostError, match="connection was lost"):
+                await follow(plain, durable_acks, seen)
+            assert seen == delivered
         # A new holder resumes right after the last committed record.
         again = PostgresCheckpoint(postgres_dsn, name)
         async with client.watch(checkpoint=again) as watch:

@@ -416,15 +416,21 @@ class SlowCheckpoint(MemoryCheckpoint):
         self.running -= 1
 
 
+@pytest.mark.parametrize("durable_acks", [False, True])
 async def test_saves_run_beside_the_delivery_one_at_a_time_and_the_last_lands(
-    emu: Emulator, make: ClientFactory
+    emu: Emulator, make: ClientFactory, durable_acks: bool
 ) -> None:
     history = store(emu, -3000, n=1000, span=30)  # ten pages
     checkpoint = SlowCheckpoint()
-    got = await take(make().watch(since=at(-3600), checkpoint=checkpoint), 1000)
+    watch = make().watch(since=at(-3600), checkpoint=checkpoint, durable_acks=durable_acks)
+    got = await take(watch, 1000)
     assert ids(got) == history
     assert checkpoint.most == 1
-    assert 3 <= len(checkpoint.saves) <= 12  # the start, pages (coalesced), the close
+    if durable_acks:  # the start, then one save for each acknowledgement
+        marks = [state["watermark"] for state in checkpoint.saves[1:]]
+        assert marks == history[:-1]
+    else:
+        assert 3 <= len(checkpoint.saves) <= 12  # the start, pages (coalesced), the close
     assert checkpoint.saves[-1]["watermark"] == history[-2]  # the last was in hand
 
 
@@ -436,7 +442,7 @@ async def test_a_crash_repeats_at_most_the_records_delivered_since_the_last_save
     first: list[int] = []
     checkpoint = CrashingCheckpoint(first)
     client = make()
-    watch = client.watch(since=at(-3600), checkpoint=checkpoint)
+    watch = client.watch(since=at(-3600), checkpoint=checkpoint, durable_acks=False)
     async for record in watch:
         first.append(record.record_id)
         if len(first) == crash_after:
@@ -453,13 +459,36 @@ async def test_a_crash_repeats_at_most_the_records_delivered_since_the_last_save
     assert len(repeated) <= 100  # at most a page: a save follows every page
 
 
+@pytest.mark.parametrize("crash_after", [1, 99, 100, 101, 250])
+async def test_with_durable_acks_a_crash_repeats_only_the_record_in_hand(
+    emu: Emulator, make: ClientFactory, crash_after: int
+) -> None:
+    history = store(emu, -3000, n=300, span=20)
+    first: list[int] = []
+    checkpoint = CrashingCheckpoint(first)
+    client = make()
+    watch = client.watch(since=at(-3600), checkpoint=checkpoint)
+    async for record in watch:
+        first.append(record.record_id)
+        if len(first) == crash_after:
+            checkpoint.crashed = True  # killed while it handles this one
+            break
+    await watch.aclose()
+    # Each record was saved as acknowledged before the next was handed out.
+    assert checkpoint.saved_after[1:] == list(range(1, crash_after))
+    checkpoint.crashed = False
+    rest = ids(await take(client.watch(checkpoint=checkpoint), 300 - crash_after + 1))
+    assert first[:-1] + rest == history  # only the record in hand comes again
+
+
 async def test_the_position_is_saved_after_each_page_and_on_close(
     emu: Emulator, make: ClientFactory, checkpoint: Any
 ) -> None:
     history = store(emu, -600, n=10, span=60)
     load = FileCheckpoint(checkpoint).load if isinstance(checkpoint, Path) else checkpoint.load
     client = make()
-    watch = client.watch(since=at(-900), checkpoint=checkpoint)
+    # Coalesced saves (each acknowledgement saved at once: test_watch_durable_acks.py).
+    watch = client.watch(since=at(-900), checkpoint=checkpoint, durable_acks=False)
     started = await load()  # not yet: the watch starts when iterated
     assert started is None
     got = [await anext(watch) for _ in range(5)]  # the 5th is "in hand"
@@ -716,7 +745,8 @@ async def test_the_checkpoint_file_holds_versioned_json_and_is_replaced_atomical
     assert state["ids"] == []
     assert state["newest"] is None
     assert state["watermark"] is None
-    assert sorted(os.listdir(tmp_path)) == ["state.json", "state.json.lock"]  # no temp file
+    # No temp file: the state, its lock, and the acknowledgement journal.
+    assert sorted(os.listdir(tmp_path)) == ["state.json", "state.json.acks", "state.json.lock"]
 
     # A crash between writing the temp file and renaming it leaves the old state whole.
     def crash(src: str, dst: str) -> None:
@@ -727,7 +757,7 @@ async def test_the_checkpoint_file_holds_versioned_json_and_is_replaced_atomical
         await anext(watch)  # the page is done, so its save comes, and fails
     monkeypatch.undo()
     assert orjson.loads(path.read_bytes()) == state
-    assert sorted(os.listdir(tmp_path)) == ["state.json", "state.json.lock"]
+    assert sorted(os.listdir(tmp_path)) == ["state.json", "state.json.acks", "state.json.lock"]
     assert APP_KEY not in path.read_text()
 
 
