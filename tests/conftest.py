@@ -16,7 +16,7 @@ from senselink_plus.testing._mock import MockTransport
 from tests.fake_clock import FakeClock
 
 #: The emulator tests' fixtures (session, api, make) and the CLI tests' (cli_emulator).
-pytest_plugins = ["tests.emulator_helpers", "tests.cli_helpers"]
+pytest_plugins = ["tests.emulator_helpers", "tests.cli_helpers", "tests.watch_helpers"]
 
 APP_KEY = "test-app-key"
 APP_SECRET = "s3cr3t-app-secret-value"
