@@ -83,6 +83,10 @@ class SenseLinkError(Exception):
     `create_record` whose request may have reached the server. For an error made from a
     response, ``headers`` are that response's headers (case-insensitive) and
     ``request_id`` the service's id for the request, when it sent one (else None).
+
+    Constructed as ``SenseLinkError(message, *, request=None, record_may_exist=False)``
+    (every subclass too, unless its own docstring says otherwise), e.g. to raise one from
+    a test double.
     """
 
     headers: Mapping[str, str] | None = None
@@ -112,7 +116,10 @@ class SenseLinkError(Exception):
 
 
 class ValidationError(SenseLinkError, ValueError):
-    """An argument is invalid; nothing was sent. ``field`` names the argument."""
+    """An argument is invalid; nothing was sent. ``field`` names the argument.
+
+    Constructed as ``ValidationError(message, *, field=None)``.
+    """
 
     def __init__(self, message: str, *, field: str | None = None) -> None:
         super().__init__(message)
@@ -144,7 +151,11 @@ class RequestTimeout(TransportError):
 
 
 class ResponseError(SenseLinkError):
-    """The response could not be understood (bad JSON, wrong shape, unexpected type)."""
+    """The response could not be understood (bad JSON, wrong shape, unexpected type).
+
+    Constructed as ``ResponseError(message, *, request=None, status=None,
+    record_may_exist=False)``.
+    """
 
     def __init__(
         self,
@@ -165,6 +176,9 @@ class RedirectError(ResponseError):
     ``Location`` points, perhaps over plain http. ``location`` is the target's origin
     (``scheme://host:port``, never its path or query), or None when the answer named a
     path on the same host or no target at all. Never retried.
+
+    Constructed as ``RedirectError(message, *, request=None, status=None,
+    location=None, record_may_exist=False)``.
     """
 
     def __init__(
@@ -185,6 +199,9 @@ class APIError(SenseLinkError):
 
     ``code``, ``message`` and ``desc`` come from the response envelope (``code`` is the
     HTTP status when there was none); ``status`` is the HTTP status.
+
+    Constructed as ``APIError(message, *, code, status, desc=None, retry_after=None,
+    request=None, record_may_exist=False)``, its subclasses too.
     """
 
     def __init__(

@@ -50,6 +50,10 @@ Pause = Callable[[int], Awaitable[object]]
 class RecordPager:
     """A lazy walk over the records of a time range; nothing is sent until iterated.
 
+    Made by `Client.records` (its arguments: ``time_from``, ``time_to``, ``sn``,
+    ``order``, ``page_size``, ``concurrency``, ``max_items``, ``timeout``); its own
+    constructor is internal, and every argument is checked there, at the call.
+
     ``async for record in pager`` yields `Record`s; ``pager.pages()`` yields
     `RecordPage`s holding only records not yielded before. Any range length works: the
     walk reads it in time slices of at most 24 h, by keyset (each page starts at the

@@ -48,6 +48,10 @@ class Watch:
     """What `Client.watch` returns: an async iterator of new records, with explicit
     acknowledgement, a clean stop, and the position to save with your own writes.
 
+    Made by `Client.watch` (its arguments: ``sn``, ``since``, ``checkpoint``,
+    ``poll_interval``, ``overlap``, ``timeout``, ``acks``, ``durable_acks``); its own
+    constructor is internal.
+
     When a record counts as handled (acknowledged), so a restart does not repeat it:
 
     - asking for the next record acknowledges the one before;
