@@ -143,9 +143,11 @@ class RecordPager:
         )
         flight: dict[asyncio.Future[RecordPage], PageRequest] = {}
 
-        def send() -> None:
-            for request in walk.sends():
+        def send() -> bool:
+            requests = walk.sends()
+            for request in requests:
                 flight[asyncio.ensure_future(self._fetch(self._http(request)))] = request
+            return bool(requests)
 
         try:
             while not walk.done:
@@ -161,8 +163,10 @@ class RecordPager:
                     backoff = max(backoff, step.backoff)
                 if backoff:
                     await self._pause(backoff)
-                elif self.concurrency > 1 and not walk.done:
-                    send()  # in flight while the consumer takes these pages
+                elif self.concurrency > 1 and not walk.done and send():
+                    # One turn of the loop puts the new calls on the wire: the consumer
+                    # may take these pages without giving the loop a turn.
+                    await asyncio.sleep(0)
                 for page in pages:
                     yield page
         finally:

@@ -291,6 +291,18 @@ async def test_concurrency_one_is_lazy() -> None:
         await pages.aclose()  # type: ignore[attr-defined]
 
 
+async def test_the_next_calls_are_in_flight_before_the_consumer_gets_a_page() -> None:
+    # A consumer that works on a page without awaiting anything gives the loop no turn:
+    # the calls that follow must already be on their way when it gets the page.
+    server = SlowServer([wire(i, T0_MS + i * 10) for i in range(5000)])
+    async with client_for(server.handle) as client:
+        pages = client.records(T0, T0 + timedelta(hours=1), concurrency=4).pages()
+        for _ in range(5):
+            await pages.__anext__()
+            assert server.in_flight > 0
+        await pages.aclose()  # type: ignore[attr-defined]
+
+
 async def test_breaking_out_leaves_nothing_in_flight() -> None:
     server = SlowServer([wire(i, T0_MS + i * 10) for i in range(5000)])
     async with client_for(server.handle) as client:
