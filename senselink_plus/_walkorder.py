@@ -14,8 +14,9 @@ grows), so for either order "behind a watermark" is ``key <= mark`` and "ahead" 
 from __future__ import annotations
 
 import itertools
+import operator
 from collections.abc import Sequence
-from typing import NamedTuple
+from typing import NamedTuple, overload
 
 import attrs
 
@@ -23,13 +24,17 @@ from ._exceptions import ResponseError
 from ._models import Order, Record
 from ._timeutil import wire_second
 
-__all__ = ["BIG", "DAY", "Axis", "Key", "PageRequest"]
+__all__ = ["BIG", "DAY", "Axis", "Key", "PageKeys", "PageRequest"]
 
 #: Beyond any record_id: ``Key(s, -BIG)`` sits before every record of walk second ``s``,
 #: ``Key(s, BIG)`` after every one.
 BIG = 2**63
 #: The longest window one list call may ask for, in seconds.
 DAY = 86_400
+
+
+_CREATE_AT = operator.attrgetter("create_at")
+_RECORD_ID = operator.attrgetter("record_id")
 
 
 class Key(NamedTuple):
@@ -70,24 +75,21 @@ class Axis:
             return Key(second, record.record_id)
         return Key(-second, -record.record_id)
 
-    def keys(self, records: Sequence[Record], seconds: Sequence[int] | None = None) -> list[Key]:
-        """The keys of a page's records, in the page's order (``seconds``: their
-        `wire_second`s, when known). A record stamped before the one it follows
-        (committed late: a larger id with an earlier ``create_at``) is placed in that
-        one's second, so keys never go back along the walk."""
-        if seconds is None:
-            seconds = [wire_second(record.create_at) for record in records]
-        if self.ascending:
-            tops = itertools.accumulate(seconds, max)
-            rids = [record.record_id for record in records]
-        else:
-            tops = itertools.accumulate((-second for second in seconds), max)
-            rids = [-record.record_id for record in records]
-        return list(map(Key._make, zip(tops, rids, strict=True)))
+    def keys(self, records: Sequence[Record]) -> PageKeys:
+        """The keys of a page's records, in the page's order. A record stamped before
+        the one it follows (committed late: a larger id with an earlier ``create_at``)
+        is placed in that one's second, so keys never go back along the walk."""
+        seconds = list(map(wire_second, map(_CREATE_AT, records)))
+        return self._along(seconds, list(map(_RECORD_ID, records)))
+
+    def _along(self, seconds: list[int], rids: list[int]) -> PageKeys:
+        if not self.ascending:
+            seconds, rids = list(map(operator.neg, seconds)), list(map(operator.neg, rids))
+        return PageKeys(list(itertools.accumulate(seconds, max)), rids)
 
     def checked(
         self, request: PageRequest, records: tuple[Record, ...]
-    ) -> tuple[tuple[Record, ...], list[Key]]:
+    ) -> tuple[tuple[Record, ...], PageKeys]:
         """The records of the page answered to ``request`` that lie in its window, and
         their keys in walk order. A record outside the window is not in the listing
         asked for: it is dropped, and the page read as if it were not there.
@@ -96,18 +98,21 @@ class Axis:
         if len(records) > request.size:
             raise ResponseError(f"asked for {request.size} records, the page holds {len(records)}")
         time_from, time_to = request.time_from, request.time_to
-        seconds = [wire_second(record.create_at) for record in records]
+        seconds = list(map(wire_second, map(_CREATE_AT, records)))
         if seconds and (min(seconds) < time_from or max(seconds) > time_to):
             records, seconds = _inside(records, seconds, time_from, time_to)
-        keys = self.keys(records, seconds)
+        rids = list(map(_RECORD_ID, records))
         if request.order is not self.order:
-            keys.reverse()
-        for a, b in itertools.pairwise(keys):
-            if b.rid <= a.rid:
-                raise ResponseError(
-                    "the page is not in record_id order, or repeats a record "
-                    f"(records {abs(a.rid)} then {abs(b.rid)})"
-                )
+            seconds.reverse()
+            rids.reverse()
+        keys = self._along(seconds, rids)
+        ahead = keys.rids
+        if any(map(operator.ge, ahead, itertools.islice(ahead, 1, None))):
+            a, b = next((a, b) for a, b in itertools.pairwise(ahead) if b <= a)
+            raise ResponseError(
+                "the page is not in record_id order, or repeats a record "
+                f"(records {abs(a)} then {abs(b)})"
+            )
         return records, keys
 
     def bounds(self, listing: int, last: int) -> tuple[int, int]:
@@ -146,6 +151,32 @@ class Axis:
         top = -first
         size = DAY + 1 if top == self.end else DAY
         return -max(self.start, top - size + 1)
+
+
+class PageKeys(Sequence[Key]):
+    """The keys of one page's records along the walk, each `Key` made when asked for
+    (the walk looks at a few of a page's keys: where the mark and the end fall, the
+    first and the last)."""
+
+    __slots__ = ("rids", "seconds")
+
+    def __init__(self, seconds: list[int], rids: list[int]) -> None:
+        self.seconds = seconds
+        self.rids = rids
+
+    def __len__(self) -> int:
+        return len(self.rids)
+
+    @overload
+    def __getitem__(self, index: int) -> Key: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[Key]: ...
+
+    def __getitem__(self, index: int | slice) -> Key | list[Key]:
+        if isinstance(index, slice):
+            return list(map(Key, self.seconds[index], self.rids[index]))
+        return Key(self.seconds[index], self.rids[index])
 
 
 def _inside(

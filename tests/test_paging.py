@@ -79,7 +79,7 @@ def test_keys_increase_along_the_walk_in_both_orders() -> None:
     listing = Listing.of([T0 * 1000 + 5, T0 * 1000 + 999, (T0 + 1) * 1000])
     for order in Order:
         page = listing.answer(PageRequest(1, T0, T0 + 2, 1, 10, order))
-        keys = Axis(order, T0, T0 + 2).keys(page.records)
+        keys = list(Axis(order, T0, T0 + 2).keys(page.records))
         assert keys == sorted(keys)
         assert len(set(keys)) == 3
 
