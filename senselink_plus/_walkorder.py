@@ -75,14 +75,10 @@ class Axis:
             return Key(second, record.record_id)
         return Key(-second, -record.record_id)
 
-    def keys(self, records: Sequence[Record]) -> PageKeys:
-        """The keys of a page's records, in the page's order. A record stamped before
-        the one it follows (committed late: a larger id with an earlier ``create_at``)
-        is placed in that one's second, so keys never go back along the walk."""
-        seconds = list(map(wire_second, map(_CREATE_AT, records)))
-        return self._along(seconds, list(map(_RECORD_ID, records)))
-
     def _along(self, seconds: list[int], rids: list[int]) -> PageKeys:
+        """The keys of records with these seconds and ids, in walk order. A record
+        stamped before the one it follows (committed late: a larger id with an earlier
+        ``create_at``) is placed in that one's second, so keys never go back."""
         if not self.ascending:
             seconds, rids = list(map(operator.neg, seconds)), list(map(operator.neg, rids))
         return PageKeys(list(itertools.accumulate(seconds, max)), rids)

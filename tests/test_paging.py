@@ -78,8 +78,9 @@ def test_no_window_of_no_length_is_sent_at_the_range_end() -> None:
 def test_keys_increase_along_the_walk_in_both_orders() -> None:
     listing = Listing.of([T0 * 1000 + 5, T0 * 1000 + 999, (T0 + 1) * 1000])
     for order in Order:
-        page = listing.answer(PageRequest(1, T0, T0 + 2, 1, 10, order))
-        keys = list(Axis(order, T0, T0 + 2).keys(page.records))
+        request = PageRequest(1, T0, T0 + 2, 1, 10, order)
+        _, page_keys = Axis(order, T0, T0 + 2).checked(request, listing.answer(request).records)
+        keys = list(page_keys)
         assert keys == sorted(keys)
         assert len(set(keys)) == 3
 
