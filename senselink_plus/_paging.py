@@ -22,8 +22,9 @@ or fails its check; a slice raises `ResponseError` after `FAIL_LIMIT` + 1 failed
 in a row or `WALK_LIMIT` + 1 pages walking on, and slices last at least a second. After
 `PROBE_AFTER` answers an ascending walk asks for the newest record and reads nothing
 past it (`_horizon`), so a range that ends in the future is read up to what existed
-then. Up to ``concurrency`` calls are in flight, and slices hold at most ``5 *
-concurrency`` pages (no read ahead is sent past ``4 * concurrency``).
+then. Up to ``concurrency`` calls are in flight, and slices hold at most ``(P + 1) *
+concurrency`` pages, P the pages a slice is sized to hold (`SlicePlanner.pages`: 4 of
+50 to 100 records, more smaller ones); no read ahead is sent past ``P * concurrency``.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from ._endpoints import MAX_PAGE_SIZE
 from ._horizon import PROBE_AFTER, Horizon
 from ._models import Order, RecordPage
 from ._slice import FAIL_LIMIT, WALK_LIMIT, Plan, Slice
-from ._slice_plan import SlicePlanner
+from ._slice_plan import TARGET_PAGES, SlicePlanner
 from ._walkorder import BIG, Axis, Key, PageRequest
 from ._yielded import Step, Yielded
 
@@ -110,7 +111,7 @@ class Walk:
         index = 0
         while self._may_read_ahead():
             if index == len(self.parts) and not self._carve():
-                return None
+                return self._halve()
             part = self.parts[index]
             if not part.reading and not part.slice.done:
                 return self._start(part)
@@ -134,7 +135,7 @@ class Walk:
     def _may_read_ahead(self) -> bool:
         """Within the memory budget, and (with ``max_items``) while the slices started
         are not expected to hold all that is still wanted."""
-        if sum(len(part.held) for part in self.parts) >= 4 * self.concurrency:
+        if sum(len(part.held) for part in self.parts) >= self.planner.pages * self.concurrency:
             return False
         wanted = self.out.wanted()
         return wanted is None or self._wants_more(wanted)
@@ -153,6 +154,24 @@ class Walk:
         whole = self.parts[index].slice
         if seconds is not None and whole.last - whole.mark.second >= 2 * seconds:
             self._cut(index, whole.mark.second + seconds - 1)
+
+    def _halve(self) -> PageRequest | None:
+        """At the end of the walk, with a call to spare: cut the far half off the slice
+        being read with the most left, if each half holds `TARGET_PAGES` pages or more
+        (slices of small pages are long, see `SlicePlanner`), and start reading it."""
+        least = self.planner.seconds(TARGET_PAGES)
+        reading = [i for i, part in enumerate(self.parts) if part.reading]
+        if least is None or not reading:
+            return None
+        index = max(
+            reading, key=lambda i: self.parts[i].slice.last - self.parts[i].slice.mark.second
+        )
+        whole = self.parts[index].slice
+        left = whole.last - whole.mark.second
+        if left < 2 * least:
+            return None
+        self._cut(index, whole.mark.second + left // 2)
+        return self._start(self.parts[index + 1])
 
     def _cut(self, index: int, last: int) -> None:
         rest = self.parts[index].slice.cut(last)

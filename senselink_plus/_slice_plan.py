@@ -1,15 +1,17 @@
 """How long a new slice should be: from the density of the records read so far.
 
 A slice is read one page at a time, so slices are what runs in parallel. Each new slice
-is sized to hold about `TARGET_PAGES` pages: long enough that the partly filled page
-that ends a slice costs little, short enough that ``concurrency`` of them near the head
-of the walk keep the calls busy while holding few pages. The density is records per
+is sized to hold `SlicePlanner.pages` pages: about `TARGET_RECORDS` records, and at
+least `TARGET_PAGES` pages. That is long enough that the re-read that starts each page
+and the partly filled page that ends a slice cost little (with small pages, a few pages
+would be mostly such waste), short enough that ``concurrency`` of them near the head of
+the walk keep the calls busy while holding few records. The density is records per
 second over the last `MEMORY` pages; a page's worth is what the full pages of late
 brought that was new (a keyset page re-reads its first second). The fill (the share of
-`TARGET_PAGES` aimed at)
-adapts: a slice that needs more pages than aimed at lowers it, one that fits raises it
-a little, so evenly spaced records fill slices to the brim and bursty ones leave room.
-Sizes only affect how many calls a walk costs, never what it yields.
+the pages aimed at) adapts: a slice that needs more pages than aimed at lowers it, one
+that fits raises it a little, so evenly spaced records fill slices to the brim and
+bursty ones leave room. Sizes only affect how many calls a walk costs, never what it
+yields.
 
 >>> planner = SlicePlanner(page_size=100)
 >>> planner.observe(records=100, seconds=50)  # 2 records a second
@@ -26,9 +28,11 @@ import collections
 
 from ._walkorder import DAY
 
-__all__ = ["MEMORY", "TARGET_PAGES", "SlicePlanner"]
+__all__ = ["MEMORY", "TARGET_PAGES", "TARGET_RECORDS", "SlicePlanner"]
 
-#: Pages a slice is sized to hold.
+#: Records a slice is sized to hold (2 pages of 100)...
+TARGET_RECORDS = 200
+#: ...and the fewest pages it is sized to hold.
 TARGET_PAGES = 4
 #: Recent pages the density is measured over.
 MEMORY = 8
@@ -41,6 +45,8 @@ class SlicePlanner:
 
     def __init__(self, page_size: int) -> None:
         self.page_size = page_size
+        #: The pages a slice is sized to hold.
+        self.pages = max(TARGET_PAGES, -(-TARGET_RECORDS // page_size))
         self.fill = _FILL_START
         self._seen: collections.deque[tuple[int, int]] = collections.deque(maxlen=MEMORY)
         self._records = 0
@@ -66,19 +72,20 @@ class SlicePlanner:
 
     def finished(self, pages: int) -> None:
         """A slice planned by `seconds` was read in ``pages`` pages."""
-        if pages > TARGET_PAGES:
+        if pages > self.pages:
             self.fill = max(_FILL_MIN, self.fill - _FILL_DOWN)
         else:
             self.fill = min(_FILL_MAX, self.fill + _FILL_UP)
 
-    def seconds(self) -> int | None:
-        """The length of the next slice (None while nothing is known)."""
+    def seconds(self, pages: int | None = None) -> int | None:
+        """The length of the next slice, or of one sized to hold ``pages`` pages (None
+        while nothing is known)."""
         if not self._seen:
             return None
         if self._records == 0:
             return DAY
         worth = sum(self._worth) / len(self._worth) if self._worth else self.page_size
-        wanted = TARGET_PAGES * worth * self.fill
+        wanted = (pages or self.pages) * worth * self.fill
         return max(1, min(DAY, int(wanted * self._seconds / self._records)))
 
     def expected(self, seconds: int) -> int:
