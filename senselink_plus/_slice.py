@@ -20,13 +20,10 @@ record it owns and has not taken came before that record, in that page.
 
 from __future__ import annotations
 
-import bisect
-from collections.abc import Sequence
-
 import attrs
 
 from ._exceptions import ResponseError
-from ._walkorder import BIG, Key
+from ._walkorder import BIG, Key, PageKeys
 
 __all__ = ["FAIL_LIMIT", "WALK_LIMIT", "Anchor", "Plan", "Slice", "Taken", "place"]
 
@@ -148,7 +145,7 @@ class Slice:
                 return Plan(anchor.listing, *placed)
         return Plan(self.mark.second, 1, size)
 
-    def take(self, plan: Plan, keys: Sequence[Key], size: int) -> Taken:
+    def take(self, plan: Plan, keys: PageKeys, size: int) -> Taken:
         """Feed the keys of the page answered for ``plan`` (checked to strictly increase)
         of ``size`` records at most (the size the server served)."""
         mark = self.mark
@@ -156,8 +153,8 @@ class Slice:
             return self._fail("a full page held only records outside the window asked for")
         if plan.page > 1 and (not keys or keys[0] > mark):
             return self._fail("a page did not reach back to the last record taken")
-        start = bisect.bisect_right(keys, mark)
-        stop = bisect.bisect_right(keys, self.end)
+        start = keys.bisect_right(mark)
+        stop = keys.bisect_right(self.end)
         if stop > start:
             self.mark = keys[stop - 1]
             self.failures = self.walked = 0
@@ -169,16 +166,16 @@ class Slice:
             return Taken(start, stop, seconds=self.mark.second - keys[start].second + 1)
         return self._walk_on(plan, keys)
 
-    def _after_taking(self, plan: Plan, keys: Sequence[Key]) -> Anchor | None:
+    def _after_taking(self, plan: Plan, keys: PageKeys) -> Anchor | None:
         """Read on by keyset, unless the mark's second fills half the page or more: then
         by position in this same listing, from the mark (the last key of the page)."""
         second = self.mark.second
-        same = len(keys) - bisect.bisect_left(keys, Key(second, -BIG))
+        same = len(keys) - keys.bisect_right(Key(second, -BIG))
         if same < len(keys) and 2 * same <= len(keys):
             return None
         return Anchor(plan.listing, plan.offset + len(keys) - 1, self.mark)
 
-    def _walk_on(self, plan: Plan, keys: Sequence[Key]) -> Taken:
+    def _walk_on(self, plan: Plan, keys: PageKeys) -> Taken:
         """A full page all behind the mark: the mark lies further down this listing."""
         if self.anchor is not None and keys[-1] <= self.anchor.key:
             return self._fail("a page brought nothing past the one before")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+import operator
 import time
 from datetime import datetime, timedelta, timezone
 
@@ -176,6 +178,15 @@ def wire_second(value: int) -> int:
     """The whole unix second of a raw record timestamp (milliseconds from 10**11 on, as
     `from_wire_timestamp` reads it)."""
     return value // 1000 if value >= _MS_THRESHOLD else value
+
+
+def wire_seconds(values: list[int]) -> list[int]:
+    """`wire_second` of each value; at C speed when all are in one unit (a page's are)."""
+    if not values or max(values) < _MS_THRESHOLD:
+        return list(values)
+    if min(values) >= _MS_THRESHOLD:
+        return list(map(operator.floordiv, values, itertools.repeat(1000)))
+    return list(map(wire_second, values))
 
 
 def split_time_range(

@@ -6,7 +6,9 @@ server never gets `ResponseError`."""
 
 from __future__ import annotations
 
+import bisect
 import doctest
+import itertools
 import random
 
 import attrs
@@ -26,7 +28,7 @@ from senselink_plus import (
 from senselink_plus._paging import FAIL_LIMIT, PROBE_AFTER, PageRequest, Walk
 from senselink_plus._slice import Plan, Slice, place
 from senselink_plus._slice_plan import SlicePlanner
-from senselink_plus._walkorder import DAY, Axis, Key
+from senselink_plus._walkorder import DAY, Axis, Key, PageKeys
 from tests.fake_listing import Churn, Listing, in_order, walk
 
 T0 = 1_700_000_000  # a whole second, unix time
@@ -75,6 +77,21 @@ def test_no_window_of_no_length_is_sent_at_the_range_end() -> None:
         assert len(check_walk(listing, T0, T0 + 100, order=order, page_size=7)) == 30
 
 
+@given(
+    st.lists(st.tuples(st.integers(0, 5), st.integers(1, 3)), max_size=30),
+    st.tuples(st.integers(-1, 6), st.sampled_from([-_walkorder.BIG, 0, 2, 40, _walkorder.BIG])),
+)
+def test_page_keys_bisect_as_a_list_of_keys_does(
+    steps: list[tuple[int, int]], key: tuple[int, int]
+) -> None:
+    # keys along a page: seconds never go back, ids strictly increase
+    seconds = list(itertools.accumulate(step for step, _ in steps))
+    rids = list(itertools.accumulate(gap for _, gap in steps))
+    page = PageKeys(seconds, rids)
+    assert list(page) == [Key(*pair) for pair in zip(seconds, rids, strict=True)]
+    assert page.bisect_right(Key(*key)) == bisect.bisect_right(list(page), Key(*key))
+
+
 def test_keys_increase_along_the_walk_in_both_orders() -> None:
     listing = Listing.of([T0 * 1000 + 5, T0 * 1000 + 999, (T0 + 1) * 1000])
     for order in Order:
@@ -111,8 +128,8 @@ def test_place_prefers_the_most_room() -> None:
 # --- one slice ----------------------------------------------------------------------------
 
 
-def keys(*pairs: tuple[int, int]) -> list[Key]:
-    return [Key(second, rid) for second, rid in pairs]
+def keys(*pairs: tuple[int, int]) -> PageKeys:
+    return PageKeys([second for second, _ in pairs], [rid for _, rid in pairs])
 
 
 def test_a_keyset_page_takes_what_lies_ahead_and_a_short_one_ends_the_slice() -> None:

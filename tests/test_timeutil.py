@@ -19,6 +19,8 @@ from senselink_plus._timeutil import (
     gmt_label,
     to_aware,
     to_wire_time,
+    wire_second,
+    wire_seconds,
 )
 from tests.strategies import aware_datetimes, time_ranges, zones
 
@@ -383,3 +385,8 @@ def test_offset_label_caches_a_bounded_number_of_offsets() -> None:
     for minutes in range(-2000, 2000):
         assert _timeutil.offset_label(minutes * 60).startswith("GMT")
     assert len(_timeutil._LABELS) <= 256
+
+
+@given(st.lists(st.integers(0, 10**11 - 1) | st.integers(10**11, 2 * 10**13)))
+def test_wire_seconds_reads_each_value_as_wire_second_does(values: list[int]) -> None:
+    assert wire_seconds(values) == [wire_second(value) for value in values]
