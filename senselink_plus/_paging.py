@@ -22,9 +22,8 @@ or fails its check; a slice raises `ResponseError` after `FAIL_LIMIT` + 1 failed
 in a row or `WALK_LIMIT` + 1 pages walking on, and slices last at least a second. After
 `PROBE_AFTER` answers an ascending walk asks for the newest record and reads nothing
 past it (`_horizon`), so a range that ends in the future is read up to what existed
-then. Up to ``concurrency`` calls are in flight, and slices hold at most ``(P + 1) *
-concurrency`` pages, P the pages a slice is sized to hold (`SlicePlanner.pages`: 4 of
-50 to 100 records, more smaller ones); no read ahead is sent past ``P * concurrency``.
+then. Up to ``concurrency`` calls are in flight; no read ahead is sent past ``P *
+concurrency`` pages held (P = `SlicePlanner.pages`: 4 of 50-100 records, more smaller).
 """
 
 from __future__ import annotations
@@ -37,7 +36,7 @@ from ._endpoints import MAX_PAGE_SIZE
 from ._horizon import PROBE_AFTER, Horizon
 from ._models import Order, RecordPage
 from ._slice import FAIL_LIMIT, WALK_LIMIT, Plan, Slice
-from ._slice_plan import TARGET_PAGES, SlicePlanner
+from ._slice_plan import SlicePlanner
 from ._walkorder import BIG, Axis, Key, PageRequest
 from ._yielded import Step, Yielded
 
@@ -115,8 +114,8 @@ class Walk:
             part = self.parts[index]
             if not part.reading and not part.slice.done:
                 return self._start(part)
-            if part.reading:
-                self._split(index)  # what it cut off, if anything, comes next
+            if part.reading:  # what lies a slice's length past its mark comes next
+                self._cut(index, self.planner.ahead(part.slice.mark.second, part.slice.last))
             index += 1
         return None
 
@@ -148,35 +147,23 @@ class Walk:
         expected = sum(self.planner.expected(s.last - s.mark.second + 1) for s in started)
         return expected < wanted
 
-    def _split(self, index: int) -> None:
-        """Cut what lies beyond one slice's length past the mark of a slice being read."""
-        seconds = self.planner.seconds()
-        whole = self.parts[index].slice
-        if seconds is not None and whole.last - whole.mark.second >= 2 * seconds:
-            self._cut(index, whole.mark.second + seconds - 1)
-
     def _halve(self) -> PageRequest | None:
-        """At the end of the walk, with a call to spare: cut the far half off the slice
-        being read with the most left, if each half holds `TARGET_PAGES` pages or more
-        (slices of small pages are long, see `SlicePlanner`), and start reading it."""
-        least = self.planner.seconds(TARGET_PAGES)
-        reading = [i for i, part in enumerate(self.parts) if part.reading]
-        if least is None or not reading:
+        """At the walk's end, with a call to spare: read the far half of the longest slice apart."""
+        reading = [part.slice for part in self.parts if part.reading]
+        whole = max(reading, key=lambda s: s.last - s.mark.second, default=None)
+        if whole is None:
             return None
-        index = max(
-            reading, key=lambda i: self.parts[i].slice.last - self.parts[i].slice.mark.second
-        )
-        whole = self.parts[index].slice
-        left = whole.last - whole.mark.second
-        if left < 2 * least:
+        index = next(i for i, part in enumerate(self.parts) if part.slice is whole)
+        if not self._cut(index, self.planner.half(whole.mark.second, whole.last)):
             return None
-        self._cut(index, whole.mark.second + left // 2)
         return self._start(self.parts[index + 1])
 
-    def _cut(self, index: int, last: int) -> None:
-        rest = self.parts[index].slice.cut(last)
+    def _cut(self, index: int, last: int | None) -> bool:
+        """End the slice at ``index`` at walk second ``last`` (None: leave it whole)."""
+        rest = None if last is None else self.parts[index].slice.cut(last)
         if rest is not None:
             self.parts.insert(index + 1, _Part(rest))
+        return rest is not None
 
     def _start(self, part: _Part) -> PageRequest:
         whole = part.slice

@@ -88,6 +88,22 @@ class SlicePlanner:
         wanted = (pages or self.pages) * worth * self.fill
         return max(1, min(DAY, int(wanted * self._seconds / self._records)))
 
+    def ahead(self, mark: int, last: int) -> int | None:
+        """Where to end a slice being read, its mark at walk second ``mark`` and its
+        last second ``last``, so what lies beyond one slice's length is read apart."""
+        seconds = self.seconds()
+        if seconds is None or last - mark < 2 * seconds:
+            return None
+        return mark + seconds - 1
+
+    def half(self, mark: int, last: int) -> int | None:
+        """Where to cut off the far half of a slice being read (at the end of a walk, to
+        read it in parallel), if each half holds `TARGET_PAGES` pages or more."""
+        least = self.seconds(TARGET_PAGES)
+        if least is None or last - mark < 2 * least:
+            return None
+        return mark + (last - mark) // 2
+
     def expected(self, seconds: int) -> int:
         """About how many records ``seconds`` of walk time hold (a full page if unknown)."""
         if not self._seen or self._seconds == 0:

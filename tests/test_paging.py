@@ -215,6 +215,21 @@ def test_slices_are_sized_from_density_and_the_fill_adapts() -> None:
     assert planner.seconds() == DAY or planner.seconds() > 180
 
 
+def test_slices_of_small_pages_hold_more_pages_and_are_cut_apart_at_the_end() -> None:
+    assert [SlicePlanner(size).pages for size in (100, 50, 25, 10, 1)] == [4, 4, 8, 20, 200]
+    planner = SlicePlanner(page_size=10)
+    assert planner.ahead(0, 10**6) is None  # nothing known yet
+    assert planner.half(0, 10**6) is None
+    planner.observe(records=10, seconds=10, full=True)  # 1 a second, 10 new records a page
+    length = planner.seconds()  # 20 pages of 10 at a fill of 0.95
+    least = planner.seconds(4)
+    assert (length, least) == (190, 38)
+    assert planner.ahead(100, 100 + 2 * length - 1) is None
+    assert planner.ahead(100, 100 + 2 * length) == 100 + length - 1
+    assert planner.half(100, 100 + 2 * least - 1) is None
+    assert planner.half(100, 100 + 2 * least) == 100 + least
+
+
 # --- the walk over an honest listing --------------------------------------------------------
 
 
