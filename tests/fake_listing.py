@@ -202,7 +202,7 @@ def walk(
     while not walker.done:
         flight.extend(walker.sends())
         assert flight, "the walk is not over but asks for nothing"
-        assert len(flight) <= concurrency or len(flight) <= concurrency + 1
+        assert len(flight) <= concurrency, "more calls in flight than the concurrency"
         request = flight.pop(pick(len(flight)))
         if churn is not None:
             churn.apply(listing)
