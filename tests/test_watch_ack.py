@@ -8,7 +8,6 @@ server of ``tests/test_postgres.py``."""
 from __future__ import annotations
 
 import asyncio
-import copy
 import logging
 import os
 import random
@@ -35,6 +34,7 @@ from senselink_plus.postgres import PostgresCheckpoint
 from senselink_plus.testing import Emulator
 from tests.conftest import APP_KEY, APP_SECRET, FakeTime
 from tests.test_postgres import postgres_dsn, postgres_server  # noqa: F401
+from tests.watch_helpers import MemoryCheckpoint
 
 T0 = 1_700_000_000.0
 
@@ -56,21 +56,6 @@ class Clock(FakeTime):
             raise RuntimeError("the watch kept sleeping")
         if self.on_sleep is not None:
             self.on_sleep()
-
-
-class Memory:
-    """A checkpoint of the user's own: async load/save of a copy."""
-
-    def __init__(self) -> None:
-        self.state: dict[str, Any] | None = None
-
-    async def load(self) -> Mapping[str, Any] | None:
-        await asyncio.sleep(0)
-        return copy.deepcopy(self.state)
-
-    async def save(self, state: Mapping[str, Any]) -> None:
-        await asyncio.sleep(0)
-        self.state = copy.deepcopy(dict(state))
 
 
 @pytest.fixture
@@ -100,7 +85,7 @@ def checkpoint(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
     if request.param == "postgres":
         dsn = request.getfixturevalue("postgres_dsn")  # the server starts only if asked
         return PostgresCheckpoint(dsn, f"t-{uuid.uuid4().hex[:12]}")
-    return Memory()
+    return MemoryCheckpoint()
 
 
 def seed(emu: Emulator, n: int, when: float = -600, span: float = 3) -> list[int]:
@@ -233,7 +218,7 @@ async def test_explicit_acks_from_another_task_are_saved_while_the_watch_runs(
     emu: Emulator, client: Client, clock: Clock
 ) -> None:
     history = seed(emu, 250, span=20)  # three pages
-    checkpoint = Memory()
+    checkpoint = MemoryCheckpoint()
     queue: asyncio.Queue[Record] = asyncio.Queue()
     async with client.watch(since=at(-900), checkpoint=checkpoint, acks="explicit") as watch:
 

@@ -25,10 +25,11 @@ from senselink_plus.postgres import PostgresCheckpoint
 from senselink_plus.testing import Emulator
 from tests.conftest import APP_KEY, APP_SECRET
 from tests.test_postgres import postgres_dsn, postgres_server  # noqa: F401
-from tests.test_watch_ack import Memory, at, drain, seed
+from tests.test_watch_ack import at, drain, seed
 from tests.test_watch_ack import client as client
 from tests.test_watch_ack import clock as clock
 from tests.test_watch_ack import emu as emu
+from tests.watch_helpers import MemoryCheckpoint
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL, POSIX files")
 
@@ -287,7 +288,7 @@ async def test_await_ack_returns_once_your_checkpoint_saved_it(
     emu: Emulator, client: Client
 ) -> None:
     history = seed(emu, 4)
-    checkpoint = Memory()
+    checkpoint = MemoryCheckpoint()
     async with client.watch(since=at(-900), checkpoint=checkpoint, acks="explicit") as watch:
         async for record in watch:
             await watch.ack(record)
@@ -299,7 +300,7 @@ async def test_await_ack_returns_once_your_checkpoint_saved_it(
 
 async def test_without_durable_acks_saves_are_coalesced(emu: Emulator, client: Client) -> None:
     history = seed(emu, 6)
-    checkpoint = Memory()
+    checkpoint = MemoryCheckpoint()
     saves: list[int | None] = []
     save = checkpoint.save
 
