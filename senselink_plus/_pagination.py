@@ -1,8 +1,9 @@
 """`RecordPager`: every record of any time range, page by page, each exactly once.
 
 The decisions live in `_paging.Walk` (pure; its docstring states the invariant, the
-proof and the bounds); this module only sends the calls it asks for, keeps up to
-``concurrency`` in flight, feeds their answers back as they come and yields what it says.
+proof and the bounds); this module only sends the calls it asks for, up to
+``concurrency`` in flight, and yields what it says. Each call runs in a task that feeds
+its own answer to the walk and sends the next call at once (`_relay.Relay`).
 
 What is guaranteed, while records are written to the range and expire from it:
 
@@ -22,18 +23,17 @@ What is guaranteed, while records are written to the range and expire from it:
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator
 from datetime import datetime, timedelta, timezone
 
 from . import _endpoints as ep
 from ._checks import check_int
 from ._endpoints import ORDER_TEXT
-from ._exceptions import SenseLinkError
 from ._http import HttpRequest, make_request
 from ._models import Order, Record, RecordPage
-from ._paging import PageRequest, Step, Walk
+from ._paging import PageRequest, Walk
+from ._relay import FetchPage, Pause, Relay
 from ._timeutil import to_wire_time
 
 __all__ = ["MAX_CONCURRENCY", "RecordPager"]
@@ -41,11 +41,6 @@ __all__ = ["MAX_CONCURRENCY", "RecordPager"]
 _SECOND = timedelta(seconds=1)
 #: The most list calls one walk keeps in flight (it holds about 5 pages per call).
 MAX_CONCURRENCY = 64
-
-#: Sends one list call and parses its page (the client's request loop).
-FetchPage = Callable[[HttpRequest], Awaitable[RecordPage]]
-#: Waits the back-off of the given attempt before a re-read.
-Pause = Callable[[int], Awaitable[object]]
 
 
 class RecordPager:
@@ -143,45 +138,15 @@ class RecordPager:
             concurrency=self.concurrency,
             max_items=self.max_items,
         )
-        flight: dict[asyncio.Future[RecordPage], PageRequest] = {}
-
-        def send() -> bool:
-            requests = walk.sends()
-            for request in requests:
-                flight[asyncio.ensure_future(self._fetch(self._http(request)))] = request
-            return bool(requests)
-
+        relay = Relay(walk, self._fetch, self._http, self._pause, self.concurrency)
         try:
-            while not walk.done:
-                send()
-                if not flight:  # pragma: no cover - the walk always has a call to make
-                    raise RuntimeError("the walk is not over but asks for nothing")
-                answered, _ = await asyncio.wait(flight, return_when=asyncio.FIRST_COMPLETED)
-                pages: list[RecordPage] = []
-                backoff = 0
-                for task in sorted(answered, key=lambda task: flight[task].seq):
-                    step = self._feed(walk, flight.pop(task), task)
-                    pages.extend(step.pages)
-                    backoff = max(backoff, step.backoff)
-                if backoff:
-                    await self._pause(backoff)
-                elif self.concurrency > 1 and not walk.done and send():
-                    # One turn of the loop puts the new calls on the wire: the consumer
-                    # may take these pages without giving the loop a turn.
-                    await asyncio.sleep(0)
-                for page in pages:
-                    yield page
+            while True:
+                while relay.ready:
+                    yield relay.ready.popleft()
+                if relay.error is not None:
+                    raise relay.error
+                if walk.done:
+                    return
+                await relay.next_news()
         finally:
-            for task in flight:
-                task.cancel()
-            # Gathering retrieves every outcome, so no "exception never retrieved" warning.
-            await asyncio.gather(*flight, return_exceptions=True)
-
-    def _feed(self, walk: Walk, request: PageRequest, task: asyncio.Future[RecordPage]) -> Step:
-        """Feed one answer to the walk; an error names the call it came from."""
-        try:
-            return walk.feed(request, task.result())
-        except SenseLinkError as error:
-            if error.request is None:
-                error.request = self._http(request).info()
-            raise
+            await relay.close()

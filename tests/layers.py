@@ -157,7 +157,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     # the request loop: one attempt (shared by a session's copies), the loop around it
     ("_sender", "_session"),
     # the drivers of the pure cores
-    ("_pagination", "_watch"),
+    ("_relay", "_pagination", "_watch"),
     # the client
     ("_client",),
 )

@@ -12,9 +12,18 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from senselink_plus import Client, HttpRequest, HttpResponse, Order, ResponseError, ValidationError
+from senselink_plus import (
+    Client,
+    HttpRequest,
+    HttpResponse,
+    InvalidParameterError,
+    Order,
+    RecordPage,
+    ResponseError,
+    ValidationError,
+)
 from senselink_plus.testing import MockTransport
-from tests.conftest import APP_KEY, APP_SECRET, ok
+from tests.conftest import APP_KEY, APP_SECRET, error, ok
 from tests.fake_clock import FakeClock
 from tests.fake_listing import list_data, window_of
 
@@ -198,7 +207,9 @@ async def test_an_over_stated_total_ends_cleanly_with_every_record(concurrency: 
     async with client_for(over_stated) as client:
         got = await collect(client, T0, T0 + timedelta(hours=1), concurrency=concurrency)
     assert got == list(range(150))
-    assert len(server.calls) <= 2 + concurrency
+    # The total would ask for 10 pages. Answers are fed one by one as they come, so a
+    # slice may be cut before the empty slices read with it are known: one call more.
+    assert len(server.calls) <= 3 + concurrency
 
 
 async def test_a_server_capping_the_page_size_is_followed() -> None:
@@ -301,6 +312,112 @@ async def test_the_next_calls_are_in_flight_before_the_consumer_gets_a_page() ->
             await pages.__anext__()
             assert server.in_flight > 0
         await pages.aclose()  # type: ignore[attr-defined]
+
+
+async def test_a_call_goes_out_as_soon_as_the_answer_before_it_is_read() -> None:
+    # Calls sent together are answered together. The next call must not wait until all
+    # of those answers are read: that wait, once a round, cost records() 3-4 % of its
+    # throughput against a hand-written client at 5-30 ms an answer.
+    server = FakeServer([wire(i, T0_MS + i * 10) for i in range(5000)])
+    gate = asyncio.Event()
+    log: list[str] = []
+
+    async def held(request: HttpRequest) -> HttpResponse:
+        log.append("call")
+        if len(log) > 1:  # the first call (alone: the density is unknown) goes through
+            await gate.wait()
+        log.append("answer")
+        return server(request)
+
+    async with client_for(held) as client:
+        pages = client.records(T0, T0 + timedelta(hours=1), concurrency=4).pages()
+        await pages.__anext__()
+        for _ in range(5):
+            await asyncio.sleep(0)
+        assert log.count("call") == 5  # the first and 4 held
+        del log[:]
+        gate.set()
+        for _ in range(5):
+            await asyncio.sleep(0)
+        await pages.aclose()  # type: ignore[attr-defined]
+    assert log[:3] == ["answer", "call", "answer"]
+
+
+@pytest.mark.parametrize("concurrency", [1, 4])
+async def test_nothing_is_sent_while_a_back_off_runs(concurrency: int) -> None:
+    # The third call and its re-read get a full page of records outside the window
+    # asked: the second failed check in a row asks for a back-off before the next read.
+    from senselink_plus._pagination import RecordPager
+    from senselink_plus._wire import structure
+
+    rows = [wire(i, T0_MS + i * 1000) for i in range(3000)]
+    stray = [wire(10_000 + i, T0_MS - 3_600_000) for i in range(100)]
+    sent: list[tuple[str, ...]] = []
+    spoiled: list[tuple[str, ...]] = []
+    pauses: list[int] = []
+
+    async def fetch(request: HttpRequest) -> RecordPage:
+        q = dict(request.params)
+        call = (q["time_from"], q["time_to"], q["page"], q["size"])
+        sent.append(call)
+        if len(sent) == 3:
+            spoiled.append(call)
+        await asyncio.sleep(0)
+        data = list_data(rows, q)
+        if call in spoiled and sent.count(call) <= 2:
+            data = {**data, "list": stray[: int(q["size"])]}
+        return structure(data, RecordPage, request, 200)
+
+    async def pause(attempt: int) -> None:
+        pauses.append(attempt)
+        before = len(sent)
+        for _ in range(20):
+            await asyncio.sleep(0)
+        assert len(sent) == before
+
+    pager = RecordPager(
+        fetch,
+        "https://api.test",
+        T0,
+        T0 + timedelta(hours=1),
+        sn=None,
+        order=Order.ASCENDING,
+        page_size=100,
+        concurrency=concurrency,
+        max_items=None,
+        pause=pause,
+    )
+    got = [record.record_id async for record in pager]
+    assert got == list(range(3000))
+    assert pauses == [1]
+
+
+@pytest.mark.parametrize("concurrency", [1, 4])
+async def test_an_error_on_the_wire_ends_the_walk_after_the_records_before_it(
+    concurrency: int,
+) -> None:
+    server = SlowServer([wire(i, T0_MS + i * 1000) for i in range(3000)])
+
+    async def failing(request: HttpRequest) -> HttpResponse:
+        if len(server.calls) == 6:
+            return error(30001, "Param Invalid")
+        return await server.handle(request)
+
+    got: list[int] = []
+
+    async def consume(client: Client) -> None:
+        async for record in client.records(T0, T0 + timedelta(hours=1), concurrency=concurrency):
+            got.append(record.record_id)
+
+    async with client_for(failing) as client:
+        with pytest.raises(InvalidParameterError) as info:
+            await consume(client)
+        for _ in range(10):
+            await asyncio.sleep(0)
+        assert [t for t in asyncio.all_tasks() if t is not asyncio.current_task()] == []
+    assert info.value.request is not None
+    assert got == list(range(len(got)))
+    assert server.in_flight == 0
 
 
 async def test_breaking_out_leaves_nothing_in_flight() -> None:

@@ -1,0 +1,120 @@
+"""`Relay`: the list calls of one `records()` walk in flight, each fed back at once.
+
+Calls sent together are answered together. A driver that waits for an answer, then
+feeds every answer that has come and only then sends the next calls, sends each round's
+calls after the last answer of the round is read. Here each call's task feeds its own
+answer to the walk and sends the walk's next call itself, so a call goes out as soon as
+the answer before it is read: with 4 calls in flight at 5-30 ms an answer, that was 3 to
+5 % of the walk's throughput (benchmarks/RESULTS.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+from collections.abc import Awaitable, Callable
+
+from ._exceptions import SenseLinkError
+from ._http import HttpRequest
+from ._models import RecordPage
+from ._paging import PageRequest, Step, Walk
+
+__all__ = ["FetchPage", "Pause", "Relay"]
+
+#: Sends one list call and parses its page (the client's request loop).
+FetchPage = Callable[[HttpRequest], Awaitable[RecordPage]]
+#: Waits the back-off of the given attempt before a re-read.
+Pause = Callable[[int], Awaitable[object]]
+
+
+class Relay:
+    """The calls of one walk in flight, each in a task that feeds its answer to the walk
+    and sends the walk's next call itself, at once: a call goes out as soon as the answer
+    before it is read, not after every answer that came in with it (answers to calls
+    sent together come back together). Pages for the consumer wait in `ready`; while
+    ``concurrency`` of them wait (one, at ``concurrency=1``) no task goes on, and the
+    consumer's loop sends the next calls when it has taken them. After a page that asks
+    for a back-off, nothing is sent until it is over."""
+
+    def __init__(
+        self,
+        walk: Walk,
+        fetch: FetchPage,
+        http: Callable[[PageRequest], HttpRequest],
+        pause: Pause,
+        concurrency: int,
+    ) -> None:
+        self.walk = walk
+        self._fetch = fetch
+        self._http = http
+        self._pause = pause
+        self._concurrency = concurrency
+        #: Pages to yield, in walk order.
+        self.ready: collections.deque[RecordPage] = collections.deque()
+        #: What ended the walk: raised once `ready` is yielded.
+        self.error: Exception | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._pauses = 0
+        self._news: asyncio.Future[None] | None = None
+
+    async def next_news(self) -> None:
+        """Send what the walk asks for, then wait until a page, an error or the end."""
+        self._send(self.walk.sends() if not self._pauses else [])
+        if not self.walk.flight and not self._pauses:  # pragma: no cover - never
+            raise RuntimeError("the walk is not over but asks for nothing")
+        self._news = asyncio.get_running_loop().create_future()
+        await self._news
+
+    def _send(self, requests: list[PageRequest]) -> None:
+        for request in requests:
+            task = asyncio.ensure_future(self._carry(request))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    def _then(self) -> PageRequest | None:
+        """The call a task that just fed its answer sends next (others: new tasks)."""
+        if self._pauses or self.error is not None or len(self.ready) >= self._concurrency:
+            return None
+        requests = self.walk.sends()
+        self._send(requests[1:])
+        return requests[0] if requests else None
+
+    async def _carry(self, request: PageRequest | None) -> None:
+        """Send ``request``, feed its answer, and go on with the next call while allowed."""
+        try:
+            while request is not None:
+                step = self._feed(request, await self._fetch(self._http(request)))
+                self.ready.extend(step.pages)
+                self._wake()
+                if step.backoff:
+                    self._pauses += 1
+                    try:
+                        await self._pause(step.backoff)
+                    finally:
+                        self._pauses -= 1
+                request = self._then()
+        except Exception as error:  # CancelledError (a BaseException) is close()'s
+            if self.error is None:
+                self.error = error
+        finally:
+            self._wake()
+
+    def _feed(self, request: PageRequest, page: RecordPage) -> Step:
+        """Feed one answer to the walk; an error names the call it came from."""
+        try:
+            return self.walk.feed(request, page)
+        except SenseLinkError as error:
+            if error.request is None:
+                error.request = self._http(request).info()
+            raise
+
+    def _wake(self) -> None:
+        if self._news is not None and not self._news.done():
+            self._news.set_result(None)
+
+    async def close(self) -> None:
+        """Cancel every call in flight (retrieving every outcome: no "never retrieved")."""
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
