@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import random
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -90,7 +91,14 @@ async def test_every_record_exactly_once_in_order(
     records = [wire(1000 + i, T0_MS + off * 1000) for i, off in enumerate(sorted(offsets))]
     server = FakeServer(records)
     async with client_for(server) as client:
-        got = await collect(client, T0, T0 + timedelta(days=days), order=order, page_size=page_size)
+        got = await collect(
+            client,
+            T0,
+            T0 + timedelta(days=days),
+            order=order,
+            page_size=page_size,
+            concurrency=concurrency,
+        )
     expected = [r["record_id"] for r in records if r["create_at"] <= T0_MS + days * 86400_000]
     if order is Order.DESCENDING:
         expected.reverse()
@@ -98,6 +106,51 @@ async def test_every_record_exactly_once_in_order(
     # A page may ask for fewer records than page_size, to overlap the one before it;
     # a page_size under 10 may grow a little where no smaller page can.
     assert all(0 < int(call["size"]) <= max(page_size, 10) for call in server.calls)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    count=st.integers(0, 400),
+    page_size=st.integers(1, 40),
+    order=st.sampled_from(Order),
+    concurrency=st.integers(1, 8),
+    seed=st.integers(0, 2**32 - 1),
+)
+async def test_answers_in_any_order_under_churn_lose_and_repeat_nothing(
+    count: int, page_size: int, order: Order, concurrency: int, seed: int
+) -> None:
+    # Each answer comes after 0-3 turns of the loop (so answers overtake each other), and
+    # before it a record may arrive at the newest end and the oldest may expire.
+    rng = random.Random(seed)
+    times = sorted(rng.randrange(3000) for _ in range(count))
+    server = FakeServer([wire(i, T0_MS + t * 1000) for i, t in enumerate(times)])
+    expired: set[int] = set()
+    arrived = [count]
+    newest = [T0_MS + (times[-1] if times else 0) * 1000]  # ever, expired or not
+
+    async def churning(request: HttpRequest) -> HttpResponse:
+        for _ in range(rng.randrange(4)):
+            await asyncio.sleep(0)
+        if rng.random() < 0.4:
+            newest[0] = min(newest[0] + 1000, T0_MS + 3_599_000)
+            server.records.append(wire(arrived[0], newest[0]))
+            arrived[0] += 1
+        if rng.random() < 0.3 and server.records:
+            expired.add(server.records.pop(0)["record_id"])
+        return server(request)
+
+    async with client_for(churning) as client:
+        got = await collect(
+            client,
+            T0,
+            T0 + timedelta(hours=1),
+            order=order,
+            page_size=page_size,
+            concurrency=concurrency,
+        )
+    assert len(got) == len(set(got))
+    assert got == sorted(got, reverse=order is Order.DESCENDING)
+    assert set(range(count)) - expired <= set(got)
 
 
 async def test_concurrency_is_capped_at_64_before_anything_is_sent() -> None:
@@ -299,6 +352,24 @@ async def test_concurrency_one_is_lazy() -> None:
         assert server.started == [1]
         await pages.__anext__()
         assert server.started == [1, 2]
+        await pages.aclose()  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("concurrency", [2, 4, 8])
+async def test_a_consumer_that_stops_taking_pages_stops_the_calls(concurrency: int) -> None:
+    # Memory holds about 5 pages per call in flight, so the calls stop while nobody reads.
+    server = SlowServer([wire(i, T0_MS + i * 1000) for i in range(20_000)])
+    async with client_for(server.handle) as client:
+        pages = client.records(T0, T0 + timedelta(hours=6), concurrency=concurrency).pages()
+        await pages.__anext__()
+        for _ in range(500):
+            await asyncio.sleep(0)
+        sent = len(server.calls)
+        for _ in range(500):
+            await asyncio.sleep(0)
+        assert len(server.calls) == sent
+        assert server.in_flight == 0
+        assert sent <= 1 + 6 * concurrency
         await pages.aclose()  # type: ignore[attr-defined]
 
 
