@@ -30,30 +30,15 @@ from __future__ import annotations
 
 import collections
 
-import attrs
-
 from ._endpoints import MAX_PAGE_SIZE
 from ._horizon import PROBE_AFTER, Horizon
 from ._models import Order, RecordPage
-from ._slice import FAIL_LIMIT, WALK_LIMIT, Plan, Slice
+from ._slice import FAIL_LIMIT, WALK_LIMIT, Part, Plan, Slice
 from ._slice_plan import SlicePlanner
 from ._walkorder import BIG, Axis, Key, PageRequest
 from ._yielded import Step, Yielded
 
 __all__ = ["FAIL_LIMIT", "PROBE_AFTER", "WALK_LIMIT", "PageRequest", "Step", "Walk"]
-
-
-@attrs.define(eq=False)
-class _Part:
-    """A slice in the walk: its read in flight and the pages waiting for their turn."""
-
-    slice: Slice
-    reading: bool = False
-    started: bool = False
-    #: Cut to the planner's length: how many pages it took tunes the planner.
-    sized: bool = False
-    pages: int = 0
-    held: list[RecordPage] = attrs.Factory(list)
 
 
 class Walk:
@@ -73,14 +58,15 @@ class Walk:
         self.page_size = page_size
         self.concurrency = concurrency
         self.out = Yielded(self.axis, max_items)
-        self.parts: collections.deque[_Part] = collections.deque()
+        self.parts: collections.deque[Part] = collections.deque()
         #: Walk seconds no slice holds yet: cut into windows as they are needed.
         self._rest: tuple[int, int] | None = (self.axis.first, self.axis.last)
         self._newest = Key(self.axis.last, BIG)  # nothing past it is read (what a probe found)
         self.planner = SlicePlanner(page_size)
-        self.flight: dict[int, tuple[_Part | None, Plan]] = {}
+        self.flight: dict[int, tuple[Part | None, Plan]] = {}
         self.largest = MAX_PAGE_SIZE  # the largest page the server serves
         self._seq = 0
+        self._waiting = 0
         probing = self.axis.ascending and max_items is None  # else the walk is bounded
         self.horizon = Horizon(start, end) if probing else None
 
@@ -90,8 +76,11 @@ class Walk:
 
     # --- what to send ------------------------------------------------------------------
 
-    def sends(self) -> list[PageRequest]:
-        """The calls to send now (each once), keeping up to ``concurrency`` in flight."""
+    def sends(self, waiting: int = 0) -> list[PageRequest]:
+        """The calls to send now (each once), keeping up to ``concurrency`` in flight;
+        ``waiting``: pages yielded that the consumer has not taken yet (they count as
+        held, against the read-ahead budget)."""
+        self._waiting = waiting
         out = []
         while len(self.flight) < self.concurrency and not self.done:
             due = self.horizon is not None and self.horizon.due
@@ -128,13 +117,14 @@ class Walk:
         self._rest = (end + 1, last) if end < last else None
         window = Slice.of(first, end)
         window.end = min(window.end, self._newest)
-        self.parts.append(_Part(window))
+        self.parts.append(Part(window))
         return True
 
     def _may_read_ahead(self) -> bool:
         """Within the memory budget, and (with ``max_items``) while the slices started
         are not expected to hold all that is still wanted."""
-        if sum(len(part.held) for part in self.parts) >= self.planner.pages * self.concurrency:
+        held = self._waiting + sum(len(part.held) for part in self.parts)
+        if held >= self.planner.pages * self.concurrency:
             return False
         wanted = self.out.wanted()
         return wanted is None or self._wants_more(wanted)
@@ -162,10 +152,10 @@ class Walk:
         """End the slice at ``index`` at walk second ``last`` (None: leave it whole)."""
         rest = None if last is None else self.parts[index].slice.cut(last)
         if rest is not None:
-            self.parts.insert(index + 1, _Part(rest))
+            self.parts.insert(index + 1, Part(rest))
         return rest is not None
 
-    def _start(self, part: _Part) -> PageRequest:
+    def _start(self, part: Part) -> PageRequest:
         whole = part.slice
         if not part.started:
             part.started = True
@@ -191,7 +181,7 @@ class Walk:
         return self._send(None, Plan(time_from, 1, 1), time_from, time_to, Order.DESCENDING)
 
     def _send(
-        self, part: _Part | None, plan: Plan, time_from: int, time_to: int, order: Order
+        self, part: Part | None, plan: Plan, time_from: int, time_to: int, order: Order
     ) -> PageRequest:
         self._seq += 1
         self.flight[self._seq] = (part, plan)

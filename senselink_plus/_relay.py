@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable
 from ._exceptions import SenseLinkError
 from ._http import HttpRequest
 from ._models import RecordPage
-from ._paging import PageRequest, Step, Walk
+from ._paging import PageRequest, Walk
 
 __all__ = ["FetchPage", "Pause", "Relay"]
 
@@ -59,7 +59,7 @@ class Relay:
 
     async def next_news(self) -> None:
         """Send what the walk asks for, then wait until a page, an error or the end."""
-        self._send(self.walk.sends() if not self._pauses else [])
+        self._send(self.walk.sends(len(self.ready)) if not self._pauses else [])
         if not self.walk.flight and not self._pauses:  # pragma: no cover - never
             raise RuntimeError("the walk is not over but asks for nothing")
         self._news = asyncio.get_running_loop().create_future()
@@ -75,7 +75,7 @@ class Relay:
         """The call a task that just fed its answer sends next (others: new tasks)."""
         if self._pauses or self.error is not None or len(self.ready) >= self._concurrency:
             return None
-        requests = self.walk.sends()
+        requests = self.walk.sends(len(self.ready))
         self._send(requests[1:])
         return requests[0] if requests else None
 
@@ -83,13 +83,13 @@ class Relay:
         """Send ``request``, feed its answer, and go on with the next call while allowed."""
         try:
             while request is not None:
-                step = self._feed(request, await self._fetch(self._http(request)))
-                self.ready.extend(step.pages)
-                self._wake()
-                if step.backoff:
+                # No page stays referenced here while the next call is awaited: what the
+                # consumer has taken is freed (this frame lives as long as the call chain).
+                backoff = self._feed(request, await self._fetch(self._http(request)))
+                if backoff:
                     self._pauses += 1
                     try:
-                        await self._pause(step.backoff)
+                        await self._pause(backoff)
                     finally:
                         self._pauses -= 1
                 request = self._then()
@@ -99,14 +99,18 @@ class Relay:
         finally:
             self._wake()
 
-    def _feed(self, request: PageRequest, page: RecordPage) -> Step:
-        """Feed one answer to the walk; an error names the call it came from."""
+    def _feed(self, request: PageRequest, page: RecordPage) -> int:
+        """Feed one answer to the walk, queue the pages it gives and return the back-off
+        it asks for; an error names the call it came from."""
         try:
-            return self.walk.feed(request, page)
+            step = self.walk.feed(request, page)
         except SenseLinkError as error:
             if error.request is None:
                 error.request = self._http(request).info()
             raise
+        self.ready.extend(step.pages)
+        self._wake()
+        return step.backoff
 
     def _wake(self) -> None:
         if self._news is not None and not self._news.done():

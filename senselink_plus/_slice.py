@@ -23,9 +23,10 @@ from __future__ import annotations
 import attrs
 
 from ._exceptions import ResponseError
+from ._models import RecordPage
 from ._walkorder import BIG, Key, PageKeys
 
-__all__ = ["FAIL_LIMIT", "WALK_LIMIT", "Anchor", "Plan", "Slice", "Taken", "place"]
+__all__ = ["FAIL_LIMIT", "WALK_LIMIT", "Anchor", "Part", "Plan", "Slice", "Taken", "place"]
 
 #: Pages in a row that fail their check (do not reach back, or bring nothing new)
 #: before the slice gives up with `ResponseError`.
@@ -194,3 +195,17 @@ class Slice:
         if self.failures > FAIL_LIMIT:
             raise ResponseError(f"{FAIL_LIMIT + 1} pages in a row failed their check ({why})")
         return Taken(0, 0, failed=True)
+
+
+@attrs.define(eq=False)
+class Part:
+    """A slice in the walk (`_paging.Walk`): its read in flight and the pages waiting
+    for their turn."""
+
+    slice: Slice
+    reading: bool = False
+    started: bool = False
+    #: Cut to the planner's length: how many pages it took tunes the planner.
+    sized: bool = False
+    pages: int = 0
+    held: list[RecordPage] = attrs.Factory(list)
