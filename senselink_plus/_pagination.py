@@ -11,8 +11,9 @@ What is guaranteed, while records are written to the range and expire from it:
   exactly once, in the requested order; no ``record_id`` is ever yielded twice.
 - ``total`` decides nothing: a stale count (servers count, then select) neither ends
   the walk early nor raises.
-- Memory holds about 5 pages per call in flight (of 50 to 100 records; smaller pages:
-  as many as hold about 200 records, and one more), whatever the length of the range.
+- Memory holds about 4 pages per call in flight (of 50 to 100 records; smaller pages:
+  as many as hold about 200 records), counting the pages read ahead, those waiting for
+  the consumer and those on their way, whatever the length of the range.
 - The walk ends within the bound `_paging.Walk` states; a server that breaks the
   listing's rules (ignores ``time_from`` or ``page``, repeats, reshuffles) gets
   `ResponseError`, with back-off before re-reads.
@@ -39,7 +40,7 @@ from ._timeutil import to_wire_time
 __all__ = ["MAX_CONCURRENCY", "RecordPager"]
 
 _SECOND = timedelta(seconds=1)
-#: The most list calls one walk keeps in flight (it holds about 5 pages per call).
+#: The most list calls one walk keeps in flight (it holds about 4 pages per call).
 MAX_CONCURRENCY = 64
 
 
@@ -55,7 +56,7 @@ class RecordPager:
     walk reads it in time slices of at most 24 h, by keyset (each page starts at the
     second of the last record taken). With ``concurrency`` N, up to N slices near the
     head of the walk are read at once (N from 1 to `MAX_CONCURRENCY`, 64); records still
-    come in order and about 5 N pages are held (more when pages hold under 50 records).
+    come in order and about 4 N pages are held (more when pages hold under 50 records).
     ``concurrency=1`` sends each call only when the previous page has been consumed.
     Breaking out of the loop cancels every call in flight.
 

@@ -23,7 +23,8 @@ in a row or `WALK_LIMIT` + 1 pages walking on, and slices last at least a second
 `PROBE_AFTER` answers an ascending walk asks for the newest record and reads nothing
 past it (`_horizon`), so a range that ends in the future is read up to what existed
 then. Up to ``concurrency`` calls are in flight; no read ahead is sent past ``P *
-concurrency`` pages held (P = `SlicePlanner.pages`: 4 of 50-100 records, more smaller).
+concurrency`` pages held, waiting for the consumer or on their way (P =
+`SlicePlanner.pages`: 4 of 50-100 records, more smaller).
 """
 
 from __future__ import annotations
@@ -78,8 +79,8 @@ class Walk:
 
     def sends(self, waiting: int = 0) -> list[PageRequest]:
         """The calls to send now (each once), keeping up to ``concurrency`` in flight;
-        ``waiting``: pages yielded that the consumer has not taken yet (they count as
-        held, against the read-ahead budget)."""
+        ``waiting``: pages yielded that the consumer has not taken yet (they count
+        against the read-ahead budget, as pages held and calls in flight do)."""
         self._waiting = waiting
         out = []
         while len(self.flight) < self.concurrency and not self.done:
@@ -123,7 +124,7 @@ class Walk:
     def _may_read_ahead(self) -> bool:
         """Within the memory budget, and (with ``max_items``) while the slices started
         are not expected to hold all that is still wanted."""
-        held = self._waiting + sum(len(part.held) for part in self.parts)
+        held = self._waiting + len(self.flight) + sum(len(part.held) for part in self.parts)
         if held >= self.planner.pages * self.concurrency:
             return False
         wanted = self.out.wanted()

@@ -448,15 +448,19 @@ def test_in_flight_and_held_pages_stay_bounded() -> None:
     assert most <= 5 * 4  # 4 * concurrency to send more, and what was in flight then
 
 
-def test_pages_the_consumer_has_not_taken_count_against_the_read_ahead() -> None:
+def test_pages_waiting_and_calls_in_flight_count_against_the_read_ahead() -> None:
+    # Pages yielded but not yet taken by the consumer, and the pages the calls in flight
+    # will bring, count as held: the head of the walk is always read, nothing more
+    # once the budget (P * concurrency pages) is used up.
     listing = Listing.of([T0 * 1000 + i * 864 for i in range(20_000)])
-    walker = Walk(T0, T0 + DAY, order=A, page_size=100, concurrency=4)
-    (first,) = walker.sends()  # alone: the density is not known yet
-    walker.feed(first, listing.answer(first))
-    budget = walker.planner.pages * 4
-    # The head of the walk is always read; nothing past it while the budget is used up.
-    assert len(walker.sends(waiting=budget)) == 1
-    assert len(walker.sends(waiting=budget - 1)) == 3
+    sent = {}
+    for waiting in (0, 14, 16):
+        walker = Walk(T0, T0 + DAY, order=A, page_size=100, concurrency=4)
+        (first,) = walker.sends()  # alone: the density is not known yet
+        walker.feed(first, listing.answer(first))
+        assert walker.planner.pages * 4 == 16
+        sent[waiting] = len(walker.sends(waiting=waiting))
+    assert sent == {0: 4, 14: 2, 16: 1}
 
 
 # --- servers that break the rules -------------------------------------------------------------
