@@ -67,7 +67,6 @@ class Walk:
         self.flight: dict[int, tuple[Part | None, Plan]] = {}
         self.largest = MAX_PAGE_SIZE  # the largest page the server serves
         self._seq = 0
-        self._waiting = 0
         probing = self.axis.ascending and max_items is None  # else the walk is bounded
         self.horizon = Horizon(start, end) if probing else None
 
@@ -81,24 +80,23 @@ class Walk:
         """The calls to send now (each once), keeping up to ``concurrency`` in flight;
         ``waiting``: pages yielded that the consumer has not taken yet (they count
         against the read-ahead budget, as pages held and calls in flight do)."""
-        self._waiting = waiting
         out = []
         while len(self.flight) < self.concurrency and not self.done:
             due = self.horizon is not None and self.horizon.due
-            request = self._probe() if due else self._next_read()
+            request = self._probe() if due else self._next_read(waiting)
             if request is None:
                 break
             out.append(request)
         return out
 
-    def _next_read(self) -> PageRequest | None:
+    def _next_read(self, waiting: int) -> PageRequest | None:
         if not self.parts:
             self._carve()
         head = self.parts[0]
         if not head.reading and not head.slice.done:
             return self._start(head)
         index = 0
-        while self._may_read_ahead():
+        while self._may_read_ahead(waiting):
             if index == len(self.parts) and not self._carve():
                 return self._halve()
             part = self.parts[index]
@@ -121,10 +119,10 @@ class Walk:
         self.parts.append(Part(window))
         return True
 
-    def _may_read_ahead(self) -> bool:
+    def _may_read_ahead(self, waiting: int) -> bool:
         """Within the memory budget, and (with ``max_items``) while the slices started
         are not expected to hold all that is still wanted."""
-        held = self._waiting + len(self.flight) + sum(len(part.held) for part in self.parts)
+        held = waiting + len(self.flight) + sum(len(part.held) for part in self.parts)
         if held >= self.planner.pages * self.concurrency:
             return False
         wanted = self.out.wanted()

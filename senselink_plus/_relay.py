@@ -85,7 +85,10 @@ class Relay:
             await asyncio.sleep(0)  # one turn of the loop puts them on the wire
 
     def _sends(self) -> list[PageRequest]:
-        return [] if self._pauses else self.walk.sends(len(self.ready))
+        """What the walk asks to send now: nothing during a back-off or after an error."""
+        if self._pauses or self.error is not None:
+            return []
+        return self.walk.sends(len(self.ready))
 
     def _send(self, requests: list[PageRequest]) -> bool:
         for request in requests:
@@ -96,9 +99,9 @@ class Relay:
 
     def _then(self) -> PageRequest | None:
         """The call a task that just fed its answer sends next (others: new tasks)."""
-        if self._pauses or self.error is not None or len(self.ready) >= self._waiting:
+        if len(self.ready) >= self._waiting:
             return None
-        requests = self.walk.sends(len(self.ready))
+        requests = self._sends()
         self._send(requests[1:])
         return requests[0] if requests else None
 
