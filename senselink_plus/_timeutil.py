@@ -182,9 +182,10 @@ def wire_second(value: int) -> int:
 
 def wire_seconds(values: list[int]) -> list[int]:
     """`wire_second` of each value; at C speed when all are in one unit (a page's are)."""
-    if not values or max(values) < _MS_THRESHOLD:
+    ordered = sorted(values)  # the least and greatest: one quick pass, a page is in order
+    if not ordered or ordered[-1] < _MS_THRESHOLD:
         return list(values)
-    if min(values) >= _MS_THRESHOLD:
+    if ordered[0] >= _MS_THRESHOLD:
         return list(map(operator.floordiv, values, itertools.repeat(1000)))
     return list(map(wire_second, values))
 

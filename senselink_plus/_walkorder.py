@@ -34,8 +34,6 @@ BIG = 2**63
 DAY = 86_400
 
 
-_CREATE_AT = operator.attrgetter("create_at")
-_RECORD_ID = operator.attrgetter("record_id")
 
 
 class Key(NamedTuple):
@@ -82,7 +80,7 @@ class Axis:
         ``create_at``) is placed in that one's second, so keys never go back."""
         if not self.ascending:
             seconds, rids = list(map(operator.neg, seconds)), list(map(operator.neg, rids))
-        if not all(map(operator.le, seconds, itertools.islice(seconds, 1, None))):
+        if seconds != sorted(seconds):  # sorted() of a list in order is one quick pass
             seconds = list(itertools.accumulate(seconds, max))
         return PageKeys(seconds, rids)
 
@@ -97,10 +95,11 @@ class Axis:
         if len(records) > request.size:
             raise ResponseError(f"asked for {request.size} records, the page holds {len(records)}")
         time_from, time_to = request.time_from, request.time_to
-        seconds = wire_seconds(list(map(_CREATE_AT, records)))
-        if seconds and (min(seconds) < time_from or max(seconds) > time_to):
+        seconds = wire_seconds([record.create_at for record in records])
+        ordered = sorted(seconds)  # the least and greatest: one quick pass, a page is in order
+        if ordered and (ordered[0] < time_from or ordered[-1] > time_to):
             records, seconds = _inside(records, seconds, time_from, time_to)
-        rids = list(map(_RECORD_ID, records))
+        rids = [record.record_id for record in records]
         if request.order is not self.order:
             seconds.reverse()
             rids.reverse()
