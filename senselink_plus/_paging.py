@@ -229,11 +229,14 @@ class Walk:
         out: list[RecordPage] = []
         while self.parts and not self.done:
             head = self.parts[0]
-            out.extend(self.out.emit(page) for page in head.held)
+            for page in head.held:
+                page = self.out.emit(page)
+                if page.records:
+                    out.append(page)
             head.held.clear()
             if not head.slice.done:
                 break
             if head.sized:
                 self.planner.finished(head.pages)
             self.parts.popleft()
-        return tuple(page for page in out if page.records)
+        return tuple(out)

@@ -23,7 +23,7 @@ import attrs
 
 from ._exceptions import ResponseError
 from ._models import Order, Record
-from ._timeutil import wire_second, wire_seconds
+from ._timeutil import wire_seconds
 
 __all__ = ["BIG", "DAY", "Axis", "Key", "PageKeys", "PageRequest"]
 
@@ -68,11 +68,9 @@ class Axis:
     def ascending(self) -> bool:
         return self.order is Order.ASCENDING
 
-    def key(self, record: Record) -> Key:
-        second = wire_second(record.create_at)
-        if self.ascending:
-            return Key(second, record.record_id)
-        return Key(-second, -record.record_id)
+    def rid(self, record: Record) -> int:
+        """``record``'s id along the walk (as `Key.rid`)."""
+        return record.record_id if self.ascending else -record.record_id
 
     def _along(self, seconds: list[int], rids: list[int]) -> PageKeys:
         """The keys of records with these seconds and ids, in walk order. A record

@@ -52,7 +52,7 @@ class Yielded:
             records = records[: max(0, wanted)]
         if not records:
             return RecordPage(page.page_num, page.page_size, page.total, ())
-        first, last = self.axis.key(records[0]).rid, self.axis.key(records[-1]).rid
+        first, last = self.axis.rid(records[0]), self.axis.rid(records[-1])
         if first <= self._last_rid:
             raise ResponseError(
                 f"record {records[0].record_id} comes again, or out of order, although the "
