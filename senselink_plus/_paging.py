@@ -158,11 +158,9 @@ class Walk:
         whole = part.slice
         if not part.started:
             part.started = True
-            seconds = self.planner.seconds()
-            if seconds is not None:
+            if self.planner.known:
                 part.sized = True
-                if whole.last - whole.first + 1 > seconds * 3 // 2:
-                    self._cut(self.parts.index(part), whole.first + seconds - 1)
+                self._cut(self.parts.index(part), self.planner.ahead(whole.first, whole.last))
         size = min(self.page_size, self.largest)
         wanted = self.out.wanted()
         if wanted is not None and part is self.parts[0]:

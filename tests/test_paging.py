@@ -224,8 +224,9 @@ def test_slices_of_small_pages_hold_more_pages_and_are_cut_apart_at_the_end() ->
     length = planner.seconds()  # 20 pages of 10 at a fill of 0.95
     least = planner.seconds(4)
     assert (length, least) == (190, 38)
-    assert planner.ahead(100, 100 + 2 * length - 1) is None
-    assert planner.ahead(100, 100 + 2 * length) == 100 + length - 1
+    # Cut at one length once a quarter of a slice or more lies past it (CUT_PAST).
+    assert planner.ahead(100, 100 + length * 5 // 4 - 1) is None
+    assert planner.ahead(100, 100 + length * 5 // 4) == 100 + length - 1
     assert planner.half(100, 100 + 2 * least - 1) is None
     assert planner.half(100, 100 + 2 * least) == 100 + least
 
