@@ -429,6 +429,18 @@ def test_the_end_of_a_walk_of_small_pages_still_runs_in_parallel() -> None:
     assert rounds_taken(Listing.of(times), T0 + 3600, page_size=10, concurrency=8) <= 35
 
 
+@pytest.mark.parametrize(("concurrency", "most"), [(4, 19), (8, 11)])
+def test_windows_of_a_few_pages_are_read_in_parallel(concurrency: int, most: int) -> None:
+    # 10 days of 667 records a day (one device), 7 pages of 100 a day: 70 calls, at
+    # least 18 rounds at 4 in flight and 9 at 8. A day is cut at a slice's length (4
+    # pages) and its far end read apart; left whole, each day went page by page while
+    # the pages read ahead of it filled the memory budget (20 and 14 rounds).
+    times = [T0 + i * 10 * DAY // 6670 for i in range(6670)]
+    listing = Listing.of(times)
+    assert rounds_taken(listing, T0 + 10 * DAY, page_size=100, concurrency=concurrency) <= most
+    assert len(listing.calls) <= 72
+
+
 def test_pages_stay_shallow() -> None:
     listing = Listing.of([T0 * 1000 + i * 4320 for i in range(20_000)])
     walk(listing, T0, T0 + DAY, page_size=100, concurrency=8, pick=lambda n: n - 1)
