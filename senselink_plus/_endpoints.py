@@ -389,9 +389,9 @@ def parse_record_page(
 def build_get_image(base_url: str, image_id: str) -> HttpRequest:
     """Build ``GET /api/v1/plus/image/{image_id}``."""
     check_text(image_id, "image_id")
-    if image_id in (".", ".."):
+    if image_id.strip() in (".", ".."):
         # A dot segment is resolved away by URL normalisation: the request would go to
-        # another path.
+        # another path (some normalisers strip spaces and line breaks around it first).
         raise ValidationError(f"image_id {shown(image_id)} is not an image id", field="image_id")
     return make_request("GET", _url(base_url, IMAGE_PATH + quote(image_id, safe="")))
 

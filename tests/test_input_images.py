@@ -32,7 +32,9 @@ from tests.strategies import image_ids
 @SETTINGS
 @given(
     image_id=hostile(
-        st.sampled_from([".", "..", "a/..", "%2e%2e", "a/b", "?x=1", "#frag", " abc "]),
+        st.sampled_from(
+            [".", "..", ".\r", " .. ", "a/..", "%2e%2e", "a/b", "?x=1", "#frag", " abc "]
+        ),
         odd_text,
         general=image_ids() | junk,
     )
