@@ -13,7 +13,8 @@ What is guaranteed, while records are written to the range and expire from it:
   the walk early nor raises.
 - Memory holds about 4 pages per call in flight (of 50 to 100 records; smaller pages:
   as many as hold about 200 records), counting the pages read ahead, those waiting for
-  the consumer and those on their way, whatever the length of the range.
+  the consumer and those on their way, whatever the length of the range; nothing is
+  read ahead while every call is answered before the consumer comes back for more.
 - The walk ends within the bound `_paging.Walk` states; a server that breaks the
   listing's rules (ignores ``time_from`` or ``page``, repeats, reshuffles) gets
   `ResponseError`, with back-off before re-reads.

@@ -76,27 +76,29 @@ class Walk:
 
     # --- what to send ------------------------------------------------------------------
 
-    def sends(self, waiting: int = 0) -> list[PageRequest]:
+    def sends(self, waiting: int = 0, *, ahead: bool = True) -> list[PageRequest]:
         """The calls to send now (each once), keeping up to ``concurrency`` in flight;
         ``waiting``: pages yielded that the consumer has not taken yet (they count
-        against the read-ahead budget, as pages held and calls in flight do)."""
+        against the read-ahead budget, as pages held and calls in flight do).
+        ``ahead=False``: only what the consumer needs next (the head slice's next page
+        and a due probe), nothing read ahead."""
         out = []
         while len(self.flight) < self.concurrency and not self.done:
             due = self.horizon is not None and self.horizon.due
-            request = self._probe() if due else self._next_read(waiting)
+            request = self._probe() if due else self._next_read(waiting, ahead)
             if request is None:
                 break
             out.append(request)
         return out
 
-    def _next_read(self, waiting: int) -> PageRequest | None:
+    def _next_read(self, waiting: int, ahead: bool) -> PageRequest | None:
         if not self.parts:
             self._carve()
         head = self.parts[0]
         if not head.reading and not head.slice.done:
             return self._start(head)
         index = 0
-        while self._may_read_ahead(waiting):
+        while ahead and self._may_read_ahead(waiting):
             if index == len(self.parts) and not self._carve():
                 return self._halve()
             part = self.parts[index]

@@ -41,7 +41,10 @@ class Relay:
     sent together come back together). Pages for the consumer wait in `ready`; while
     `WAITING` of them wait (one, at ``concurrency=1``) no task goes on, and the
     consumer's loop sends the next calls. After a page that asks for a back-off,
-    nothing is sent until it is over. At ``concurrency=1`` the consumer's loop makes
+    nothing is sent until it is over. Pages are read ahead only while the calls are
+    what the consumer waits for: when it comes back for more and none is out (an
+    instant transport, or a consumer slower than the server), only what comes next is
+    asked until calls are out again; pages read ahead would only wait in memory. At ``concurrency=1`` the consumer's loop makes
     the one call itself, with no task (163-167 µs a page of 100 over MockTransport,
     against 177-181 with one, in alternation)."""
 
@@ -66,12 +69,19 @@ class Relay:
         self._tasks: set[asyncio.Task[None]] = set()
         self._pauses = 0
         self._news: asyncio.Future[None] | None = None
+        #: Read ahead (see `next_news`); None until the consumer first came for pages.
+        self._ahead: bool | None = None
 
     async def next_news(self) -> None:
         """Send what the walk asks for, then wait until a page, an error or the end.
         With ``concurrency`` above 1 and no call left in flight, what the walk then
         allows goes out before the pages are yielded: the consumer may work on them
         without giving the loop a turn, and nothing would be on its way meanwhile."""
+        # Calls still out when the consumer comes back for more: they, not the consumer,
+        # hold the walk back, and reading ahead pays. None out: everything asked came
+        # back before it was wanted (an instant transport), and pages read ahead would
+        # only wait in memory, so only what comes next is asked until calls are out again.
+        self._ahead = self._ahead is None or bool(self.walk.flight) or self._pauses > 0
         requests = self._sends()
         if self._concurrency == 1 and requests:  # one call at a time: no task for it
             await self._carry(requests[0])
@@ -88,7 +98,7 @@ class Relay:
         """What the walk asks to send now: nothing during a back-off or after an error."""
         if self._pauses or self.error is not None:
             return []
-        return self.walk.sends(len(self.ready))
+        return self.walk.sends(len(self.ready), ahead=self._ahead is not False)
 
     def _send(self, requests: list[PageRequest]) -> bool:
         for request in requests:

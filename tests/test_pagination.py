@@ -356,6 +356,24 @@ async def test_concurrency_one_is_lazy() -> None:
 
 
 @pytest.mark.parametrize("concurrency", [2, 4, 8])
+async def test_an_instant_server_is_read_no_further_ahead_than_the_consumer_needs(
+    concurrency: int,
+) -> None:
+    # Every answer is in before the consumer comes back for more: pages read ahead
+    # would only wait in memory (each a hundred Records the garbage collector keeps
+    # walking), so once the consumer has seen that, only what comes next is asked.
+    server = FakeServer([wire(i, T0_MS + i * 10) for i in range(20_000)])
+    async with client_for(server) as client:
+        pages = client.records(T0, T0 + timedelta(hours=1), concurrency=concurrency).pages()
+        ahead = []  # calls made but not yet yielded as pages, at each page yielded
+        async for _ in pages:
+            ahead.append(len(server.calls) - len(ahead) - 1)
+    assert len(ahead) >= 200
+    assert max(ahead) >= 2 * concurrency  # read ahead until the consumer first came back
+    assert max(ahead[len(ahead) // 2 :]) <= 4  # then only what comes next
+
+
+@pytest.mark.parametrize("concurrency", [2, 4, 8])
 async def test_a_consumer_that_stops_taking_pages_stops_the_calls(concurrency: int) -> None:
     # Memory holds about 5 pages per call in flight, so the calls stop while nobody reads.
     server = SlowServer([wire(i, T0_MS + i * 1000) for i in range(20_000)])
