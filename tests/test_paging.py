@@ -476,6 +476,22 @@ def test_pages_waiting_and_calls_in_flight_count_against_the_read_ahead() -> Non
     assert sent == {0: 4, 14: 2, 16: 1}
 
 
+def test_nothing_is_read_ahead_when_not_asked_to() -> None:
+    # ahead=False (the consumer found every call answered): the head slice's next page
+    # (and the probe for the newest record, once due) only; its later pages follow one
+    # by one, and the walk still yields everything.
+    listing = Listing.of([T0 * 1000 + i * 864 for i in range(20_000)])
+    walker = Walk(T0, T0 + DAY, order=A, page_size=100, concurrency=4)
+    got: list[int] = []
+    while not walker.done:
+        requests = walker.sends(ahead=False)
+        assert [r.order for r in requests].count(A) == 1
+        for request in requests:
+            got += answered(walker, request, listing.answer(request))
+    assert got == listing.ids
+    assert len(listing.calls) <= 207  # keyset pages of the head, as at concurrency 1
+
+
 # --- servers that break the rules -------------------------------------------------------------
 
 
