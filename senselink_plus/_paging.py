@@ -77,11 +77,10 @@ class Walk:
     # --- what to send ------------------------------------------------------------------
 
     def sends(self, waiting: int = 0, *, ahead: bool = True) -> list[PageRequest]:
-        """The calls to send now (each once), keeping up to ``concurrency`` in flight;
-        ``waiting``: pages yielded that the consumer has not taken yet (they count
-        against the read-ahead budget, as pages held and calls in flight do).
-        ``ahead=False``: only what the consumer needs next (the head slice's next page
-        and a due probe), nothing read ahead."""
+        """The calls to send now (each once), up to ``concurrency`` in flight. ``waiting``:
+        pages yielded and not yet taken (they count against the read-ahead budget, as
+        pages held and calls in flight do); ``ahead=False``: nothing read ahead, only the
+        head slice's next page (and a probe when due)."""
         out = []
         while len(self.flight) < self.concurrency and not self.done:
             due = self.horizon is not None and self.horizon.due
@@ -97,8 +96,12 @@ class Walk:
         head = self.parts[0]
         if not head.reading and not head.slice.done:
             return self._start(head)
+        return self._read_ahead(waiting) if ahead else None
+
+    def _read_ahead(self, waiting: int) -> PageRequest | None:
+        """The next call past the head slice, within the memory budget (None: none)."""
         index = 0
-        while ahead and self._may_read_ahead(waiting):
+        while self._may_read_ahead(waiting):
             if index == len(self.parts) and not self._carve():
                 return self._halve()
             part = self.parts[index]
@@ -229,10 +232,7 @@ class Walk:
         out: list[RecordPage] = []
         while self.parts and not self.done:
             head = self.parts[0]
-            for page in head.held:
-                page = self.out.emit(page)
-                if page.records:
-                    out.append(page)
+            out += [page for page in map(self.out.emit, head.held) if page.records]
             head.held.clear()
             if not head.slice.done:
                 break

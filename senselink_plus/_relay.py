@@ -44,9 +44,10 @@ class Relay:
     nothing is sent until it is over. Pages are read ahead only while the calls are
     what the consumer waits for: when it comes back for more and none is out (an
     instant transport, or a consumer slower than the server), only what comes next is
-    asked until calls are out again; pages read ahead would only wait in memory. At ``concurrency=1`` the consumer's loop makes
-    the one call itself, with no task (163-167 µs a page of 100 over MockTransport,
-    against 177-181 with one, in alternation)."""
+    asked until calls are out again; pages read ahead would only wait in memory. At
+    ``concurrency=1`` the consumer's loop makes the one call itself, with no task
+    (163-167 µs a page of 100 over MockTransport, against 177-181 with one, in
+    alternation)."""
 
     def __init__(
         self,

@@ -34,8 +34,6 @@ BIG = 2**63
 DAY = 86_400
 
 
-
-
 class Key(NamedTuple):
     """Where a record lies along the walk."""
 
@@ -94,9 +92,7 @@ class Axis:
             raise ResponseError(f"asked for {request.size} records, the page holds {len(records)}")
         time_from, time_to = request.time_from, request.time_to
         seconds = wire_seconds([record.create_at for record in records])
-        ordered = sorted(seconds)  # the least and greatest: one quick pass, a page is in order
-        if ordered and (ordered[0] < time_from or ordered[-1] > time_to):
-            records, seconds = _inside(records, seconds, time_from, time_to)
+        records, seconds = _inside(records, seconds, time_from, time_to)
         rids = [record.record_id for record in records]
         if request.order is not self.order:
             seconds.reverse()
@@ -187,5 +183,8 @@ def _inside(
     records: tuple[Record, ...], seconds: list[int], time_from: int, time_to: int
 ) -> tuple[tuple[Record, ...], list[int]]:
     """The records (and their seconds) that lie in ``[time_from, time_to]``."""
+    ordered = sorted(seconds)  # the least and greatest: one quick pass, a page is in order
+    if not ordered or (time_from <= ordered[0] and ordered[-1] <= time_to):
+        return records, seconds
     kept = [i for i, second in enumerate(seconds) if time_from <= second <= time_to]
     return tuple(records[i] for i in kept), [seconds[i] for i in kept]
